@@ -1,0 +1,1 @@
+"""What every Bündnis service needs alike, written once."""

@@ -1,0 +1,62 @@
+"""Audit entries for every read and write of personal data, written in the same transaction.
+
+An entry says who (user and organisation), what (an action code), which participant, which request
+and when — never the data itself.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from flask import g, has_request_context
+from sqlalchemy import Index, String, Uuid
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+
+from .db import BigIntPK, UtcDateTime, utcnow
+
+
+class AuditEntryMixin:
+    @declared_attr.directive
+    def __tablename__(cls) -> str:
+        return "audit_log"
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        return (
+            Index("ix_audit_log_org_at", "actor_org", "at"),
+            Index("ix_audit_log_participant", "participant_id"),
+        )
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(120))
+    actor_org: Mapped[str | None] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(64))
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    record_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+def record(
+    session: Session,
+    model: type,
+    action: str,
+    *,
+    participant_id: uuid.UUID | None = None,
+    record_id: uuid.UUID | None = None,
+    actor: str | None = None,
+    actor_org: str | None = None,
+) -> None:
+    """Append an entry; in a request the actor and request id come from the request."""
+    principal = getattr(g, "principal", None) if has_request_context() else None
+    session.add(
+        model(
+            at=utcnow(),
+            actor=actor or (principal.username if principal else "system"),
+            actor_org=actor_org or (principal.org_alias if principal else None),
+            action=action,
+            participant_id=participant_id,
+            record_id=record_id,
+            request_id=getattr(g, "request_id", None) if has_request_context() else None,
+        )
+    )

@@ -1,0 +1,256 @@
+"""Domain events between services: outbox, relay, idempotent consumers.
+
+A service that changes state calls ``emit`` in the same session (so the event is committed with the
+change or not at all). After the commit the relay publishes pending rows to the queues of the
+services that subscribe to that event type, and a periodic sweep publishes whatever an earlier try
+could not (Redis down, process killed). A row may therefore be published more than once; the
+consumer records each event id it has handled in the same transaction as the handler's work and
+skips an id it has seen, so that every event takes effect exactly once.
+
+Events carry ids, codes and times only. ``CATALOGUE`` is the one place that says which fields an
+event type may carry and which services receive it; ``emit`` refuses anything else.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String, Uuid, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+
+from .db import BigIntPK, Database, UtcDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+EVENT_TASK = "buendnis.event"
+
+
+@dataclass(frozen=True)
+class EventType:
+    fields: frozenset[str]
+    subscribers: tuple[str, ...]
+
+
+def _event(fields: Iterable[str], subscribers: Iterable[str]) -> EventType:
+    return EventType(frozenset(fields), tuple(subscribers))
+
+
+CATALOGUE: dict[str, EventType] = {
+    "participant.registered": _event(["participant_id", "owner_org", "alliance"], []),
+    "participant.erased": _event(
+        ["participant_id", "owner_org", "alliance"], ["referrals"]
+    ),
+}
+
+# A value in an event is an id, a code or a time: no free text about a person.
+_CODE = re.compile(r"^[A-Za-z0-9_.:+\-]{1,64}$")
+
+
+class EventError(ValueError):
+    """An event that would break the catalogue: unknown type, unknown field, or free text."""
+
+
+def _plain(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise EventError(f"{name}: times in events carry their offset")
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and _CODE.match(value):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(name, item) for item in value]
+    raise EventError(f"{name}: events carry ids, codes and times only")
+
+
+def envelope_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    spec = CATALOGUE.get(event_type)
+    if spec is None:
+        raise EventError(f"unknown event type {event_type!r}; add it to CATALOGUE")
+    unknown = set(data) - spec.fields
+    if unknown:
+        raise EventError(f"{event_type} may not carry {sorted(unknown)}")
+    return {key: _plain(key, value) for key, value in data.items()}
+
+
+class OutboxMixin:
+    """Events waiting to be published, written in the transaction of the change."""
+
+    @declared_attr.directive
+    def __tablename__(cls) -> str:
+        return "outbox"
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(120))
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "id": str(self.event_id),
+            "type": self.type,
+            "source": self.source,
+            "occurred_at": self.occurred_at.isoformat(),
+            "data": self.data,
+        }
+
+
+class ProcessedEventMixin:
+    """Ids of events this service has handled: the consumer's memory against redelivery."""
+
+    @declared_attr.directive
+    def __tablename__(cls) -> str:
+        return "processed_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: uuid.UUID
+    type: str
+    source: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def from_envelope(cls, envelope: dict[str, Any]) -> Event:
+        return cls(
+            id=uuid.UUID(envelope["id"]),
+            type=envelope["type"],
+            source=envelope.get("source", ""),
+            occurred_at=datetime.fromisoformat(envelope["occurred_at"]),
+            data=dict(envelope.get("data") or {}),
+        )
+
+
+Publisher = Callable[[dict[str, Any], str], None]
+
+
+class Outbox:
+    """Writing and relaying the events of one service."""
+
+    PENDING_KEY = "buendnis_outbox_pending"
+
+    def __init__(self, *, source: str, db: Database, model: type, publisher: Publisher) -> None:
+        self.source = source
+        self.db = db
+        self.model = model
+        self.publisher = publisher
+
+    def emit(self, session: Session, event_type: str, **data: Any) -> uuid.UUID:
+        """Add an event to the session's transaction; it is published after the commit."""
+        row = self.model(
+            event_id=uuid.uuid4(),
+            type=event_type,
+            source=self.source,
+            data=envelope_data(event_type, data),
+            occurred_at=utcnow(),
+            attempts=0,
+        )
+        session.add(row)
+        session.info[self.PENDING_KEY] = True
+        return row.event_id
+
+    def publish(self, row: Any) -> None:
+        envelope = row.envelope()
+        for queue in CATALOGUE[row.type].subscribers:
+            self.publisher(envelope, queue)
+
+    def relay(self, *, limit: int = 200) -> int:
+        """Publish pending events in order; stop at the first failure (the broker is likely
+        down) and leave the rest for the next sweep. Returns how many were published."""
+        published = 0
+        with self.db.transaction() as session:
+            query = (
+                select(self.model)
+                .where(self.model.published_at.is_(None))
+                .order_by(self.model.seq)
+                .limit(limit)
+            )
+            if self.db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            for row in session.scalars(query):
+                try:
+                    self.publish(row)
+                except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row
+                    row.attempts += 1
+                    row.last_error = type(exc).__name__[:120]
+                    log.warning("outbox relay: %s not published (%s)", row.type, row.last_error)
+                    break
+                row.published_at = utcnow()
+                published += 1
+        return published
+
+    def after_commit(self, session: Session) -> None:
+        if session.info.pop(self.PENDING_KEY, False):
+            try:
+                self.relay()
+            except Exception:  # noqa: BLE001 - the sweep will publish what is left
+                log.warning("outbox relay after commit failed; the sweep will retry", exc_info=True)
+
+
+Handler = Callable[..., None]
+
+
+class DuplicateEvent(Exception):
+    pass
+
+
+class Consumer:
+    """Dispatches incoming events to this service's handlers, each id at most once."""
+
+    def __init__(self, *, db: Database, model: type) -> None:
+        self.db = db
+        self.model = model
+        self.handlers: dict[str, Handler] = {}
+
+    def handles(self, event_type: str) -> Callable[[Handler], Handler]:
+        if event_type not in CATALOGUE:
+            raise EventError(f"unknown event type {event_type!r}")
+
+        def register(handler: Handler) -> Handler:
+            self.handlers[event_type] = handler
+            return handler
+
+        return register
+
+    def dispatch(self, envelope: dict[str, Any]) -> bool:
+        """Handle one event; ``False`` if it had been handled before or has no handler."""
+        event = Event.from_envelope(envelope)
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            log.info("no handler for %s; ignored", event.type)
+            return False
+        try:
+            with self.db.transaction() as session:
+                if session.get(self.model, event.id) is not None:
+                    raise DuplicateEvent
+                session.add(self.model(event_id=event.id, type=event.type, processed_at=utcnow()))
+                try:
+                    session.flush()
+                except IntegrityError:
+                    raise DuplicateEvent from None
+                handler(session=session, event=event)
+        except DuplicateEvent:
+            log.info("event %s (%s) already handled; skipped", event.id, event.type)
+            return False
+        return True

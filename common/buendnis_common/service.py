@@ -1,0 +1,174 @@
+"""Wiring of one service: database, outbox, consumer, Celery app, Flask app.
+
+Each service's ``create_app`` builds a ``ServiceRuntime`` and registers its blueprints; its
+``worker.py`` takes the Celery app from the Flask app, as in Flask's Celery pattern.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+from flask_smorest import Api
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import OperationalError
+
+from . import audit
+from .auth import TokenVerifier
+from .db import Database
+from .events import EVENT_TASK, Consumer, Handler, Outbox
+from .settings import ServiceSettings, env_str
+from .web import configure_logging, create_flask_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EventHandlers:
+    """A service's handlers of other services' events, declared at import time."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def on(self, event_type: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.handlers[event_type] = handler
+            return handler
+
+        return register
+
+
+@dataclass(frozen=True)
+class Models:
+    outbox: type
+    processed_event: type
+    audit_entry: type
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        models: Models,
+        handlers: EventHandlers | None = None,
+        verifier: TokenVerifier | None = None,
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.models = models
+        self.db = Database(settings.database_url)
+        self.verifier = verifier or TokenVerifier(settings.oidc)
+        self.celery = make_celery(settings)
+        self.outbox = Outbox(
+            source=self.name, db=self.db, model=models.outbox, publisher=self._publish
+        )
+        self.consumer = Consumer(db=self.db, model=models.processed_event)
+        for event_type, handler in (handlers or EventHandlers()).handlers.items():
+            self.consumer.handles(event_type)(handler)
+        sa_event.listen(self.db.Session, "after_commit", self.outbox.after_commit)
+        self._register_tasks()
+
+    def _publish(self, envelope: dict[str, Any], queue: str) -> None:
+        self.celery.send_task(EVENT_TASK, args=[envelope], queue=queue, retry=False)
+
+    def emit(self, session, event_type: str, **data: Any):
+        return self.outbox.emit(session, event_type, **data)
+
+    def audit(self, session, action: str, **kwargs: Any) -> None:
+        audit.record(session, self.models.audit_entry, action, **kwargs)
+
+    def _register_tasks(self) -> None:
+        runtime = self
+
+        @self.celery.task(
+            name=EVENT_TASK,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            autoretry_for=(OperationalError,),
+            retry_backoff=True,
+            retry_backoff_max=60,
+            retry_jitter=True,
+            max_retries=20,
+        )
+        def handle_event(envelope: dict[str, Any]) -> None:
+            runtime.consumer.dispatch(envelope)
+
+        @self.celery.task(name=f"{self.name}.relay_outbox")
+        def relay_outbox() -> int:
+            return runtime.outbox.relay()
+
+        interval = self.settings.relay_interval_seconds
+        self.celery.conf.beat_schedule = {
+            **(self.celery.conf.beat_schedule or {}),
+            "relay-outbox": {
+                "task": f"{self.name}.relay_outbox",
+                "schedule": timedelta(seconds=interval),
+                "options": {"queue": self.name, "expires": max(interval * 2, 5)},
+            },
+        }
+
+    def create_app(
+        self,
+        import_name: str,
+        *,
+        title: str,
+        blueprints: Iterable,
+        public_paths: Iterable[str] = (),
+    ) -> tuple[Flask, Api]:
+        configure_logging(env_str("LOG_LEVEL", "INFO"))
+        app, api = create_flask_app(
+            import_name, title=title, verifier=self.verifier, public_paths=public_paths
+        )
+        for blueprint in blueprints:
+            api.register_blueprint(blueprint)
+        app.teardown_appcontext(self.db.remove)
+        app.extensions["buendnis"] = self
+        app.extensions["celery"] = self.celery
+        self.celery.flask_app = app
+        return app, api
+
+
+def make_celery(settings: ServiceSettings) -> Celery:
+    celery = Celery(settings.name, task_cls=AppContextTask)
+    celery.conf.update(
+        broker_url=settings.redis_url,
+        task_default_queue=settings.name,
+        task_ignore_result=True,
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        broker_transport_options={
+            # Far above any task's run time; reminders are rows, never far-future ETAs.
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="Europe/Berlin",
+        enable_utc=True,
+    )
+    return celery
+
+
+class AppContextTask(Task):
+    """Runs inside the Flask app's context once one is bound (Flask's Celery pattern)."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        flask_app = getattr(self.app, "flask_app", None)
+        if flask_app is None:
+            return self.run(*args, **kwargs)
+        with flask_app.app_context():
+            return self.run(*args, **kwargs)
+
+
+def current_runtime() -> ServiceRuntime:
+    from flask import current_app
+
+    return current_app.extensions["buendnis"]

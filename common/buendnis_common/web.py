@@ -1,0 +1,120 @@
+"""The Flask side every service shares: request ids, the token check, the error body, health."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterable
+
+from flask import Flask, current_app, g, request
+from flask_smorest import Api
+
+from .auth import Principal, TokenVerifier, bearer_token
+from .errors import Forbidden, register_error_handlers
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+# Paths anyone may call: health and the API document. Everything else needs a token.
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+INTERNAL_PREFIX = "/internal/"
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the request id on every log record, so a line can be followed across services."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.request_id = getattr(g, "request_id", "-")
+        except RuntimeError:  # outside a request
+            record.request_id = "-"
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    root = logging.getLogger()
+    if any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def assign_request_id() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+
+
+def echo_request_id(response):
+    response.headers.setdefault(REQUEST_ID_HEADER, getattr(g, "request_id", ""))
+    return response
+
+
+def install_request_ids(app: Flask) -> None:
+    """Every request carries an ``X-Request-ID`` (the caller's, if well-formed) into the logs,
+    the audit entries, the services it reaches and the response."""
+    app.before_request(assign_request_id)
+    app.after_request(echo_request_id)
+
+
+def install_auth(app: Flask, verifier: TokenVerifier, public_paths: Iterable[str] = ()) -> None:
+    """Every route needs a valid token unless it is public: a person of exactly one organisation
+    for the API, a service account (role ``service``) for ``/internal/`` routes."""
+    public = PUBLIC_PATHS | frozenset(public_paths)
+
+    @app.before_request
+    def _authenticate():
+        if request.path in public or request.method == "OPTIONS":
+            return
+        token = bearer_token(request.headers.get("Authorization"))
+        if request.path.startswith(INTERNAL_PREFIX):
+            principal = verifier.principal(token, require_organization=False)
+            if not principal.is_service:
+                raise Forbidden("This endpoint is for Bündnis services only.")
+        else:
+            principal = verifier.principal(token)
+        g.principal = principal
+        g.access_token = token
+
+
+def create_flask_app(
+    import_name: str,
+    *,
+    title: str,
+    verifier: TokenVerifier,
+    public_paths: Iterable[str] = (),
+    config: dict | None = None,
+) -> tuple[Flask, Api]:
+    app = Flask(import_name, static_folder=None)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+    )
+    app.config.update(config or {})
+    app.json.sort_keys = False
+    api = Api(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    register_error_handlers(app)
+    install_request_ids(app)
+    install_auth(app, verifier, public_paths)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "service": current_app.name}
+
+    return app, api

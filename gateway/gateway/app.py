@@ -1,0 +1,78 @@
+"""``create_app()``: verify the token, route to the owning service, report health."""
+from __future__ import annotations
+
+import redis
+import requests
+from flask import Flask, g, request
+
+from buendnis_common.auth import PLATFORM_ROLES, TokenVerifier
+from buendnis_common.errors import NotFound, register_error_handlers
+from buendnis_common.settings import env_str
+from buendnis_common.web import configure_logging, install_auth, install_request_ids
+from gateway.config import GatewaySettings
+from gateway.proxy import Proxy
+from gateway.routes import owner
+
+PUBLIC_PATHS = ("/healthz", "/readyz", "/api/openapi.json", "/api/docs")
+
+
+def create_app(settings: GatewaySettings | None = None) -> Flask:
+    settings = settings or GatewaySettings.from_env()
+    configure_logging(env_str("LOG_LEVEL", "INFO"))
+    app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = 10 * 1024 * 1024
+    verifier = TokenVerifier(settings.oidc)
+    proxy = Proxy(settings.service_urls, connect_timeout=settings.connect_timeout,
+                  read_timeout=settings.read_timeout)
+    app.extensions["gateway"] = {"verifier": verifier, "proxy": proxy, "settings": settings}
+
+    register_error_handlers(app)
+    install_request_ids(app)
+    install_auth(app, verifier, PUBLIC_PATHS)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "service": "gateway"}
+
+    @app.get("/readyz")
+    def readyz():
+        checks: dict[str, str] = {}
+        for name, url in settings.service_urls.items():
+            try:
+                ok = requests.get(f"{url}/healthz", timeout=1.0).status_code == 200
+                checks[name] = "ok" if ok else "unhealthy"
+            except requests.RequestException:
+                checks[name] = "unreachable"
+        try:
+            redis.Redis.from_url(settings.redis_url, socket_timeout=1,
+                                 socket_connect_timeout=1).ping()
+            checks["redis"] = "ok"
+        except redis.RedisError:
+            checks["redis"] = "unreachable"
+        ready = all(value == "ok" for value in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return body, 200 if ready else 503
+
+    @app.get("/api/v1/me")
+    def me():
+        principal = g.principal
+        return {
+            "username": principal.username,
+            "organization": {
+                "alias": principal.org_alias,
+                "type": principal.org_type,
+                "alliance": principal.alliance,
+            },
+            "roles": sorted(principal.roles & PLATFORM_ROLES),
+        }
+
+    @app.route("/api/v1/<path:_rest>",
+               methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def forward(_rest: str):
+        service = owner(request.path)
+        if service is None:
+            raise NotFound("There is no such endpoint.")
+        return proxy.forward(service)
+
+    return app

@@ -1,0 +1,61 @@
+"""Forwarding a verified request to the service that owns it."""
+from __future__ import annotations
+
+import logging
+
+import requests
+from flask import Response, g, request
+
+from buendnis_common.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+# What a client may send on, and what a service may send back; nothing else crosses.
+REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language", "If-Match",
+                   "If-None-Match")
+RESPONSE_HEADERS = ("Content-Type", "ETag", "Location", "X-Pagination", "Retry-After",
+                    "Content-Disposition", "Cache-Control")
+
+
+class BadGateway(DomainError):
+    status = 502
+
+
+class GatewayTimeout(DomainError):
+    status = 504
+
+
+class Proxy:
+    def __init__(self, service_urls: dict[str, str], *, connect_timeout: float,
+                 read_timeout: float) -> None:
+        self.service_urls = service_urls
+        self.timeout = (connect_timeout, read_timeout)
+        self.http = requests.Session()
+
+    def forward(self, service: str) -> Response:
+        url = self.service_urls[service] + request.full_path.rstrip("?")
+        headers = {
+            name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers
+        }
+        headers["X-Request-ID"] = g.request_id
+        headers["X-Forwarded-For"] = request.remote_addr or ""
+        try:
+            upstream = self.http.request(
+                request.method,
+                url,
+                headers=headers,
+                data=request.get_data(),
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            log.warning("%s did not answer in time", service)
+            raise GatewayTimeout(f"The {service} service did not answer in time.") from None
+        except requests.ConnectionError:
+            log.warning("%s is not reachable", service)
+            raise BadGateway(f"The {service} service is not reachable.") from None
+        response = Response(upstream.content, status=upstream.status_code)
+        for name in RESPONSE_HEADERS:
+            if name in upstream.headers:
+                response.headers[name] = upstream.headers[name]
+        return response

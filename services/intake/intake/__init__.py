@@ -1,0 +1,1 @@
+"""Intake: participants, their needs and their consents."""

@@ -1,0 +1,1 @@
+"""Notifications: appointment reminders and every partner's inbox."""

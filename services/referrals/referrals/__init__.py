@@ -1,0 +1,1 @@
+"""Referrals: the offer catalogue, consent-checked referrals, appointments and reports."""

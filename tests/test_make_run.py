@@ -1,0 +1,86 @@
+"""The README's first command: `make run` starts everything, loads the demo alliance, answers a
+demo user, and leaves no process behind when stopped."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.platform import REPO, free_port, wait_for
+
+pytestmark = pytest.mark.platform
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
+    marker = f"BUENDNIS_RUN_MARKER={uuid.uuid4()}"
+    ports = {name: free_port() for name in
+             ("GATEWAY_PORT", "IDP_PORT", "INTAKE_PORT", "REFERRALS_PORT", "NOTIFICATIONS_PORT",
+              "REDIS_PORT", "SMTP_PORT")}
+    env = {key: value for key, value in os.environ.items()
+           if not key.endswith(("_DATABASE_URL", "_URL")) or key == "PATH"}
+    env.update({name: str(port) for name, port in ports.items()})
+    env.update({
+        "BUENDNIS_VAR": str(tmp_path / "var"),
+        "INTAKE_DATABASE_URL": f"sqlite:///{tmp_path}/intake.sqlite3",
+        "REFERRALS_DATABASE_URL": f"sqlite:///{tmp_path}/referrals.sqlite3",
+        "NOTIFICATIONS_DATABASE_URL": f"sqlite:///{tmp_path}/notifications.sqlite3",
+        "BUENDNIS_RUN_MARKER": marker.split("=", 1)[1],
+    })
+    output = tmp_path / "make-run.log"
+    with open(output, "wb") as log:
+        make = subprocess.Popen(["make", "run"], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        wait_for(lambda: "Bündnis is running" in output.read_text(errors="replace"),
+                 timeout=180, what="make run printing its banner", interval=0.5)
+        text = output.read_text(errors="replace")
+        assert f"http://127.0.0.1:{ports['GATEWAY_PORT']}" in text
+        assert "cw.jmd-leverkusen" in text and "password: demo" in text
+
+        idp = f"http://127.0.0.1:{ports['IDP_PORT']}"
+        token = requests.post(
+            f"{idp}/realms/buendnis/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "buendnis-cli",
+                  "username": "cw.jmd-leverkusen", "password": "demo"}, timeout=10,
+        ).json()["access_token"]
+        gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+        headers = {"Authorization": f"Bearer {token}"}
+        me = requests.get(f"{gateway}/api/v1/me", headers=headers, timeout=10)
+        assert me.status_code == 200
+        assert me.json()["organization"] == {
+            "alias": "jmd-leverkusen", "type": "jmd", "alliance": "leverkusen"}
+        participants = requests.get(f"{gateway}/api/v1/participants", headers=headers,
+                                    timeout=10)
+        assert len(participants.json()) == 2  # the demo data
+        assert len(processes_with(marker)) >= 14
+    finally:
+        os.killpg(make.pid, signal.SIGTERM)  # what Ctrl-C in a terminal amounts to
+        try:
+            make.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            raise
+    deadline = time.monotonic() + 20
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_with(marker) == [], output.read_text(errors="replace")[-3000:]

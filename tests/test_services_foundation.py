@@ -1,0 +1,81 @@
+"""What every service does alike: health, its own token check, the error body, migrations."""
+from __future__ import annotations
+
+import pytest
+import requests
+from sqlalchemy import create_engine, inspect
+
+from buendnis_common import migrate
+from tests.support.platform import SERVICES
+
+pytestmark = pytest.mark.platform
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_reports_health(platform, service):
+    response = requests.get(f"{platform.service_urls[service]}/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_checks_the_token_itself(platform, service):
+    """Defence in depth: a request that bypasses the gateway is still refused."""
+    url = f"{platform.service_urls[service]}/api/v1/participants"
+    assert requests.get(url, timeout=5).status_code == 401
+    forged = requests.get(url, headers={"Authorization": "Bearer a.b.c"}, timeout=5)
+    assert forged.status_code == 401
+    assert forged.json()["status"] == "Unauthorized"
+    as_service = requests.get(
+        url, headers={"Authorization": f"Bearer {platform.service_token('intake')}"}, timeout=5
+    )
+    assert as_service.status_code == 403
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_answers_404_and_405_with_the_error_body(platform, service):
+    headers = {"Authorization": f"Bearer {platform.token('cw.jmd-leverkusen')}"}
+    base = platform.service_urls[service]
+    missing = requests.get(f"{base}/api/v1/no-such-thing", headers=headers, timeout=5)
+    assert missing.status_code == 404
+    assert set(missing.json()) == {"code", "status", "message"}
+    wrong = requests.delete(f"{base}/healthz", headers=headers, timeout=5)
+    assert wrong.status_code == 405
+    assert wrong.json()["code"] == 405
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_publishes_its_openapi_document(platform, service):
+    document = requests.get(f"{platform.service_urls[service]}/openapi.json", timeout=5).json()
+    assert document["openapi"].startswith("3.")
+    assert "bearerAuth" in document["components"]["securitySchemes"]
+
+
+def test_an_unexpected_error_is_a_500_with_the_error_body_and_no_details():
+    from intake.app import create_app
+
+    app = create_app()
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret detail about Samir Haddad")
+
+    app.before_request_funcs[None] = [
+        f for f in app.before_request_funcs[None] if f.__name__ != "_authenticate"
+    ]
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.json["status"] == "Internal Server Error"
+    assert "Samir" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_migrations_build_and_remove_the_schema(tmp_path, service):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    migrate.upgrade(service, url)
+    engine = create_engine(url)
+    tables = set(inspect(engine).get_table_names())
+    assert {"outbox", "processed_events", "audit_log", "alembic_version"} <= tables
+    migrate.downgrade(service, url, revision="base")
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()
