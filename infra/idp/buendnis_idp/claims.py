@@ -49,8 +49,10 @@ class ClaimContext:
     audiences: list[str] = field(default_factory=list)
 
 
-def resolve_client_scopes(realm: Realm, client: Client, scope_param: str | None) -> tuple[list[ClientScope], bool]:
-    """The client scopes a token request gets: the client's default scopes plus requested optional ones.
+def resolve_client_scopes(
+    realm: Realm, client: Client, scope_param: str | None
+) -> tuple[list[ClientScope], bool]:
+    """The client scopes a token request gets: the client's default scopes plus requested optional.
 
     Returns the scopes and whether `openid` was requested. Raises InvalidScope like Keycloak does
     for a scope that is neither a default nor an optional scope of the client.
@@ -97,7 +99,11 @@ def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[
             continue
         handler = _HANDLERS.get(mapper.protocol_mapper)
         if handler is None:
-            log.warning("mapper type %s (%s) is not supported here; skipped", mapper.protocol_mapper, mapper.name)
+            log.warning(
+                "mapper type %s (%s) is not supported here; skipped",
+                mapper.protocol_mapper,
+                mapper.name,
+            )
             continue
         handler(claims, mapper, ctx, kind)
     return claims
@@ -106,7 +112,7 @@ def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[
 def _included(mapper: ProtocolMapper, kind: str) -> bool:
     value = mapper.config.get(_FLAG[kind])
     if kind == INTROSPECTION and value is None:
-        # Keycloak treats mappers from before the introspection flag as "in the access token → introspected".
+        # Keycloak: mappers without the introspection flag follow the access-token flag.
         return mapper.config.get(_FLAG[ACCESS]) == "true"
     return value == "true"
 
@@ -146,7 +152,9 @@ def _convert(value: Any, json_type: str | None) -> Any:
     return value if isinstance(value, (str, dict, list)) else str(value)
 
 
-def _map_values(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, values: Sequence[Any]) -> None:
+def _map_values(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, values: Sequence[Any]
+) -> None:
     claim_name = mapper.config.get("claim.name")
     if not claim_name or not values:
         return
@@ -184,23 +192,33 @@ def _sub(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind
     claims["sub"] = ctx.user.id
 
 
-def _user_attribute(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
-    _map_values(claims, mapper, ctx, _user_values(ctx.user, mapper.config.get("user.attribute", "")))
+def _user_attribute(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
+    _map_values(
+        claims, mapper, ctx, _user_values(ctx.user, mapper.config.get("user.attribute", ""))
+    )
 
 
-def _full_name(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _full_name(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
     parts = [p for p in (ctx.user.first_name, ctx.user.last_name) if p]
     if parts:
         claims["name"] = " ".join(parts)
 
 
-def _session_note(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _session_note(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
     note = ctx.session_notes.get(mapper.config.get("user.session.note", ""))
     if note is not None:
         _map_values(claims, mapper, ctx, [note])
 
 
-def _realm_roles(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _realm_roles(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
     roles = ctx.realm.effective_realm_roles(ctx.user, ctx.client)
     prefix = mapper.config.get("usermodel.realmRoleMapping.rolePrefix", "")
     if not roles:
@@ -208,10 +226,14 @@ def _realm_roles(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimConte
     claim = mapper.config.get("claim.name") or "realm_access.roles"
     path = _claim_path(claim, ctx)
     values = [prefix + r for r in roles]
-    set_claim(claims, path, values if mapper.config.get("multivalued", "true") == "true" else values[0])
+    set_claim(
+        claims, path, values if mapper.config.get("multivalued", "true") == "true" else values[0]
+    )
 
 
-def _client_roles(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _client_roles(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
     only = mapper.config.get("usermodel.clientRoleMapping.clientId")
     claim = mapper.config.get("claim.name") or "resource_access.${client_id}.roles"
     for client_id, roles in ctx.user.client_roles.items():
@@ -222,18 +244,24 @@ def _client_roles(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimCont
 
 
 def _audience(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
-    audience = mapper.config.get("included.client.audience") or mapper.config.get("included.custom.audience")
+    audience = mapper.config.get("included.client.audience") or mapper.config.get(
+        "included.custom.audience"
+    )
     if audience and audience not in ctx.audiences:
         ctx.audiences.append(audience)
 
 
-def _audience_resolve(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _audience_resolve(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
     for client_id, roles in ctx.user.client_roles.items():
         if roles and client_id != ctx.client.client_id and client_id not in ctx.audiences:
             ctx.audiences.append(client_id)
 
 
-def _allowed_origins(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _allowed_origins(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
     origins: list[str] = []
     for origin in ctx.client.web_origins:
         if origin == "+":
@@ -251,7 +279,9 @@ def _acr(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind
     claims["acr"] = "1"
 
 
-def _organization(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _organization(
+    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
+) -> None:
     """Keycloak 26's Organization Membership mapper.
 
     Organisations are only mapped when a client scope holding this mapper is active for the request

@@ -128,7 +128,9 @@ class ProtocolMapper:
     @classmethod
     def from_rep(cls, rep: Mapping[str, Any]) -> ProtocolMapper:
         config = {str(k): "" if v is None else str(v) for k, v in (rep.get("config") or {}).items()}
-        return cls(name=rep.get("name", ""), protocol_mapper=rep.get("protocolMapper", ""), config=config)
+        return cls(
+            name=rep.get("name", ""), protocol_mapper=rep.get("protocolMapper", ""), config=config
+        )
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,11 @@ class Realm:
         if user is None and client.service_accounts:
             # Keycloak creates the service-account user on import when the file has none.
             user = User(
-                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.name}/service-account/{client.client_id}")),
+                id=str(
+                    uuid.uuid5(
+                        uuid.NAMESPACE_URL, f"{self.name}/service-account/{client.client_id}"
+                    )
+                ),
                 username=f"service-account-{client.client_id}",
                 email=None,
                 first_name=None,
@@ -334,7 +340,11 @@ def verify_password(user: User, password: str) -> bool:
             if digest is None:
                 continue
             candidate = hashlib.pbkdf2_hmac(
-                digest, password.encode(), cred.salt, cred.iterations or 27500, dklen=len(cred.hashed)
+                digest,
+                password.encode(),
+                cred.salt,
+                cred.iterations or 27500,
+                dklen=len(cred.hashed),
             )
             if hmac.compare_digest(candidate, cred.hashed):
                 return True
@@ -345,7 +355,7 @@ _PBKDF2 = {"pbkdf2": "sha1", "pbkdf2-sha256": "sha256", "pbkdf2-sha512": "sha512
 
 
 def load_realm(path: str | Path, *, env: Mapping[str, str] | None = None) -> Realm:
-    """Read a realm file, resolving `${VAR:default}` placeholders from `env` (default: os.environ)."""
+    """Read a realm file, resolving `${VAR:default}` placeholders from `env` (or os.environ)."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
@@ -355,7 +365,9 @@ def load_realm(path: str | Path, *, env: Mapping[str, str] | None = None) -> Rea
     try:
         rep = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RealmFileError(f"realm file {path} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
+        raise RealmFileError(
+            f"realm file {path} is not valid JSON (line {exc.lineno}): {exc.msg}"
+        ) from exc
     if not isinstance(rep, dict) or not rep.get("realm"):
         raise RealmFileError(f"realm file {path} has no 'realm' name")
     return realm_from_rep(rep)
@@ -368,7 +380,9 @@ def realm_from_rep(rep: Mapping[str, Any]) -> Realm:
             name=scope_rep["name"],
             protocol=scope_rep.get("protocol", "openid-connect"),
             attributes={k: str(v) for k, v in (scope_rep.get("attributes") or {}).items()},
-            mappers=tuple(ProtocolMapper.from_rep(m) for m in scope_rep.get("protocolMappers") or []),
+            mappers=tuple(
+                ProtocolMapper.from_rep(m) for m in scope_rep.get("protocolMappers") or []
+            ),
         )
         scopes[scope.name] = scope
 
@@ -395,11 +409,15 @@ def realm_from_rep(rep: Mapping[str, Any]) -> Realm:
             enabled=org_rep.get("enabled", True) is not False,
             attributes={k: tuple(v) for k, v in (org_rep.get("attributes") or {}).items()},
             domains=tuple(d["name"] for d in org_rep.get("domains") or [] if d.get("name")),
-            members=tuple(m["username"] for m in org_rep.get("members") or [] if m.get("username")),
+            members=tuple(
+                m["username"].lower() for m in org_rep.get("members") or [] if m.get("username")
+            ),
         )
         organizations[org.alias] = org
 
-    realm_roles = {r["name"]: r for r in (rep.get("roles") or {}).get("realm") or [] if r.get("name")}
+    realm_roles = {
+        r["name"]: r for r in (rep.get("roles") or {}).get("realm") or [] if r.get("name")
+    }
     realm = Realm(
         name=rep["realm"],
         enabled=rep.get("enabled", True) is not False,
@@ -420,7 +438,9 @@ def realm_from_rep(rep: Mapping[str, Any]) -> Realm:
     return realm
 
 
-def _client_from_rep(rep: Mapping[str, Any], default_scopes: tuple[str, ...], optional_scopes: tuple[str, ...]) -> Client:
+def _client_from_rep(
+    rep: Mapping[str, Any], default_scopes: tuple[str, ...], optional_scopes: tuple[str, ...]
+) -> Client:
     public = bool(rep.get("publicClient", False))
     defaults = rep.get("defaultClientScopes")
     optionals = rep.get("optionalClientScopes")
@@ -458,7 +478,10 @@ def _user_from_rep(rep: Mapping[str, Any]) -> User:
         email_verified=bool(rep.get("emailVerified", False)),
         realm_roles=tuple(rep.get("realmRoles") or ()),
         client_roles={k: tuple(v) for k, v in (rep.get("clientRoles") or {}).items()},
-        attributes={k: tuple(v) if isinstance(v, list) else (str(v),) for k, v in (rep.get("attributes") or {}).items()},
+        attributes={
+            k: tuple(v) if isinstance(v, list) else (str(v),)
+            for k, v in (rep.get("attributes") or {}).items()
+        },
         credentials=tuple(_credential_from_rep(c) for c in rep.get("credentials") or []),
         required_actions=tuple(rep.get("requiredActions") or ()),
         service_account_client_id=rep.get("serviceAccountClientId"),
@@ -496,7 +519,9 @@ def _warn_about_inconsistencies(realm: Realm) -> None:
             if name not in realm.client_scopes:
                 log.warning("client %s refers to unknown client scope %s", client.client_id, name)
         if client.confidential and not client.secret:
-            log.warning("confidential client %s has no secret; it cannot authenticate", client.client_id)
+            log.warning(
+                "confidential client %s has no secret; it cannot authenticate", client.client_id
+            )
 
 
 def _all(*groups: Iterable[str]) -> Iterable[str]:

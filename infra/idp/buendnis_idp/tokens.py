@@ -81,9 +81,13 @@ class SigningKey:
         numbers = public.public_numbers()
         n, e = _b64url(_int_bytes(numbers.n)), _b64url(_int_bytes(numbers.e))
         # RFC 7638 thumbprint: stable for the key, so tokens keep their kid across restarts.
-        thumbprint = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"), sort_keys=True)
+        thumbprint = json.dumps(
+            {"e": e, "kty": "RSA", "n": n}, separators=(",", ":"), sort_keys=True
+        )
         kid = _b64url(hashlib.sha256(thumbprint.encode()).digest())
-        cert_der = _self_signed_certificate(private_key, realm_name).public_bytes(serialization.Encoding.DER)
+        cert_der = _self_signed_certificate(private_key, realm_name).public_bytes(
+            serialization.Encoding.DER
+        )
         jwk = {
             "kid": kid,
             "kty": "RSA",
@@ -95,14 +99,21 @@ class SigningKey:
             "x5t": _b64url(hashlib.sha1(cert_der).digest()),  # noqa: S324 - the X.509 thumbprint is defined as SHA-1
             "x5t#S256": _b64url(hashlib.sha256(cert_der).digest()),
         }
-        spki = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return cls(private_key=private_key, kid=kid, jwk=jwk, public_key_b64=base64.b64encode(spki).decode("ascii"))
+        spki = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(
+            private_key=private_key,
+            kid=kid,
+            jwk=jwk,
+            public_key_b64=base64.b64encode(spki).decode("ascii"),
+        )
 
 
 def _self_signed_certificate(key: rsa.RSAPrivateKey, realm_name: str) -> x509.Certificate:
     # Keycloak publishes a self-signed certificate with CN=<realm> for its generated RSA key.
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, realm_name)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -160,7 +171,9 @@ class SessionStore:
 class TokenService:
     """Issues and verifies tokens for one realm, with Keycloak's claims and lifetimes."""
 
-    def __init__(self, realm: Realm, key: SigningKey, issuer: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self, realm: Realm, key: SigningKey, issuer: str, clock: Clock | None = None
+    ) -> None:
         self.realm = realm
         self.key = key
         self.issuer = issuer
@@ -174,7 +187,9 @@ class TokenService:
 
     # --- sessions -------------------------------------------------------------------------
 
-    def start_session(self, user: User, client: Client, scopes: list[ClientScope], openid: bool, requested: str) -> Session:
+    def start_session(
+        self, user: User, client: Client, scopes: list[ClientScope], openid: bool, requested: str
+    ) -> Session:
         now = self.now()
         session = Session(
             id=str(uuid.uuid4()),
@@ -206,12 +221,19 @@ class TokenService:
         return session
 
     def scopes_of(self, session: Session) -> list[ClientScope]:
-        return [s for s in (self.realm.client_scope(n) for n in session.scope_names) if s is not None]
+        return [
+            s for s in (self.realm.client_scope(n) for n in session.scope_names) if s is not None
+        ]
 
     # --- issuing --------------------------------------------------------------------------
 
     def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self.key.private_key, algorithm="RS256", headers={"kid": self.key.kid, "typ": "JWT"})
+        return jwt.encode(
+            claims,
+            self.key.private_key,
+            algorithm="RS256",
+            headers={"kid": self.key.kid, "typ": "JWT"},
+        )
 
     def access_token_lifespan(self, client: Client) -> int:
         override = client.attributes.get("access.token.lifespan")
@@ -265,10 +287,22 @@ class TokenService:
             "token_type": ACCESS_TOKEN_TYPE,
         }
         if openid:
-            response["id_token"] = self._id_token(user, client, scopes, requested_scope, session, session_notes, access_token, exp, now)
+            response["id_token"] = self._id_token(
+                user,
+                client,
+                scopes,
+                requested_scope,
+                session,
+                session_notes,
+                access_token,
+                exp,
+                now,
+            )
         if session is not None:
             refresh_exp = self.session_expires_at(session)
-            response["refresh_token"] = self._refresh_token(user, client, session, scope_string, refresh_exp, now)
+            response["refresh_token"] = self._refresh_token(
+                user, client, session, scope_string, refresh_exp, now
+            )
             response["refresh_expires_in"] = refresh_exp - now
         response["not-before-policy"] = 0
         if session is not None:
@@ -288,7 +322,9 @@ class TokenService:
         exp: int,
         now: int,
     ) -> str:
-        ctx = ClaimContext(self.realm, client, user, scopes, requested_scope, notes, audiences=[client.client_id])
+        ctx = ClaimContext(
+            self.realm, client, user, scopes, requested_scope, notes, audiences=[client.client_id]
+        )
         claims = self._base_claims(ID_TOKEN_TYPE, client, exp, now)
         claims["sub"] = user.id
         if session is not None:
@@ -299,7 +335,9 @@ class TokenService:
         claims["aud"] = ctx.audiences[0] if len(ctx.audiences) == 1 else list(ctx.audiences)
         return self._sign(_keycloak_order(claims))
 
-    def _refresh_token(self, user: User, client: Client, session: Session, scope: str, exp: int, now: int) -> str:
+    def _refresh_token(
+        self, user: User, client: Client, session: Session, scope: str, exp: int, now: int
+    ) -> str:
         claims = self._base_claims(REFRESH_TOKEN_TYPE, client, exp, now)
         claims.update({"aud": self.issuer, "sub": user.id, "sid": session.id, "scope": scope})
         return jwt.encode(
@@ -362,7 +400,7 @@ _ORDER = [
 
 
 def _keycloak_order(claims: dict[str, Any]) -> dict[str, Any]:
-    """Lay claims out in the order Keycloak writes them, which makes decoded tokens easy to compare."""
+    """Lay claims out in Keycloak's order, which makes decoded tokens easy to compare."""
     ordered = {k: claims[k] for k in _ORDER if k in claims}
     ordered.update({k: v for k, v in claims.items() if k not in ordered})
     return ordered

@@ -1,0 +1,31 @@
+"""Bündnis local identity provider: a small Keycloak-compatible OIDC provider for development.
+
+It reads the realm file that Keycloak imports (`infra/keycloak/buendnis-realm.json`) and answers
+Keycloak's URLs with Keycloak's JSON shapes, so `python-keycloak` works against it unchanged.
+It is for local runs and tests only: it binds to loopback and keeps its sessions in memory.
+"""
+
+from pathlib import Path
+
+from .app import EXTENSION, IdentityProvider, create_app
+from .realm import RealmFileError, load_realm
+from .server import NotLoopback, RunningServer, build_server, check_loopback, start_in_thread
+
+__all__ = [
+    "EXTENSION",
+    "IdentityProvider",
+    "NotLoopback",
+    "RealmFileError",
+    "RunningServer",
+    "build_server",
+    "check_loopback",
+    "create_app",
+    "default_realm_file",
+    "load_realm",
+    "start_in_thread",
+]
+
+
+def default_realm_file() -> Path:
+    """The repository's realm file, found relative to this package (infra/idp/buendnis_idp)."""
+    return Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm.json"
