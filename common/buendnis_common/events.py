@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,11 +42,35 @@ def _event(fields: Iterable[str], subscribers: Iterable[str]) -> EventType:
     return EventType(frozenset(fields), tuple(subscribers))
 
 
+_PARTICIPANT = ["participant_id", "owner_org", "alliance"]
+_REFERRAL = ["referral_id", "participant_id", "from_org", "to_org", "alliance",
+             "need_category", "sender_user_id"]
+_APPOINTMENT = [*_REFERRAL, "appointment_id", "start", "end", "mode", "status"]
+
 CATALOGUE: dict[str, EventType] = {
-    "participant.registered": _event(["participant_id", "owner_org", "alliance"], []),
-    "participant.erased": _event(
-        ["participant_id", "owner_org", "alliance"], ["referrals"]
+    # intake
+    "participant.registered": _event(_PARTICIPANT, []),
+    "participant.updated": _event(_PARTICIPANT, []),
+    "participant.erased": _event(_PARTICIPANT, ["referrals", "notifications"]),
+    "need.changed": _event(
+        [*_PARTICIPANT, "need_id", "category", "status", "previous_status"], ["referrals"]
     ),
+    "consent.granted": _event(
+        [*_PARTICIPANT, "consent_id", "recipient_org", "valid_until"], ["referrals"]
+    ),
+    "consent.withdrawn": _event([*_PARTICIPANT, "consent_id", "recipient_org"], ["referrals"]),
+    # referrals
+    "referral.requested": _event(_REFERRAL, ["notifications"]),
+    "referral.status_changed": _event(
+        [*_REFERRAL, "status", "previous_status", "changed_by_org"], ["notifications"]
+    ),
+    "referral.overdue": _event([*_REFERRAL, "due_at"], ["notifications"]),
+    "referral.message_posted": _event([*_REFERRAL, "message_id", "author_org"],
+                                      ["notifications"]),
+    "appointment.booked": _event(_APPOINTMENT, ["notifications"]),
+    "appointment.rescheduled": _event([*_APPOINTMENT, "previous_start"], ["notifications"]),
+    "appointment.cancelled": _event(_APPOINTMENT, ["notifications"]),
+    "appointment.attended": _event(_APPOINTMENT, ["notifications"]),
 }
 
 # A value in an event is an id, a code or a time: no free text about a person.
@@ -199,6 +224,18 @@ class Outbox:
                 row.published_at = utcnow()
                 published += 1
         return published
+
+    def relay_all(self, *, max_seconds: float = 30.0, limit: int = 500) -> int:
+        """The sweep: relay batch after batch until nothing is pending, a publish fails, or
+        ``max_seconds`` have passed (the next sweep goes on from there)."""
+        deadline = time.monotonic() + max_seconds
+        total = 0
+        while time.monotonic() < deadline:
+            published = self.relay(limit=limit)
+            total += published
+            if published < limit:
+                break
+        return total
 
     def after_commit(self, session: Session) -> None:
         if session.info.pop(self.PENDING_KEY, False):

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from . import audit
 from .auth import TokenVerifier
+from .clients import ServiceClient
 from .db import Database
 from .events import EVENT_TASK, Consumer, Handler, Outbox
 from .settings import ServiceSettings, env_str
@@ -67,6 +68,7 @@ class ServiceRuntime:
             source=self.name, db=self.db, model=models.outbox, publisher=self._publish
         )
         self.consumer = Consumer(db=self.db, model=models.processed_event)
+        self.services = ServiceClient(settings)
         for event_type, handler in (handlers or EventHandlers()).handlers.items():
             self.consumer.handles(event_type)(handler)
         sa_event.listen(self.db.Session, "after_commit", self.outbox.after_commit)
@@ -99,7 +101,7 @@ class ServiceRuntime:
 
         @self.celery.task(name=f"{self.name}.relay_outbox")
         def relay_outbox() -> int:
-            return runtime.outbox.relay()
+            return runtime.outbox.relay_all()
 
         interval = self.settings.relay_interval_seconds
         self.celery.conf.beat_schedule = {

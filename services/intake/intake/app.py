@@ -3,15 +3,22 @@ from __future__ import annotations
 
 from flask import Flask
 
+import intake.models  # noqa: F401 - every table mapped before the first query
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import ServiceSettings
+from intake.consent.views import blp as consents
 from intake.db import MODELS
+from intake.importer.views import blp as imports
+from intake.internal.views import blp as internal
+from intake.participant import tasks as participant_tasks
 from intake.participant.views import blp as participants
 
 
 def create_app(settings: ServiceSettings | None = None) -> Flask:
     runtime = ServiceRuntime(settings or ServiceSettings.from_env("intake"), models=MODELS)
+    participant_tasks.register(runtime)
     app, _api = runtime.create_app(
-        __name__, title="Bündnis intake", blueprints=[participants]
+        __name__, title="Bündnis intake", blueprints=[imports, participants, consents]
     )
+    app.register_blueprint(internal)  # not in the public API document
     return app

@@ -1,5 +1,6 @@
 """Every table of the intake database, for Alembic."""
+from intake.consent.models import Consent
 from intake.db import Base
-from intake.participant.models import Participant
+from intake.participant.models import Need, Participant
 
-__all__ = ["Base", "Participant"]
+__all__ = ["Base", "Consent", "Need", "Participant"]

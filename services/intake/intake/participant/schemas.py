@@ -1,24 +1,170 @@
-from marshmallow import Schema, fields, validate
+"""What clients send and get back. Every field is validated; errors name the field."""
+from __future__ import annotations
 
-from intake.participant.models import RESIDENCE_STATUSES
+from datetime import date
+
+import phonenumbers
+import pycountry
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from buendnis_common.timeutil import age_on, berlin_today
+from intake.participant.models import (
+    CHANNELS,
+    GENDERS,
+    NEED_CATEGORIES,
+    NEED_STATUSES,
+    QUALIFICATIONS,
+    RESIDENCE_STATUSES,
+)
+
+MIN_AGE, MAX_AGE = 18, 27
+_COUNTRIES = {country.alpha_2 for country in pycountry.countries}
+_LANGUAGES = {lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2")}
 
 
-class ParticipantCreate(Schema):
+def _country(value: str) -> None:
+    if value not in _COUNTRIES:
+        raise ValidationError("Not an ISO 3166-1 alpha-2 country code (e.g. SY, AF, UA).")
+
+
+def _language(value: str) -> None:
+    if value not in _LANGUAGES:
+        raise ValidationError("Not an ISO 639-1 language code (e.g. ar, fa, uk, de).")
+
+
+def _phone(value: str) -> None:
+    message = "Not a phone number in international E.164 form (e.g. +4917612345678)."
+    if not value.startswith("+"):
+        raise ValidationError(message)
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(message) from None
+    if not phonenumbers.is_valid_number(number) or phonenumbers.format_number(
+        number, phonenumbers.PhoneNumberFormat.E164
+    ) != value:
+        raise ValidationError(message)
+
+
+def _plausible_birth_date(value: date) -> None:
+    today = berlin_today()
+    if value > today:
+        raise ValidationError("The birth date lies in the future.")
+    if age_on(value, today) > 100:
+        raise ValidationError("The birth date lies more than 100 years back.")
+
+
+class Contact(Schema):
+    phone = fields.String(validate=_phone, allow_none=True)
+    email = fields.Email(validate=validate.Length(max=254), allow_none=True)
+    preferred_channel = fields.String(validate=validate.OneOf(CHANNELS), allow_none=True)
+    language = fields.String(validate=_language, allow_none=True)
+
+    @validates_schema
+    def _channel_has_an_address(self, data, **_kwargs):
+        channel = data.get("preferred_channel")
+        if channel == "sms" and not data.get("phone"):
+            raise ValidationError("SMS needs a phone number.", "preferred_channel")
+        if channel == "email" and not data.get("email"):
+            raise ValidationError("E-mail needs an e-mail address.", "preferred_channel")
+
+
+class Education(Schema):
+    highest_qualification = fields.String(validate=validate.OneOf(QUALIFICATIONS))
+    years_of_schooling = fields.Integer(validate=validate.Range(min=0, max=25), allow_none=True)
+    note = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+
+class NeedCreate(Schema):
+    category = fields.String(required=True, validate=validate.OneOf(NEED_CATEGORIES))
+    note = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+
+class NeedUpdate(Schema):
+    status = fields.String(validate=validate.OneOf(NEED_STATUSES))
+    note = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+
+class Need(Schema):
+    id = fields.UUID()
+    category = fields.String()
+    status = fields.String()
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class _ParticipantFields(Schema):
+    given_name = fields.String(validate=validate.Length(min=1, max=200))
+    family_name = fields.String(validate=validate.Length(min=1, max=200))
+    birth_date = fields.Date(validate=_plausible_birth_date)
+    residence_status = fields.String(validate=validate.OneOf(RESIDENCE_STATUSES))
+    residence_valid_until = fields.Date(allow_none=True)
+    gender = fields.String(validate=validate.OneOf(GENDERS), allow_none=True)
+    nationality = fields.String(validate=_country, allow_none=True)
+    languages = fields.List(fields.String(validate=_language), validate=validate.Length(max=20))
+    municipality = fields.String(validate=validate.Length(max=200), allow_none=True)
+    contact = fields.Nested(Contact, allow_none=True)
+    education = fields.Nested(Education, allow_none=True)
+
+    @validates("languages")
+    def _no_repeats(self, value, **_kwargs):
+        if len(set(value)) != len(value):
+            raise ValidationError("A language is listed twice.")
+
+
+class ParticipantCreate(_ParticipantFields):
     given_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     family_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    birth_date = fields.Date(required=True)
-    residence_status = fields.String(
-        required=True, validate=validate.OneOf(RESIDENCE_STATUSES)
+    birth_date = fields.Date(required=True, validate=_plausible_birth_date)
+    residence_status = fields.String(required=True, validate=validate.OneOf(RESIDENCE_STATUSES))
+    needs = fields.List(fields.Nested(NeedCreate), validate=validate.Length(max=30))
+    eligibility_override_reason = fields.String(validate=validate.Length(min=3, max=2000))
+
+    @validates_schema
+    def _in_the_programme_age_range(self, data, **_kwargs):
+        birth_date = data.get("birth_date")
+        if birth_date is None or data.get("eligibility_override_reason"):
+            return
+        age = age_on(birth_date, berlin_today())
+        if not MIN_AGE <= age <= MAX_AGE:
+            raise ValidationError(
+                f"The programme is for people aged {MIN_AGE} to {MAX_AGE} at intake; this birth "
+                f"date gives {age}. To register anyway, give eligibility_override_reason.",
+                "birth_date",
+            )
+
+
+class ParticipantUpdate(_ParticipantFields):
+    pass
+
+
+class Organization(Schema):
+    organization = fields.String()
+    organization_name = fields.String()
+
+
+class Participant(_ParticipantFields):
+    id = fields.UUID()
+    pseudonym = fields.String()
+    owner_org = fields.String()
+    needs = fields.List(fields.Nested(Need))
+    eligibility_override_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class ParticipantCreated(Participant):
+    possible_duplicates = fields.List(
+        fields.Nested(Organization),
+        metadata={"description": "Organisations of the same alliance that may already know "
+                  "this person (same normalised name and birth date). Nothing else is shown."},
     )
 
 
-class Participant(Schema):
-    id = fields.UUID(dump_only=True)
-    pseudonym = fields.String(dump_only=True)
-    owner_org = fields.String(dump_only=True)
-    given_name = fields.String()
-    family_name = fields.String()
-    birth_date = fields.Date()
-    residence_status = fields.String()
-    created_at = fields.DateTime(dump_only=True)
-    updated_at = fields.DateTime(dump_only=True)
+class ParticipantQuery(Schema):
+    q = fields.String(validate=validate.Length(min=1, max=100),
+                      metadata={"description": "Part of the given or family name."})
+    need_category = fields.String(validate=validate.OneOf(NEED_CATEGORIES))
+    need_status = fields.String(validate=validate.OneOf(NEED_STATUSES))
+    residence_status = fields.String(validate=validate.OneOf(RESIDENCE_STATUSES))

@@ -1,35 +1,58 @@
-"""Participant use cases. Data access never commits; the view's command owns the transaction."""
+"""Participant use cases. Data access never commits; the view owns the transaction."""
 from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
+from buendnis_common import directory
 from buendnis_common.auth import Principal
+from buendnis_common.db import utcnow
 from buendnis_common.errors import NotFound
 from buendnis_common.service import ServiceRuntime
-from intake.participant.models import Participant
+from intake.participant.matching import match_key
+from intake.participant.models import Need, Participant
 
 # Crockford's base32 without I, L, O, U: easy to read aloud and to type.
 _PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def new_pseudonym(*, session: Session) -> str:
-    """A short random pseudonym such as ``TN-7F3K2``, derived from nothing about the person."""
-    while True:
-        candidate = "TN-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(5))
-        taken = session.scalar(select(Participant.id).where(Participant.pseudonym == candidate))
-        if taken is None:
-            return candidate
+def _candidate() -> str:
+    return "TN-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(5))
+
+
+def new_pseudonyms(*, session: Session, count: int) -> list[str]:
+    """``count`` unused random pseudonyms such as ``TN-7F3K2``, derived from nothing about the
+    person (32⁵ ≈ 33 million possibilities; collisions are drawn again)."""
+    chosen: set[str] = set()
+    while len(chosen) < count:
+        batch = {_candidate() for _ in range(count - len(chosen))} - chosen
+        taken = set(
+            session.scalars(select(Participant.pseudonym).where(Participant.pseudonym.in_(batch)))
+        )
+        chosen |= batch - taken
+    return list(chosen)
 
 
 def get(*, session: Session, principal: Principal, participant_id: uuid.UUID) -> Participant:
     """The caller's own participant; another organisation's answers 404 like a missing one."""
     participant = session.scalar(
+        select(Participant)
+        .options(selectinload(Participant.needs))
+        .where(Participant.id == participant_id, Participant.owner_org == principal.org_alias)
+    )
+    if participant is None:
+        raise NotFound("No such participant.")
+    return participant
+
+
+def get_owned_by(*, session: Session, owner_org: str, participant_id: uuid.UUID) -> Participant:
+    participant = session.scalar(
         select(Participant).where(
-            Participant.id == participant_id, Participant.owner_org == principal.org_alias
+            Participant.id == participant_id, Participant.owner_org == owner_org
         )
     )
     if participant is None:
@@ -37,48 +60,214 @@ def get(*, session: Session, principal: Principal, participant_id: uuid.UUID) ->
     return participant
 
 
-def list_own(*, session: Session, principal: Principal) -> list[Participant]:
-    return list(
-        session.scalars(
-            select(Participant)
-            .where(Participant.owner_org == principal.org_alias)
-            .order_by(Participant.created_at.desc(), Participant.id)
+def list_own(
+    *,
+    session: Session,
+    principal: Principal,
+    filters: dict,
+    offset: int,
+    limit: int,
+) -> tuple[list[Participant], int]:
+    conditions = [Participant.owner_org == principal.org_alias]
+    if filters.get("residence_status"):
+        conditions.append(Participant.residence_status == filters["residence_status"])
+    if filters.get("q"):
+        pattern = f"%{filters['q'].lower()}%"
+        conditions.append(
+            or_(
+                func.lower(Participant.given_name).like(pattern),
+                func.lower(Participant.family_name).like(pattern),
+            )
         )
+    need_conditions = []
+    if filters.get("need_category"):
+        need_conditions.append(Need.category == filters["need_category"])
+    if filters.get("need_status"):
+        need_conditions.append(Need.status == filters["need_status"])
+    if need_conditions:
+        conditions.append(
+            select(Need.id)
+            .where(Need.participant_id == Participant.id, and_(*need_conditions))
+            .exists()
+        )
+    total = session.scalar(select(func.count()).select_from(Participant).where(*conditions))
+    participants = session.scalars(
+        select(Participant)
+        .options(selectinload(Participant.needs))
+        .where(*conditions)
+        .order_by(Participant.created_at.desc(), Participant.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(participants), total or 0
+
+
+def possible_duplicates(*, session: Session, participant: Participant) -> list[dict]:
+    """Other organisations of the same alliance holding a record with the same keyed hash:
+    their alias and name, nothing about the record."""
+    if participant.alliance is None:
+        return []
+    aliases = session.scalars(
+        select(Participant.owner_org)
+        .where(
+            Participant.alliance == participant.alliance,
+            Participant.match_key == participant.match_key,
+            Participant.owner_org != participant.owner_org,
+        )
+        .distinct()
+        .order_by(Participant.owner_org)
+    ).all()
+    hints = []
+    for alias in aliases:
+        organization = directory.organization(alias)
+        hints.append(
+            {"organization": alias, "organization_name": organization.name if organization else alias}
+        )
+    return hints
+
+
+def build(*, principal: Principal, data: dict, pseudonym: str, now: datetime) -> Participant:
+    data = dict(data)
+    needs = data.pop("needs", [])
+    contact = data.pop("contact", None)
+    participant = Participant(
+        id=uuid.uuid4(),
+        owner_org=principal.org_alias,
+        alliance=principal.alliance,
+        pseudonym=pseudonym,
+        languages=data.pop("languages", []),
+        match_key=match_key(data["given_name"], data["family_name"], data["birth_date"]),
+        created_at=now,
+        updated_at=now,
+        last_activity_at=now,
+        **data,
     )
+    participant.contact = contact
+    participant.needs = [
+        Need(id=uuid.uuid4(), category=need["category"], note=need.get("note"), status="open",
+             created_at=now, updated_at=now)
+        for need in needs
+    ]
+    return participant
+
+
+def _emit_registered(runtime: ServiceRuntime, session: Session, participant: Participant) -> None:
+    ids = _ids(participant)
+    runtime.emit(session, "participant.registered", **ids)
+    for need in participant.needs:
+        runtime.emit(session, "need.changed", **ids, need_id=need.id, category=need.category,
+                     status=need.status, previous_status=None)
+
+
+def _ids(participant: Participant) -> dict:
+    return {"participant_id": participant.id, "owner_org": participant.owner_org,
+            "alliance": participant.alliance}
 
 
 def register(
     *, runtime: ServiceRuntime, session: Session, principal: Principal, data: dict
 ) -> Participant:
-    participant = Participant(
-        id=uuid.uuid4(),
-        owner_org=principal.org_alias,
-        alliance=principal.alliance,
-        pseudonym=new_pseudonym(session=session),
-        **data,
-    )
+    (pseudonym,) = new_pseudonyms(session=session, count=1)
+    participant = build(principal=principal, data=data, pseudonym=pseudonym, now=utcnow())
     session.add(participant)
     runtime.audit(session, "participant.create", participant_id=participant.id)
-    runtime.emit(
-        session,
-        "participant.registered",
-        participant_id=participant.id,
-        owner_org=participant.owner_org,
-        alliance=participant.alliance,
-    )
+    if participant.eligibility_override_reason:
+        runtime.audit(session, "participant.eligibility_override", participant_id=participant.id)
+    _emit_registered(runtime, session, participant)
     return participant
 
 
-def erase(
-    *, runtime: ServiceRuntime, session: Session, principal: Principal, participant_id: uuid.UUID
-) -> None:
-    participant = get(session=session, principal=principal, participant_id=participant_id)
-    session.delete(participant)
-    runtime.audit(session, "participant.erase", participant_id=participant_id)
-    runtime.emit(
-        session,
-        "participant.erased",
-        participant_id=participant_id,
-        owner_org=participant.owner_org,
-        alliance=participant.alliance,
+def register_many(
+    *, runtime: ServiceRuntime, session: Session, principal: Principal, rows: list[dict]
+) -> list[Participant]:
+    """The import's bulk path: one pseudonym query, one flush."""
+    now = utcnow()
+    pseudonyms = new_pseudonyms(session=session, count=len(rows))
+    participants = [
+        build(principal=principal, data=data, pseudonym=pseudonym, now=now)
+        for data, pseudonym in zip(rows, pseudonyms, strict=True)
+    ]
+    session.add_all(participants)
+    for participant in participants:
+        runtime.audit(session, "participant.import", participant_id=participant.id)
+        _emit_registered(runtime, session, participant)
+    return participants
+
+
+def update(
+    *, runtime: ServiceRuntime, session: Session, participant: Participant, data: dict
+) -> Participant:
+    data = dict(data)
+    if "contact" in data:
+        participant.contact = data.pop("contact")
+    for name, value in data.items():
+        setattr(participant, name, value)
+    if {"given_name", "family_name", "birth_date"} & set(data):
+        participant.match_key = match_key(
+            participant.given_name, participant.family_name, participant.birth_date
+        )
+    touch(participant)
+    runtime.audit(session, "participant.update", participant_id=participant.id)
+    runtime.emit(session, "participant.updated", **_ids(participant))
+    return participant
+
+
+def touch(participant: Participant) -> None:
+    now = utcnow()
+    participant.updated_at = now
+    participant.last_activity_at = now
+
+
+def add_need(
+    *, runtime: ServiceRuntime, session: Session, participant: Participant, data: dict
+) -> Need:
+    now = utcnow()
+    need = Need(id=uuid.uuid4(), participant_id=participant.id, category=data["category"],
+                note=data.get("note"), status="open", created_at=now, updated_at=now)
+    session.add(need)
+    touch(participant)
+    runtime.audit(session, "need.create", participant_id=participant.id, record_id=need.id)
+    runtime.emit(session, "need.changed", **_ids(participant), need_id=need.id,
+                 category=need.category, status=need.status, previous_status=None)
+    return need
+
+
+def get_need(*, session: Session, participant: Participant, need_id: uuid.UUID) -> Need:
+    need = session.scalar(
+        select(Need).where(Need.id == need_id, Need.participant_id == participant.id)
     )
+    if need is None:
+        raise NotFound("No such need.")
+    return need
+
+
+def update_need(
+    *, runtime: ServiceRuntime, session: Session, participant: Participant, need: Need,
+    data: dict,
+) -> Need:
+    previous = need.status
+    for name, value in data.items():
+        setattr(need, name, value)
+    need.updated_at = utcnow()
+    touch(participant)
+    runtime.audit(session, "need.update", participant_id=participant.id, record_id=need.id)
+    if need.status != previous:
+        runtime.emit(session, "need.changed", **_ids(participant), need_id=need.id,
+                     category=need.category, status=need.status, previous_status=previous)
+    return need
+
+
+def erase(
+    *, runtime: ServiceRuntime, session: Session, participant: Participant,
+    actor: str | None = None,
+) -> None:
+    """Art. 17: the record, its needs and consents go; the audit trail keeps only ids."""
+    ids = _ids(participant)
+    for need in participant.needs:  # the gap counts must not keep counting an erased person
+        if need.status in ("open", "in_progress"):
+            runtime.emit(session, "need.changed", **ids, need_id=need.id, category=need.category,
+                         status="dropped", previous_status=need.status)
+    session.delete(participant)
+    runtime.audit(session, "participant.erase", participant_id=ids["participant_id"],
+                  actor=actor, actor_org=ids["owner_org"] if actor else None)
+    runtime.emit(session, "participant.erased", **ids)

@@ -7,34 +7,54 @@ from flask_smorest import Blueprint
 
 from buendnis_common.service import current_runtime
 from buendnis_common.web import current_principal
-from intake.participant import schemas, service
+from intake.participant import export, schemas, service
 
 blp = Blueprint(
-    "participants", __name__, url_prefix="/api/v1/participants", description="Participants"
+    "participants", __name__, url_prefix="/api/v1/participants",
+    description="Participants: the young people an organisation works with. Each organisation "
+    "sees only its own.",
 )
+
+
+def _own(participant_id: uuid.UUID):
+    runtime = current_runtime()
+    return runtime, runtime.db.session, service.get(
+        session=runtime.db.session, principal=current_principal(), participant_id=participant_id
+    )
 
 
 @blp.route("")
 class Participants(MethodView):
+    @blp.arguments(schemas.ParticipantQuery, location="query")
     @blp.response(200, schemas.Participant(many=True))
-    def get(self):
-        """The caller's organisation's participants."""
+    @blp.paginate(page_size=25, max_page_size=100)
+    def get(self, filters, pagination_parameters):
+        """The caller's organisation's participants, newest first."""
         runtime = current_runtime()
         session = runtime.db.session
-        participants = service.list_own(session=session, principal=current_principal())
+        participants, total = service.list_own(
+            session=session, principal=current_principal(), filters=filters,
+            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
         for participant in participants:
             runtime.audit(session, "participant.list", participant_id=participant.id)
         session.commit()
         return participants
 
     @blp.arguments(schemas.ParticipantCreate)
-    @blp.response(201, schemas.Participant)
+    @blp.response(201, schemas.ParticipantCreated)
     def post(self, data):
-        """Register a participant."""
+        """Register a participant. The answer names organisations of the alliance that may
+        already know the person, and nothing else about them."""
         runtime = current_runtime()
         session = runtime.db.session
         participant = service.register(
             runtime=runtime, session=session, principal=current_principal(), data=data
+        )
+        session.flush()
+        participant.possible_duplicates = service.possible_duplicates(
+            session=session, participant=participant
         )
         session.commit()
         return participant, 201, {"Location": f"/api/v1/participants/{participant.id}"}
@@ -42,26 +62,84 @@ class Participants(MethodView):
 
 @blp.route("/<uuid:participant_id>")
 class ParticipantById(MethodView):
+    @blp.etag
     @blp.response(200, schemas.Participant)
     def get(self, participant_id: uuid.UUID):
-        runtime = current_runtime()
-        session = runtime.db.session
-        participant = service.get(
-            session=session, principal=current_principal(), participant_id=participant_id
-        )
+        runtime, session, participant = _own(participant_id)
         runtime.audit(session, "participant.read", participant_id=participant.id)
+        session.commit()
+        return participant
+
+    @blp.etag
+    @blp.arguments(schemas.ParticipantUpdate)
+    @blp.response(200, schemas.Participant)
+    def patch(self, data, participant_id: uuid.UUID):
+        """Change fields of the participant; send the ETag of your copy as If-Match."""
+        runtime, session, participant = _own(participant_id)
+        blp.check_etag(participant, schemas.Participant)
+        service.update(runtime=runtime, session=session, participant=participant, data=data)
         session.commit()
         return participant
 
     @blp.response(204)
     def delete(self, participant_id: uuid.UUID):
-        """Erase the participant's personal data (DSGVO Art. 17)."""
-        runtime = current_runtime()
-        session = runtime.db.session
-        service.erase(
-            runtime=runtime,
-            session=session,
-            principal=current_principal(),
-            participant_id=participant_id,
-        )
+        """Erase the participant's personal data (DSGVO Art. 17), in every service."""
+        runtime, session, participant = _own(participant_id)
+        service.erase(runtime=runtime, session=session, participant=participant)
         session.commit()
+
+
+@blp.route("/<uuid:participant_id>/export")
+class ParticipantExport(MethodView):
+    @blp.response(200)
+    def get(self, participant_id: uuid.UUID):
+        """Everything the platform holds about the person (DSGVO Art. 15)."""
+        runtime, session, participant = _own(participant_id)
+        document = export.gather(runtime=runtime, session=session, participant=participant)
+        runtime.audit(session, "participant.export", participant_id=participant.id)
+        session.commit()
+        return document
+
+
+@blp.route("/<uuid:participant_id>/needs")
+class Needs(MethodView):
+    @blp.response(200, schemas.Need(many=True))
+    def get(self, participant_id: uuid.UUID):
+        runtime, session, participant = _own(participant_id)
+        runtime.audit(session, "need.list", participant_id=participant.id)
+        session.commit()
+        return participant.needs
+
+    @blp.arguments(schemas.NeedCreate)
+    @blp.response(201, schemas.Need)
+    def post(self, data, participant_id: uuid.UUID):
+        runtime, session, participant = _own(participant_id)
+        need = service.add_need(runtime=runtime, session=session, participant=participant,
+                                data=data)
+        session.commit()
+        return need
+
+
+@blp.route("/<uuid:participant_id>/needs/<uuid:need_id>")
+class NeedById(MethodView):
+    @blp.etag
+    @blp.response(200, schemas.Need)
+    def get(self, participant_id: uuid.UUID, need_id: uuid.UUID):
+        runtime, session, participant = _own(participant_id)
+        need = service.get_need(session=session, participant=participant, need_id=need_id)
+        runtime.audit(session, "need.read", participant_id=participant.id, record_id=need.id)
+        session.commit()
+        return need
+
+    @blp.etag
+    @blp.arguments(schemas.NeedUpdate)
+    @blp.response(200, schemas.Need)
+    def patch(self, data, participant_id: uuid.UUID, need_id: uuid.UUID):
+        """Update a need's status (open, in_progress, met, dropped) or note."""
+        runtime, session, participant = _own(participant_id)
+        need = service.get_need(session=session, participant=participant, need_id=need_id)
+        blp.check_etag(need, schemas.Need)
+        service.update_need(runtime=runtime, session=session, participant=participant,
+                            need=need, data=data)
+        session.commit()
+        return need

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from buendnis_common.db import UtcDateTime, new_id
+from intake.db import Base
+from intake.participant.models import Participant
+
+DATA_CATEGORIES = ("identity", "contact", "languages", "residence", "needs", "education")
+PURPOSES = ("referral",)
+
+
+class Consent(Base):
+    """The participant's consent to share some categories of their data with one organisation."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    participant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True
+    )
+    recipient_org: Mapped[str] = mapped_column(String(120))
+    data_categories: Mapped[list] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(String(32))
+    valid_until: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(120))
+    recorded_by_org: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(120))
+
+    participant: Mapped[Participant] = relationship(back_populates="consents")
+
+    def is_valid(self, today: date) -> bool:
+        """Not withdrawn, and not past its last valid day."""
+        return self.withdrawn_at is None and self.valid_until >= today

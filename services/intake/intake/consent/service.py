@@ -1,0 +1,118 @@
+"""Consent use cases and what may be shared under a consent."""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from buendnis_common import directory
+from buendnis_common.auth import Principal
+from buendnis_common.db import utcnow
+from buendnis_common.errors import NotFound, Unprocessable
+from buendnis_common.service import ServiceRuntime
+from intake.consent.models import Consent
+from intake.participant.models import Participant
+from intake.participant.service import touch
+
+
+def _ids(participant: Participant) -> dict:
+    return {"participant_id": participant.id, "owner_org": participant.owner_org,
+            "alliance": participant.alliance}
+
+
+def grant(
+    *, runtime: ServiceRuntime, session: Session, principal: Principal,
+    participant: Participant, data: dict,
+) -> Consent:
+    recipient = data["recipient_org"]
+    if recipient == participant.owner_org:
+        raise Unprocessable("Your own organisation needs no consent.",
+                            errors={"recipient_org": ["This is your own organisation."]})
+    if not directory.same_alliance(recipient, participant.alliance):
+        raise Unprocessable(
+            "Consent can only be given for organisations of the same alliance.",
+            errors={"recipient_org": ["No organisation with this alias in your alliance."]},
+        )
+    consent = Consent(
+        id=uuid.uuid4(),
+        participant_id=participant.id,
+        recipient_org=recipient,
+        data_categories=sorted(data["data_categories"]),
+        purpose=data["purpose"],
+        valid_until=data["valid_until"],
+        recorded_by=principal.username,
+        recorded_by_org=principal.org_alias,
+        recorded_at=utcnow(),
+    )
+    session.add(consent)
+    touch(participant)
+    runtime.audit(session, "consent.grant", participant_id=participant.id, record_id=consent.id)
+    runtime.emit(session, "consent.granted", **_ids(participant), consent_id=consent.id,
+                 recipient_org=recipient, valid_until=consent.valid_until)
+    return consent
+
+
+def get(*, session: Session, participant: Participant, consent_id: uuid.UUID) -> Consent:
+    consent = session.scalar(
+        select(Consent).where(Consent.id == consent_id, Consent.participant_id == participant.id)
+    )
+    if consent is None:
+        raise NotFound("No such consent.")
+    return consent
+
+
+def withdraw(
+    *, runtime: ServiceRuntime, session: Session, principal: Principal,
+    participant: Participant, consent: Consent,
+) -> None:
+    if consent.withdrawn_at is not None:
+        return  # withdrawing twice changes nothing
+    consent.withdrawn_at = utcnow()
+    consent.withdrawn_by = principal.username
+    touch(participant)
+    runtime.audit(session, "consent.withdraw", participant_id=participant.id,
+                  record_id=consent.id)
+    runtime.emit(session, "consent.withdrawn", **_ids(participant), consent_id=consent.id,
+                 recipient_org=consent.recipient_org)
+
+
+def valid_consent(*, session: Session, participant: Participant, recipient_org: str,
+                  today: date) -> Consent | None:
+    """The newest valid consent for ``recipient_org``, if any."""
+    consents = session.scalars(
+        select(Consent)
+        .where(Consent.participant_id == participant.id, Consent.recipient_org == recipient_org,
+               Consent.withdrawn_at.is_(None), Consent.valid_until >= today)
+        .order_by(Consent.recorded_at.desc())
+    ).all()
+    return consents[0] if consents else None
+
+
+def snapshot(participant: Participant, categories: list[str]) -> dict:
+    """Exactly the consented categories of the person's data, and nothing else."""
+    views = {
+        "identity": lambda: {
+            "given_name": participant.given_name,
+            "family_name": participant.family_name,
+            "birth_date": participant.birth_date.isoformat(),
+            "gender": participant.gender,
+            "nationality": participant.nationality,
+        },
+        "contact": lambda: participant.contact or {},
+        "languages": lambda: list(participant.languages or []),
+        "residence": lambda: {
+            "residence_status": participant.residence_status,
+            "residence_valid_until": participant.residence_valid_until.isoformat()
+            if participant.residence_valid_until else None,
+            "municipality": participant.municipality,
+        },
+        "needs": lambda: [
+            {"id": str(need.id), "category": need.category, "status": need.status,
+             "note": need.note}
+            for need in participant.needs
+        ],
+        "education": lambda: participant.education or {},
+    }
+    return {category: views[category]() for category in categories if category in views}

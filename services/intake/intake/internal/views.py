@@ -1,0 +1,79 @@
+"""Endpoints for the other services only (service-account token, role ``service``); the gateway
+does not route ``/internal/``."""
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, request
+
+from buendnis_common.errors import Unprocessable
+from buendnis_common.service import current_runtime
+from buendnis_common.timeutil import age_on, berlin_today
+from intake.consent import service as consents
+from intake.participant import service as participants
+
+blp = Blueprint("internal", __name__, url_prefix="/internal/participants")
+
+
+def _required(name: str) -> str:
+    value = request.args.get(name, "").strip()
+    if not value:
+        raise Unprocessable(f"{name} is required.", errors={name: ["Missing."]})
+    return value
+
+
+@blp.get("/<uuid:participant_id>/sharing")
+def sharing(participant_id: uuid.UUID):
+    """May ``owner_org`` share this participant with ``recipient_org``, and what exactly?
+    Only the categories of a valid consent are in the snapshot."""
+    runtime = current_runtime()
+    session = runtime.db.session
+    owner_org, recipient_org = _required("owner_org"), _required("recipient_org")
+    participant = participants.get_owned_by(session=session, owner_org=owner_org,
+                                            participant_id=participant_id)
+    consent = consents.valid_consent(session=session, participant=participant,
+                                     recipient_org=recipient_org, today=berlin_today())
+    body = {
+        "participant_id": str(participant.id),
+        "pseudonym": participant.pseudonym,
+        "owner_org": participant.owner_org,
+        "alliance": participant.alliance,
+        "consent": None,
+        "snapshot": {},
+    }
+    if consent is not None:
+        body["consent"] = {
+            "id": str(consent.id),
+            "recipient_org": consent.recipient_org,
+            "data_categories": list(consent.data_categories),
+            "purpose": consent.purpose,
+            "valid_until": consent.valid_until.isoformat(),
+            "granted_at": consent.recorded_at.isoformat(),
+        }
+        body["snapshot"] = consents.snapshot(participant, list(consent.data_categories))
+        runtime.audit(session, "participant.share", participant_id=participant.id,
+                      record_id=consent.id, actor_org=recipient_org)
+    session.commit()
+    return body
+
+
+@blp.get("/<uuid:participant_id>/profile")
+def profile(participant_id: uuid.UUID):
+    """What the owner's offer matching needs: no names, no contact data."""
+    runtime = current_runtime()
+    session = runtime.db.session
+    participant = participants.get_owned_by(session=session, owner_org=_required("owner_org"),
+                                            participant_id=participant_id)
+    runtime.audit(session, "participant.profile", participant_id=participant.id,
+                  actor_org=participant.owner_org)
+    session.commit()
+    return {
+        "participant_id": str(participant.id),
+        "pseudonym": participant.pseudonym,
+        "residence_status": participant.residence_status,
+        "age": age_on(participant.birth_date, berlin_today()),
+        "languages": list(participant.languages or []),
+        "open_needs": sorted({need.category for need in participant.needs
+                              if need.status in ("open", "in_progress")}),
+        "municipality": participant.municipality,
+    }
