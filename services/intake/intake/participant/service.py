@@ -120,9 +120,8 @@ def possible_duplicates(*, session: Session, participant: Participant) -> list[d
     hints = []
     for alias in aliases:
         organization = directory.organization(alias)
-        hints.append(
-            {"organization": alias, "organization_name": organization.name if organization else alias}
-        )
+        name = organization.name if organization else alias
+        hints.append({"organization": alias, "organization_name": name})
     return hints
 
 

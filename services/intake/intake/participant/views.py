@@ -42,6 +42,7 @@ class Participants(MethodView):
         session.commit()
         return participants
 
+    @blp.etag
     @blp.arguments(schemas.ParticipantCreate)
     @blp.response(201, schemas.ParticipantCreated)
     def post(self, data):
@@ -57,6 +58,8 @@ class Participants(MethodView):
             session=session, participant=participant
         )
         session.commit()
+        # The ETag of the participant as GET shows it, so that it serves a following PATCH.
+        blp.set_etag(participant, schemas.Participant)
         return participant, 201, {"Location": f"/api/v1/participants/{participant.id}"}
 
 
