@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 
 from flask import g, has_request_context
-from sqlalchemy import Index, String, Uuid
+from sqlalchemy import Index, String, Uuid, insert
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from .db import BigIntPK, UtcDateTime, utcnow
@@ -37,6 +37,24 @@ class AuditEntryMixin:
     request_id: Mapped[str | None] = mapped_column(String(128))
 
 
+def _context() -> dict:
+    principal = getattr(g, "principal", None) if has_request_context() else None
+    return {
+        "actor": principal.username if principal else "system",
+        "actor_org": principal.org_alias if principal else None,
+        "request_id": getattr(g, "request_id", None) if has_request_context() else None,
+    }
+
+
+def record_many(session: Session, model: type, action: str,
+                participant_ids: list[uuid.UUID]) -> None:
+    """One entry per participant in one statement (bulk paths such as an import)."""
+    if not participant_ids:
+        return
+    context = {**_context(), "at": utcnow(), "action": action}
+    session.execute(insert(model), [{**context, "participant_id": pid} for pid in participant_ids])
+
+
 def record(
     session: Session,
     model: type,
@@ -48,15 +66,15 @@ def record(
     actor_org: str | None = None,
 ) -> None:
     """Append an entry; in a request the actor and request id come from the request."""
-    principal = getattr(g, "principal", None) if has_request_context() else None
+    context = _context()
     session.add(
         model(
             at=utcnow(),
-            actor=actor or (principal.username if principal else "system"),
-            actor_org=actor_org or (principal.org_alias if principal else None),
+            actor=actor or context["actor"],
+            actor_org=actor_org or context["actor_org"],
             action=action,
             participant_id=participant_id,
             record_id=record_id,
-            request_id=getattr(g, "request_id", None) if has_request_context() else None,
+            request_id=context["request_id"],
         )
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Uuid, select
+from sqlalchemy import JSON, Integer, String, Uuid, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
@@ -195,6 +195,21 @@ class Outbox:
         session.info[self.PENDING_KEY] = True
         return row.event_id
 
+    def emit_many(self, session: Session, event_type: str, items: list[dict[str, Any]]) -> None:
+        """Many events of one type in one statement (bulk paths such as an import)."""
+        if not items:
+            return
+        now = utcnow()
+        session.execute(
+            insert(self.model),
+            [
+                {"event_id": uuid.uuid4(), "type": event_type, "source": self.source,
+                 "data": envelope_data(event_type, data), "occurred_at": now, "attempts": 0}
+                for data in items
+            ],
+        )
+        session.info[self.PENDING_KEY] = True
+
     def publish(self, row: Any) -> None:
         envelope = row.envelope()
         for queue in CATALOGUE[row.type].subscribers:
@@ -202,28 +217,59 @@ class Outbox:
 
     def relay(self, *, limit: int = 200) -> int:
         """Publish pending events in order; stop at the first failure (the broker is likely
-        down) and leave the rest for the next sweep. Returns how many were published."""
-        published = 0
+        down) and leave the rest for the next sweep. Returns how many were published.
+
+        On PostgreSQL the rows stay locked (``FOR UPDATE SKIP LOCKED``) while they are
+        published, so that concurrent relays share the work. SQLite has only a database-wide
+        write lock, which must not be held while talking to the broker: there the rows are
+        read, published, then marked, and a concurrent relay may publish a row twice, which
+        the consumers' idempotency absorbs."""
+        if self.db.is_postgres:
+            with self.db.transaction() as session:
+                query = self._pending(limit).with_for_update(skip_locked=True)
+                rows = list(session.scalars(query))
+                done = self._publish_in_order(rows)
+                for row in rows[:done]:
+                    row.published_at = utcnow()
+                return done
         with self.db.transaction() as session:
-            query = (
-                select(self.model)
-                .where(self.model.published_at.is_(None))
-                .order_by(self.model.seq)
-                .limit(limit)
-            )
-            if self.db.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            for row in session.scalars(query):
-                try:
-                    self.publish(row)
-                except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row
-                    row.attempts += 1
-                    row.last_error = type(exc).__name__[:120]
-                    log.warning("outbox relay: %s not published (%s)", row.type, row.last_error)
-                    break
-                row.published_at = utcnow()
-                published += 1
-        return published
+            rows = list(session.scalars(self._pending(limit)))
+        done = self._publish_in_order(rows)
+        if rows:
+            with self.db.transaction() as session:
+                if done:
+                    session.execute(
+                        update(self.model)
+                        .where(self.model.seq.in_([row.seq for row in rows[:done]]))
+                        .values(published_at=utcnow())
+                    )
+                if done < len(rows):
+                    failed = rows[done]
+                    session.execute(
+                        update(self.model).where(self.model.seq == failed.seq).values(
+                            attempts=self.model.attempts + 1, last_error=failed.last_error)
+                    )
+        return done
+
+    def _pending(self, limit: int):
+        return (
+            select(self.model)
+            .where(self.model.published_at.is_(None))
+            .order_by(self.model.seq)
+            .limit(limit)
+        )
+
+    def _publish_in_order(self, rows: list) -> int:
+        """How many of ``rows`` were published before the first failure."""
+        for done, row in enumerate(rows):
+            try:
+                self.publish(row)
+            except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row
+                row.attempts += 1
+                row.last_error = type(exc).__name__[:120]
+                log.warning("outbox relay: %s not published (%s)", row.type, row.last_error)
+                return done
+        return len(rows)
 
     def relay_all(self, *, max_seconds: float = 30.0, limit: int = 500) -> int:
         """The sweep: relay batch after batch until nothing is pending, a publish fails, or

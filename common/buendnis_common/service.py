@@ -83,6 +83,9 @@ class ServiceRuntime:
     def audit(self, session, action: str, **kwargs: Any) -> None:
         audit.record(session, self.models.audit_entry, action, **kwargs)
 
+    def audit_many(self, session, action: str, participant_ids: list) -> None:
+        audit.record_many(session, self.models.audit_entry, action, participant_ids)
+
     def _register_tasks(self) -> None:
         runtime = self
 

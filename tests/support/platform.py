@@ -140,7 +140,8 @@ class Platform:
         if name == "gateway" or name in SERVICES:
             module = "gateway.app" if name == "gateway" else f"{name}.app"
             return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports[name]}",
-                    "--workers", "2", "--graceful-timeout", "5", f"{module}:create_app()"]
+                    "--workers", "2", "--graceful-timeout", "5", "--timeout", "150",
+                    f"{module}:create_app()"]
         service, _, role = name.partition("-")
         if role == "worker":
             return [str(BIN / "celery"), "-A", f"{service}.worker", "worker", "--loglevel",

@@ -187,9 +187,13 @@ def register_many(
         for data, pseudonym in zip(rows, pseudonyms, strict=True)
     ]
     session.add_all(participants)
-    for participant in participants:
-        runtime.audit(session, "participant.import", participant_id=participant.id)
-        _emit_registered(runtime, session, participant)
+    runtime.audit_many(session, "participant.import", [p.id for p in participants])
+    runtime.outbox.emit_many(session, "participant.registered", [_ids(p) for p in participants])
+    runtime.outbox.emit_many(session, "need.changed", [
+        {**_ids(p), "need_id": need.id, "category": need.category, "status": need.status,
+         "previous_status": None}
+        for p in participants for need in p.needs
+    ])
     return participants
 
 
