@@ -144,3 +144,17 @@ def test_the_duplicate_hint_names_the_organisation_and_nothing_else(jmd, caritas
     other_birthday = caritas.post("/api/v1/participants", json=person(
         given_name="Mohammad Ali", family_name="Rahimi", birth_date="2001-02-03"))
     assert other_birthday.json()["possible_duplicates"] == []
+
+
+def test_notifications_fetch_the_contact_at_send_time(platform, registered):
+    url = (f"{platform.service_urls['intake']}/internal/participants/{registered['id']}/contact")
+    headers = {"Authorization": f"Bearer {platform.service_token('notifications')}"}
+    answer = requests.get(url, params={"owner_org": "jmd-leverkusen"}, headers=headers,
+                          timeout=10)
+    assert answer.status_code == 200
+    assert answer.json()["contact"] == {"phone": "+4917612345678",
+                                        "email": registered["contact"]["email"],
+                                        "preferred_channel": "sms", "language": "ar"}
+    wrong_owner = requests.get(url, params={"owner_org": "caritas-leverkusen"}, headers=headers,
+                               timeout=10)
+    assert wrong_owner.status_code == 404

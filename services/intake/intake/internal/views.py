@@ -77,3 +77,22 @@ def profile(participant_id: uuid.UUID):
                               if need.status in ("open", "in_progress")}),
         "municipality": participant.municipality,
     }
+
+
+@blp.get("/<uuid:participant_id>/contact")
+def contact(participant_id: uuid.UUID):
+    """How to reach the participant, fetched by notifications at send time and not kept there."""
+    runtime = current_runtime()
+    session = runtime.db.session
+    participant = participants.get_owned_by(session=session, owner_org=_required("owner_org"),
+                                            participant_id=participant_id)
+    runtime.audit(session, "participant.contact", participant_id=participant.id,
+                  actor_org=participant.owner_org)
+    session.commit()
+    return {
+        "participant_id": str(participant.id),
+        "pseudonym": participant.pseudonym,
+        "given_name": participant.given_name,
+        "contact": participant.contact or {},
+        "languages": list(participant.languages or []),
+    }
