@@ -1,6 +1,7 @@
 """The gateway routes to the owning service and never hangs on one that is down or slow."""
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -46,14 +47,21 @@ def silent_server():
     listener.close()
 
 
-def gateway_client(platform, **service_urls):
-    settings = GatewaySettings(
-        oidc=settings_for(platform),
-        redis_url=service_urls.pop("redis", platform.redis_url),
-        service_urls={**platform.service_urls, **service_urls},
-        connect_timeout=1.0,
-        read_timeout=1.0,
+def gateway_settings(platform, **changes) -> GatewaySettings:
+    """The settings of the platform's gateway, with some changed, for an in-process gateway."""
+    defaults = GatewaySettings(
+        oidc=settings_for(platform), redis_url=platform.redis_url,
+        service_urls=dict(platform.service_urls), connect_timeout=1.0, read_timeout=1.0,
+        rate_limit_per_user="600/minute", rate_limit_per_address="1200/minute",
+        max_body_bytes=10 * 1024 * 1024, cors_origins=[],
     )
+    return dataclasses.replace(defaults, **changes)
+
+
+def gateway_client(platform, **service_urls):
+    redis_url = service_urls.pop("redis", platform.redis_url)
+    settings = gateway_settings(platform, redis_url=redis_url,
+                                service_urls={**platform.service_urls, **service_urls})
     return create_app(settings).test_client()
 
 

@@ -6,9 +6,10 @@ import requests
 from flask import Flask, g, request
 
 from buendnis_common.auth import PLATFORM_ROLES, TokenVerifier
-from buendnis_common.errors import NotFound, register_error_handlers
+from buendnis_common.errors import DomainError, Forbidden, NotFound, register_error_handlers
 from buendnis_common.settings import env_str
 from buendnis_common.web import configure_logging, install_auth, install_request_ids
+from gateway import policy, protection
 from gateway.config import GatewaySettings
 from gateway.proxy import Proxy
 from gateway.routes import owner
@@ -16,12 +17,19 @@ from gateway.routes import owner
 PUBLIC_PATHS = ("/healthz", "/readyz", "/api/openapi.json", "/api/docs")
 
 
+class MethodNotAllowed(DomainError):
+    status = 405
+
+
+POLICY_ERRORS = {403: Forbidden, 404: NotFound, 405: MethodNotAllowed}
+
+
 def create_app(settings: GatewaySettings | None = None) -> Flask:
     settings = settings or GatewaySettings.from_env()
     configure_logging(env_str("LOG_LEVEL", "INFO"))
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False
-    app.config["MAX_CONTENT_LENGTH"] = 10 * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     verifier = TokenVerifier(settings.oidc)
     proxy = Proxy(settings.service_urls, connect_timeout=settings.connect_timeout,
                   read_timeout=settings.read_timeout)
@@ -29,7 +37,12 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
 
     register_error_handlers(app)
     install_request_ids(app)
+    protection.install_address_limit(app, limit=settings.rate_limit_per_address,
+                                     storage_uri=settings.redis_url)
     install_auth(app, verifier, PUBLIC_PATHS)
+    protection.install_user_limit(app, limit=settings.rate_limit_per_user,
+                                  storage_uri=settings.redis_url)
+    protection.install_headers_and_cors(app, cors_origins=settings.cors_origins)
 
     @app.get("/healthz")
     def healthz():
@@ -74,5 +87,15 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
         if service is None:
             raise NotFound("There is no such endpoint.")
         return proxy.forward(service)
+
+    @app.before_request
+    def _apply_policy():
+        if not request.path.startswith("/api/v1/") or request.method == "OPTIONS":
+            return None
+        method = "GET" if request.method == "HEAD" else request.method
+        decision = policy.decide(g.principal, request.path, method)
+        if decision.allowed:
+            return None
+        raise POLICY_ERRORS[decision.status](decision.message)
 
     return app

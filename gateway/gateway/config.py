@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from buendnis_common.settings import OidcSettings, env_float, redis_url, service_urls
+from buendnis_common.settings import (
+    OidcSettings,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    redis_url,
+    service_urls,
+)
 
 
 @dataclass(frozen=True)
@@ -12,6 +20,10 @@ class GatewaySettings:
     service_urls: dict[str, str]
     connect_timeout: float
     read_timeout: float
+    rate_limit_per_user: str
+    rate_limit_per_address: str
+    max_body_bytes: int
+    cors_origins: list[str]
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -21,4 +33,8 @@ class GatewaySettings:
             service_urls=service_urls(),
             connect_timeout=env_float("GATEWAY_CONNECT_TIMEOUT_SECONDS", 2.0),
             read_timeout=env_float("GATEWAY_READ_TIMEOUT_SECONDS", 15.0),
+            rate_limit_per_user=env_str("RATE_LIMIT_PER_USER", "600/minute"),
+            rate_limit_per_address=env_str("RATE_LIMIT_PER_ADDRESS", "1200/minute"),
+            max_body_bytes=env_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024),
+            cors_origins=env_list("CORS_ORIGINS", ""),
         )
