@@ -51,6 +51,7 @@ def gateway_settings(platform, **changes) -> GatewaySettings:
     """The settings of the platform's gateway, with some changed, for an in-process gateway."""
     defaults = GatewaySettings(
         oidc=settings_for(platform), redis_url=platform.redis_url,
+        database_url=platform.database_urls["gateway"],
         service_urls=dict(platform.service_urls), connect_timeout=1.0, read_timeout=1.0,
         rate_limit_per_user="600/minute", rate_limit_per_address="1200/minute",
         max_body_bytes=10 * 1024 * 1024, cors_origins=[],

@@ -43,6 +43,7 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
         "INTAKE_DATABASE_URL": f"sqlite:///{tmp_path}/intake.sqlite3",
         "REFERRALS_DATABASE_URL": f"sqlite:///{tmp_path}/referrals.sqlite3",
         "NOTIFICATIONS_DATABASE_URL": f"sqlite:///{tmp_path}/notifications.sqlite3",
+        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3",
         "BUENDNIS_RUN_MARKER": marker.split("=", 1)[1],
     })
     output = tmp_path / "make-run.log"
@@ -51,8 +52,13 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     try:
-        wait_for(lambda: "Bündnis is running" in output.read_text(errors="replace"),
-                 timeout=180, what="make run printing its banner", interval=0.5)
+        try:
+            wait_for(lambda: "Bündnis is running" in output.read_text(errors="replace"),
+                     timeout=180, what="make run printing its banner", interval=0.5)
+        except TimeoutError:
+            lines = output.read_text(errors="replace").splitlines()
+            pytest.fail("no banner; make run said:\n" + "\n".join(
+                line for line in lines if "Sending due task" not in line)[-6000:])
         text = output.read_text(errors="replace")
         assert f"http://127.0.0.1:{ports['GATEWAY_PORT']}" in text
         assert "cw.jmd-leverkusen" in text and "password: demo" in text
@@ -72,7 +78,7 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
         participants = requests.get(f"{gateway}/api/v1/participants", headers=headers,
                                     timeout=10)
         assert len(participants.json()) == 2  # the demo data
-        assert len(processes_with(marker)) >= 14
+        assert len(processes_with(marker)) >= 15
     finally:
         os.killpg(make.pid, signal.SIGTERM)  # what Ctrl-C in a terminal amounts to
         try:

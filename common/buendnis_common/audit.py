@@ -47,12 +47,14 @@ def _context() -> dict:
 
 
 def record_many(session: Session, model: type, action: str,
-                participant_ids: list[uuid.UUID]) -> None:
+                participant_ids: list[uuid.UUID]) -> list[dict]:
     """One entry per participant in one statement (bulk paths such as an import)."""
     if not participant_ids:
-        return
+        return []
     context = {**_context(), "at": utcnow(), "action": action}
-    session.execute(insert(model), [{**context, "participant_id": pid} for pid in participant_ids])
+    entries = [{**context, "participant_id": pid, "record_id": None} for pid in participant_ids]
+    session.execute(insert(model), entries)
+    return entries
 
 
 def record(
@@ -64,17 +66,18 @@ def record(
     record_id: uuid.UUID | None = None,
     actor: str | None = None,
     actor_org: str | None = None,
-) -> None:
-    """Append an entry; in a request the actor and request id come from the request."""
+) -> dict:
+    """Append an entry; in a request the actor and request id come from the request.
+    Returns the entry's fields, which the caller ships to the audit trail."""
     context = _context()
-    session.add(
-        model(
-            at=utcnow(),
-            actor=actor or context["actor"],
-            actor_org=actor_org or context["actor_org"],
-            action=action,
-            participant_id=participant_id,
-            record_id=record_id,
-            request_id=context["request_id"],
-        )
-    )
+    entry = {
+        "at": utcnow(),
+        "actor": actor or context["actor"],
+        "actor_org": actor_org or context["actor_org"],
+        "action": action,
+        "participant_id": participant_id,
+        "record_id": record_id,
+        "request_id": context["request_id"],
+    }
+    session.add(model(**entry))
+    return entry

@@ -71,10 +71,15 @@ CATALOGUE: dict[str, EventType] = {
     "appointment.rescheduled": _event([*_APPOINTMENT, "previous_start"], ["notifications"]),
     "appointment.cancelled": _event(_APPOINTMENT, ["notifications"]),
     "appointment.attended": _event(_APPOINTMENT, ["notifications"]),
+    # every service: its audit entries, for the gateway's hash-chained audit trail
+    "audit.recorded": _event(
+        ["at", "actor", "actor_org", "action", "participant_id", "record_id", "request_id"],
+        ["gateway"],
+    ),
 }
 
 # A value in an event is an id, a code or a time: no free text about a person.
-_CODE = re.compile(r"^[A-Za-z0-9_.:+\-]{1,64}$")
+_CODE = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
 
 
 class EventError(ValueError):

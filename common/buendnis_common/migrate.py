@@ -16,12 +16,14 @@ from sqlalchemy import MetaData
 from .db import UtcDateTime, make_engine
 from .settings import ServiceSettings
 
-SERVICES = ("intake", "referrals", "notifications")
+SERVICES = ("intake", "referrals", "notifications", "gateway")
 
 
 def migrations_dir(service: str) -> Path:
-    package = importlib.import_module(service)
-    return Path(package.__file__).resolve().parent.parent / "migrations"
+    # Through a module file, not the package: run from the repository root, the folder
+    # ``gateway/`` is also a namespace package named ``gateway``, without a ``__file__``.
+    models = importlib.import_module(f"{service}.models")
+    return Path(models.__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(service: str, database_url: str | None = None) -> Config:

@@ -81,16 +81,21 @@ class ServiceRuntime:
         return self.outbox.emit(session, event_type, **data)
 
     def audit(self, session, action: str, **kwargs: Any) -> None:
-        audit.record(session, self.models.audit_entry, action, **kwargs)
+        """Record the entry here and ship it, through the outbox, to the audit trail."""
+        entry = audit.record(session, self.models.audit_entry, action, **kwargs)
+        self.outbox.emit(session, "audit.recorded", **entry)
 
     def audit_many(self, session, action: str, participant_ids: list) -> None:
-        audit.record_many(session, self.models.audit_entry, action, participant_ids)
+        entries = audit.record_many(session, self.models.audit_entry, action, participant_ids)
+        self.outbox.emit_many(session, "audit.recorded", entries)
 
     def _register_tasks(self) -> None:
         runtime = self
 
+        # shared=False: several runtimes in one process (tests) keep their own tasks.
         @self.celery.task(
             name=EVENT_TASK,
+            shared=False,
             acks_late=True,
             reject_on_worker_lost=True,
             autoretry_for=(OperationalError,),
@@ -102,7 +107,7 @@ class ServiceRuntime:
         def handle_event(envelope: dict[str, Any]) -> None:
             runtime.consumer.dispatch(envelope)
 
-        @self.celery.task(name=f"{self.name}.relay_outbox")
+        @self.celery.task(name=f"{self.name}.relay_outbox", shared=False)
         def relay_outbox() -> int:
             return runtime.outbox.relay_all()
 
@@ -130,11 +135,15 @@ class ServiceRuntime:
         )
         for blueprint in blueprints:
             api.register_blueprint(blueprint)
+        self.bind(app)
+        return app, api
+
+    def bind(self, app: Flask) -> None:
+        """Make this runtime the app's: sessions end with the app context, tasks run in it."""
         app.teardown_appcontext(self.db.remove)
         app.extensions["buendnis"] = self
         app.extensions["celery"] = self.celery
         self.celery.flask_app = app
-        return app, api
 
 
 def make_celery(settings: ServiceSettings) -> Celery:

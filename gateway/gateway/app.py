@@ -4,13 +4,18 @@ from __future__ import annotations
 import redis
 import requests
 from flask import Flask, g, request
+from flask_smorest import Api
 
-from buendnis_common.auth import PLATFORM_ROLES, TokenVerifier
+from buendnis_common.auth import TokenVerifier
 from buendnis_common.errors import DomainError, Forbidden, NotFound, register_error_handlers
+from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_str
 from buendnis_common.web import configure_logging, install_auth, install_request_ids
-from gateway import policy, protection
+from gateway import identity, policy, protection
+from gateway.audit import views as audit_views
+from gateway.audit.tasks import handlers as audit_handlers
 from gateway.config import GatewaySettings
+from gateway.db import MODELS
 from gateway.proxy import Proxy
 from gateway.routes import owner
 
@@ -29,12 +34,24 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     configure_logging(env_str("LOG_LEVEL", "INFO"))
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="Bündnis",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=None,  # the merged document is served at /api/openapi.json
+    )
     verifier = TokenVerifier(settings.oidc)
+    runtime = ServiceRuntime(settings.runtime_settings(), models=MODELS, handlers=audit_handlers,
+                             verifier=verifier)
+    runtime.bind(app)
     proxy = Proxy(settings.service_urls, connect_timeout=settings.connect_timeout,
                   read_timeout=settings.read_timeout)
     app.extensions["gateway"] = {"verifier": verifier, "proxy": proxy, "settings": settings}
 
+    api = Api(app)
+    for blueprint in (identity.blp, audit_views.blp):
+        api.register_blueprint(blueprint)
     register_error_handlers(app)
     install_request_ids(app)
     protection.install_address_limit(app, limit=settings.rate_limit_per_address,
@@ -43,6 +60,16 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     protection.install_user_limit(app, limit=settings.rate_limit_per_user,
                                   storage_uri=settings.redis_url)
     protection.install_headers_and_cors(app, cors_origins=settings.cors_origins)
+
+    @app.before_request
+    def _apply_policy():
+        if not request.path.startswith("/api/v1/") or request.method == "OPTIONS":
+            return None
+        method = "GET" if request.method == "HEAD" else request.method
+        decision = policy.decide(g.principal, request.path, method)
+        if decision.allowed:
+            return None
+        raise POLICY_ERRORS[decision.status](decision.message)
 
     @app.get("/healthz")
     def healthz():
@@ -67,35 +94,11 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return body, 200 if ready else 503
 
-    @app.get("/api/v1/me")
-    def me():
-        principal = g.principal
-        return {
-            "username": principal.username,
-            "organization": {
-                "alias": principal.org_alias,
-                "type": principal.org_type,
-                "alliance": principal.alliance,
-            },
-            "roles": sorted(principal.roles & PLATFORM_ROLES),
-        }
-
-    @app.route("/api/v1/<path:_rest>",
-               methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.route("/api/v1/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def forward(_rest: str):
         service = owner(request.path)
         if service is None:
             raise NotFound("There is no such endpoint.")
         return proxy.forward(service)
-
-    @app.before_request
-    def _apply_policy():
-        if not request.path.startswith("/api/v1/") or request.method == "OPTIONS":
-            return None
-        method = "GET" if request.method == "HEAD" else request.method
-        decision = policy.decide(g.principal, request.path, method)
-        if decision.allowed:
-            return None
-        raise POLICY_ERRORS[decision.status](decision.message)
 
     return app

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from buendnis_common.settings import (
     OidcSettings,
+    ServiceSettings,
     env_float,
     env_int,
     env_list,
@@ -16,6 +18,7 @@ from buendnis_common.settings import (
 @dataclass(frozen=True)
 class GatewaySettings:
     oidc: OidcSettings
+    database_url: str
     redis_url: str
     service_urls: dict[str, str]
     connect_timeout: float
@@ -25,10 +28,18 @@ class GatewaySettings:
     max_body_bytes: int
     cors_origins: list[str]
 
+    def runtime_settings(self) -> ServiceSettings:
+        """The settings of the gateway's database and Celery app (the audit trail)."""
+        return dataclasses.replace(
+            ServiceSettings.from_env("gateway"), database_url=self.database_url,
+            redis_url=self.redis_url, oidc=self.oidc, service_urls=self.service_urls,
+        )
+
     @classmethod
     def from_env(cls) -> GatewaySettings:
         return cls(
             oidc=OidcSettings.from_env(),
+            database_url=env_str("GATEWAY_DATABASE_URL", "sqlite:///var/gateway.sqlite3"),
             redis_url=redis_url(),
             service_urls=service_urls(),
             connect_timeout=env_float("GATEWAY_CONNECT_TIMEOUT_SECONDS", 2.0),

@@ -1,13 +1,13 @@
 #!/bin/bash
 # One database and one owning login role per service (intake, referrals,
-# notifications): no service can read another's tables.
+# notifications, and the gateway for the audit trail): no service can read another's tables.
 #
 # Run by the postgres image from /docker-entrypoint-initdb.d/ on the first
 # start of an empty data volume only. Changing a *_DB_PASSWORD later needs
 # `ALTER ROLE … PASSWORD …` by hand or a fresh volume.
 #
 # Passwords come from the container environment (docker-compose.yml passes
-# INTAKE_DB_PASSWORD, REFERRALS_DB_PASSWORD, NOTIFICATIONS_DB_PASSWORD).
+# INTAKE_DB_PASSWORD, REFERRALS_DB_PASSWORD, NOTIFICATIONS_DB_PASSWORD, GATEWAY_DB_PASSWORD).
 set -euo pipefail
 
 create_service_database() {
@@ -30,6 +30,6 @@ GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"role";
 SQL
 }
 
-for service in intake referrals notifications; do
+for service in intake referrals notifications gateway; do
     create_service_database "$service"
 done

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SERVICES = ("intake", "referrals", "notifications")
+DATABASES = (*SERVICES, "gateway")  # the gateway keeps the audit trail
 
 
 def free_port() -> int:
@@ -70,7 +71,7 @@ class PostgresDatabases:
     def create(self) -> dict[str, str]:
         urls = {}
         with self.engine.connect() as connection:
-            for service in SERVICES:
+            for service in DATABASES:
                 name = f"{self.prefix}_{service}"
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
                 urls[service] = self.admin_url.set(database=name).render_as_string(
@@ -80,7 +81,7 @@ class PostgresDatabases:
 
     def drop(self) -> None:
         with self.engine.connect() as connection:
-            for service in SERVICES:
+            for service in DATABASES:
                 connection.execute(
                     text(f'DROP DATABASE IF EXISTS "{self.prefix}_{service}" WITH (FORCE)')
                 )
@@ -103,7 +104,7 @@ class Platform:
         if self.postgres:
             self.database_urls = self.postgres.create()
         else:
-            self.database_urls = {s: f"sqlite:///{workdir / f'{s}.sqlite3'}" for s in SERVICES}
+            self.database_urls = {s: f"sqlite:///{workdir / f'{s}.sqlite3'}" for s in DATABASES}
         self.redis_url = f"redis://127.0.0.1:{self.ports['redis']}/0"
         self.idp_url = f"http://127.0.0.1:{self.ports['idp']}"
         self.gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
@@ -203,12 +204,13 @@ class Platform:
         for service in SERVICES:
             self.start(f"{service}-worker")
             self.start(f"{service}-beat")
+        self.start("gateway-worker")
         self.wait_redis()
         self.wait_http(f"{self.idp_url}/realms/buendnis")
         for service in SERVICES:
             self.wait_http(f"{self.service_urls[service]}/healthz")
         self.wait_http(f"{self.gateway_url}/healthz")
-        for service in SERVICES:
+        for service in (*SERVICES, "gateway"):
             self.wait_log(f"{service}-worker", "ready.")
 
     def close(self) -> None:

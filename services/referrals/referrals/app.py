@@ -1,19 +1,49 @@
 """``create_app()``: the referrals service."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, jsonify
+from sqlalchemy.orm.exc import StaleDataError
 
-from buendnis_common.service import ServiceRuntime
+from buendnis_common.errors import error_body
+from buendnis_common.service import EventHandlers, ServiceRuntime
 from buendnis_common.settings import ServiceSettings
+from referrals.appointment.views import blp as appointments
+from referrals.config import ReferralsConfig
 from referrals.db import MODELS
 from referrals.erasure.tasks import handlers as erasure_handlers
+from referrals.export.views import blp as export
+from referrals.offer.views import blp as offers
+from referrals.referral import tasks as referral_tasks
+from referrals.referral.service import Context
+from referrals.referral.views import blp as referrals
+from referrals.workdays import WorkingCalendar
 
 
-def create_app(settings: ServiceSettings | None = None) -> Flask:
+def _changed_meanwhile(_error: StaleDataError):
+    # Two changes of the same record at once: the second one's version check failed.
+    body = error_body(409, "Someone else changed this at the same moment; reload and try again.")
+    return jsonify(body), 409
+
+
+def create_app(
+    settings: ServiceSettings | None = None, config: ReferralsConfig | None = None
+) -> Flask:
+    config = config or ReferralsConfig.from_env()
+    handlers = EventHandlers({**erasure_handlers.handlers, **referral_tasks.handlers.handlers})
     runtime = ServiceRuntime(
-        settings or ServiceSettings.from_env("referrals"),
-        models=MODELS,
-        handlers=erasure_handlers,
+        settings or ServiceSettings.from_env("referrals"), models=MODELS, handlers=handlers
     )
-    app, _api = runtime.create_app(__name__, title="Bündnis referrals", blueprints=[])
+    referral_tasks.register(runtime, interval_seconds=config.overdue_sweep_seconds)
+    app, _api = runtime.create_app(
+        __name__,
+        title="Bündnis referrals",
+        blueprints=[offers, referrals, appointments],
+    )
+    app.register_blueprint(export)  # internal: not in the public API document
+    app.extensions["referrals"] = Context(
+        runtime=runtime,
+        config=config,
+        calendar=WorkingCalendar(config.holiday_subdivision),
+    )
+    app.register_error_handler(StaleDataError, _changed_meanwhile)
     return app

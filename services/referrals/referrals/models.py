@@ -1,5 +1,18 @@
 """Every table of the referrals database, for Alembic."""
+from referrals.appointment.models import Appointment
 from referrals.db import Base
 from referrals.erasure.models import ParticipantErasure
+from referrals.offer.models import Offer, OfferLanguage
+from referrals.referral.models import Message, Referral, StatusChange, WithdrawnConsent
 
-__all__ = ["Base", "ParticipantErasure"]
+__all__ = [
+    "Appointment",
+    "Base",
+    "Message",
+    "Offer",
+    "OfferLanguage",
+    "ParticipantErasure",
+    "Referral",
+    "StatusChange",
+    "WithdrawnConsent",
+]

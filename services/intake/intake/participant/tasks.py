@@ -37,7 +37,7 @@ def erase_inactive(*, runtime: ServiceRuntime, now: datetime | None = None,
 
 
 def register(runtime: ServiceRuntime) -> None:
-    @runtime.celery.task(name="intake.erase_inactive_participants")
+    @runtime.celery.task(name="intake.erase_inactive_participants", shared=False)
     def erase_inactive_participants() -> int:
         return erase_inactive(runtime=runtime)
 

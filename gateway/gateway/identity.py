@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from buendnis_common.auth import PLATFORM_ROLES
+from buendnis_common.web import current_principal
+
+blp = Blueprint("identity", __name__, url_prefix="/api/v1/me", description="Who am I?")
+
+
+class Organization(Schema):
+    alias = fields.String()
+    type = fields.String(allow_none=True)
+    alliance = fields.String(allow_none=True)
+
+
+class Me(Schema):
+    username = fields.String()
+    organization = fields.Nested(Organization)
+    roles = fields.List(fields.String())
+
+
+@blp.route("")
+class MeView(MethodView):
+    @blp.response(200, Me)
+    def get(self):
+        """The signed-in user, their organisation and their roles."""
+        principal = current_principal()
+        return {
+            "username": principal.username,
+            "organization": {"alias": principal.org_alias, "type": principal.org_type,
+                             "alliance": principal.alliance},
+            "roles": sorted(principal.roles & PLATFORM_ROLES),
+        }

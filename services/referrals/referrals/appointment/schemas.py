@@ -1,0 +1,57 @@
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from referrals.appointment.models import STATUSES
+from referrals.codes import MODES
+
+
+def _end_after_start(data: dict) -> None:
+    start, end = data.get("start"), data.get("end")
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("An appointment ends after it starts.", "end")
+
+
+class AppointmentCreate(Schema):
+    start = fields.AwareDateTime(required=True, metadata={"description": "With its offset."})
+    end = fields.AwareDateTime(required=True, metadata={"description": "With its offset."})
+    mode = fields.String(required=True, validate=validate.OneOf(MODES))
+    location = fields.String(allow_none=True, validate=validate.Length(max=300))
+    note = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _times(self, data, **_kwargs):
+        _end_after_start(data)
+
+
+class AppointmentUpdate(Schema):
+    """Move it (``start``, ``end``), or set ``status``: ``cancelled`` (with a ``reason``),
+    ``fulfilled`` or ``noshow``."""
+
+    start = fields.AwareDateTime()
+    end = fields.AwareDateTime()
+    mode = fields.String(validate=validate.OneOf(MODES))
+    location = fields.String(allow_none=True, validate=validate.Length(max=300))
+    note = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _times(self, data, **_kwargs):
+        _end_after_start(data)
+        if data.get("status") == "cancelled" and not (data.get("reason") or "").strip():
+            raise ValidationError("Say why the appointment is cancelled.", "reason")
+
+
+class Appointment(Schema):
+    id = fields.UUID()
+    referral_id = fields.UUID()
+    start = fields.DateTime()
+    end = fields.DateTime()
+    mode = fields.String()
+    location = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    status = fields.String()
+    cancel_reason = fields.String(allow_none=True)
+    booked_by_org = fields.String()
+    booked_by = fields.String()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()

@@ -1,0 +1,167 @@
+"""Appointment use cases. The referral's parties book, move, cancel and record attendance.
+
+Data access never commits; the view's command owns the transaction.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from buendnis_common.auth import Principal
+from buendnis_common.db import utcnow
+from buendnis_common.errors import Conflict, NotFound, Unprocessable
+from buendnis_common.service import ServiceRuntime
+from referrals.appointment.models import (
+    BOOKED,
+    CANCELLED,
+    FULFILLED,
+    NOSHOW,
+    Appointment,
+)
+from referrals.permissions import require_case_role
+from referrals.referral.models import Referral
+from referrals.referral.service import event_fields, side_of
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _fields(referral: Referral, appointment: Appointment) -> dict[str, Any]:
+    return {
+        **event_fields(referral),
+        "appointment_id": appointment.id,
+        "start": appointment.start,
+        "end": appointment.end,
+        "mode": appointment.mode,
+        "status": appointment.status,
+    }
+
+
+def _end_after_start(start: datetime, end: datetime) -> None:
+    if end <= start:
+        message = "An appointment ends after it starts."
+        raise Unprocessable(message, errors={"end": [message]})
+
+
+def book(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+         referral: Referral, data: dict) -> Appointment:
+    if referral.is_closed:
+        raise Conflict(
+            f"The referral is {referral.status}; no appointments can be booked on it.",
+            errors={"referral": [f"The referral is {referral.status}."]},
+        )
+    start, end = _utc(data["start"]), _utc(data["end"])
+    _end_after_start(start, end)
+    now = utcnow()
+    appointment = Appointment(
+        id=uuid.uuid4(), referral_id=referral.id, start=start, end=end, mode=data["mode"],
+        location=data.get("location"), note=data.get("note"), status=BOOKED,
+        booked_by_org=principal.org_alias, booked_by=principal.username,
+        created_at=now, updated_at=now,
+    )
+    session.add(appointment)
+    session.flush()
+    runtime.audit(session, "appointment.create", participant_id=referral.participant_id,
+                  record_id=appointment.id)
+    runtime.emit(session, "appointment.booked", **_fields(referral, appointment))
+    return appointment
+
+
+def of_referral(*, session: Session, referral: Referral) -> list[Appointment]:
+    return list(session.scalars(
+        select(Appointment).where(Appointment.referral_id == referral.id)
+        .order_by(Appointment.start, Appointment.id)
+    ))
+
+
+def get_visible(*, session: Session, principal: Principal,
+                appointment_id: uuid.UUID) -> tuple[Appointment, Referral]:
+    """An appointment on a referral the caller's organisation sent or received; else 404."""
+    require_case_role(principal, "work on appointments")
+    appointment = session.get(Appointment, appointment_id)
+    referral = session.get(Referral, appointment.referral_id) if appointment else None
+    if referral is None or side_of(referral, principal) is None:
+        raise NotFound("No such appointment.")
+    return appointment, referral
+
+
+def update(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+           appointment: Appointment, referral: Referral, data: dict,
+           now: datetime | None = None) -> Appointment:
+    """Move a booked appointment, change its mode, place or note, cancel it (with a reason)
+    or record whether the participant came (``fulfilled``, ``noshow``)."""
+    now = now or utcnow()
+    status = data.pop("status", None)
+    reason = (data.pop("reason", None) or "").strip() or None
+    if appointment.status != BOOKED:
+        raise Conflict(f"The appointment is {appointment.status}; it cannot be changed.",
+                       errors={"status": [f"The appointment is {appointment.status}."]})
+    if status not in (None, BOOKED) and ("start" in data or "end" in data):
+        message = "Move an appointment or set its status, not both at once."
+        raise Unprocessable(message, errors={"status": [message]})
+
+    if status == CANCELLED:
+        if reason is None:
+            raise Unprocessable("Say why the appointment is cancelled.",
+                                errors={"reason": ["Say why the appointment is cancelled."]})
+        appointment.status = CANCELLED
+        appointment.cancel_reason = reason
+        event = "appointment.cancelled"
+    elif status in (FULFILLED, NOSHOW):
+        if appointment.start > now:
+            message = "Attendance can be recorded once the appointment has started."
+            raise Conflict(message, errors={"status": [message]})
+        appointment.status = status
+        event = "appointment.attended"
+    else:
+        event = None
+    previous_start = appointment.start
+    if "start" in data or "end" in data:
+        if referral.is_closed:
+            raise Conflict(f"The referral is {referral.status}; its appointments stay as they are.",
+                           errors={"referral": [f"The referral is {referral.status}."]})
+        start = _utc(data.pop("start", appointment.start))
+        end = _utc(data.pop("end", appointment.end))
+        _end_after_start(start, end)
+        if (start, end) != (appointment.start, appointment.end):
+            appointment.start, appointment.end = start, end
+            event = "appointment.rescheduled"
+    for name in ("mode", "location", "note"):
+        if name in data:
+            setattr(appointment, name, data[name])
+    appointment.updated_at = now
+    session.flush()
+    runtime.audit(session, "appointment.update", participant_id=referral.participant_id,
+                  record_id=appointment.id)
+    if event == "appointment.rescheduled":
+        runtime.emit(session, event, **_fields(referral, appointment),
+                     previous_start=previous_start)
+    elif event is not None:
+        runtime.emit(session, event, **_fields(referral, appointment))
+    return appointment
+
+
+def cancel_upcoming(*, runtime: ServiceRuntime, session: Session, referral: Referral,
+                    now: datetime | None = None) -> list[Appointment]:
+    """A referral that closes takes its upcoming booked appointments with it, so that nobody
+    is reminded of a meeting that will not take place."""
+    now = now or utcnow()
+    upcoming = list(session.scalars(
+        select(Appointment).where(Appointment.referral_id == referral.id,
+                                  Appointment.status == BOOKED, Appointment.start > now)
+    ))
+    for appointment in upcoming:
+        appointment.status = CANCELLED
+        appointment.cancel_reason = f"The referral was {referral.status}."
+        appointment.updated_at = now
+    session.flush()
+    for appointment in upcoming:
+        runtime.audit(session, "appointment.cancel", participant_id=referral.participant_id,
+                      record_id=appointment.id)
+        runtime.emit(session, "appointment.cancelled", **_fields(referral, appointment))
+    return upcoming

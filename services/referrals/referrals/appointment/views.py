@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from buendnis_common.service import current_runtime
+from buendnis_common.web import current_principal
+from referrals.appointment import schemas, service
+from referrals.referral import service as referrals
+
+blp = Blueprint("appointments", __name__, url_prefix="/api/v1", description="Appointments")
+
+
+def etag_of(appointment) -> dict:
+    return {"id": str(appointment.id), "version": appointment.version}
+
+
+@blp.route("/referrals/<uuid:referral_id>/appointments")
+class ReferralAppointments(MethodView):
+    @blp.response(200, schemas.Appointment(many=True))
+    def get(self, referral_id: uuid.UUID):
+        """The referral's appointments, earliest first."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        referral = referrals.get_visible(session=session, principal=current_principal(),
+                                         referral_id=referral_id)
+        found = service.of_referral(session=session, referral=referral)
+        runtime.audit(session, "appointment.list", participant_id=referral.participant_id,
+                      record_id=referral.id)
+        session.commit()
+        return found
+
+    @blp.etag
+    @blp.arguments(schemas.AppointmentCreate)
+    @blp.response(201, schemas.Appointment)
+    def post(self, data, referral_id: uuid.UUID):
+        """Book an appointment (sender or receiver); not on a closed referral (409)."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        principal = current_principal()
+        referral = referrals.get_visible(session=session, principal=principal,
+                                         referral_id=referral_id)
+        appointment = service.book(runtime=runtime, session=session, principal=principal,
+                                   referral=referral, data=data)
+        session.commit()
+        blp.set_etag(etag_of(appointment))
+        return appointment, 201, {"Location": f"/api/v1/appointments/{appointment.id}"}
+
+
+@blp.route("/appointments/<uuid:appointment_id>")
+class AppointmentById(MethodView):
+    @blp.etag
+    @blp.response(200, schemas.Appointment)
+    def get(self, appointment_id: uuid.UUID):
+        runtime = current_runtime()
+        session = runtime.db.session
+        appointment, referral = service.get_visible(
+            session=session, principal=current_principal(), appointment_id=appointment_id
+        )
+        runtime.audit(session, "appointment.read", participant_id=referral.participant_id,
+                      record_id=appointment.id)
+        session.commit()
+        blp.set_etag(etag_of(appointment))
+        return appointment
+
+    @blp.etag
+    @blp.arguments(schemas.AppointmentUpdate)
+    @blp.response(200, schemas.Appointment)
+    def patch(self, data, appointment_id: uuid.UUID):
+        """Move it, cancel it with a reason, or record attendance; needs ``If-Match``."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        principal = current_principal()
+        appointment, referral = service.get_visible(
+            session=session, principal=principal, appointment_id=appointment_id
+        )
+        blp.check_etag(etag_of(appointment))
+        service.update(runtime=runtime, session=session, principal=principal,
+                       appointment=appointment, referral=referral, data=data)
+        session.commit()
+        blp.set_etag(etag_of(appointment))
+        return appointment

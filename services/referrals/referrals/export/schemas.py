@@ -1,0 +1,14 @@
+from marshmallow import Schema, fields
+
+from referrals.appointment.schemas import Appointment
+from referrals.referral.schemas import HistoryEntry, Message, Referral
+
+
+class ExportedReferral(Referral):
+    history = fields.List(fields.Nested(HistoryEntry))
+    messages = fields.List(fields.Nested(Message))
+    appointments = fields.List(fields.Nested(Appointment))
+
+
+class Export(Schema):
+    referrals = fields.List(fields.Nested(ExportedReferral))

@@ -1,0 +1,58 @@
+"""Background work of referrals: the overdue sweep (beat) and intake's consent events."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from buendnis_common.db import utcnow
+from buendnis_common.events import Event
+from buendnis_common.service import EventHandlers, ServiceRuntime
+from referrals.referral import service
+
+log = logging.getLogger(__name__)
+
+handlers = EventHandlers()
+
+MARK_OVERDUE_TASK = "referrals.mark_overdue"
+
+
+@handlers.on("consent.withdrawn")
+def on_consent_withdrawn(*, session: Session, event: Event) -> None:
+    dropped = service.drop_for_withdrawn_consent(
+        session=session,
+        participant_id=uuid.UUID(event.data["participant_id"]),
+        owner_org=event.data["owner_org"],
+        recipient_org=event.data["recipient_org"],
+        consent_id=uuid.UUID(event.data["consent_id"]) if event.data.get("consent_id") else None,
+        withdrawn_at=event.occurred_at,
+    )
+    log.info("consent withdrawn: %d referral snapshot(s) dropped", len(dropped))
+
+
+def mark_overdue(runtime: ServiceRuntime, *, now: datetime | None = None) -> int:
+    """One sweep, in its own transaction; ``now`` lets tests freeze the clock."""
+    with runtime.db.transaction() as session:
+        marked = service.mark_overdue(runtime=runtime, session=session, now=now or utcnow())
+    if marked:
+        log.info("%d referral(s) marked overdue", len(marked))
+    return len(marked)
+
+
+def register(runtime: ServiceRuntime, *, interval_seconds: float) -> None:
+    # Not shared: a task shared between Celery apps would, in a process with several apps
+    # (tests), run with the first app's runtime.
+    @runtime.celery.task(name=MARK_OVERDUE_TASK, shared=False)
+    def mark_overdue_task() -> int:
+        return mark_overdue(runtime)
+
+    runtime.celery.conf.beat_schedule = {
+        **(runtime.celery.conf.beat_schedule or {}),
+        "mark-overdue-referrals": {
+            "task": MARK_OVERDUE_TASK,
+            "schedule": timedelta(seconds=interval_seconds),
+            "options": {"queue": runtime.name, "expires": max(interval_seconds, 30)},
+        },
+    }

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from buendnis_common.service import current_runtime
+from buendnis_common.web import current_principal
+from referrals.appointment import service as appointments
+from referrals.context import current_context
+from referrals.referral import schemas, service
+
+blp = Blueprint("referrals", __name__, url_prefix="/api/v1/referrals", description="Referrals")
+
+
+@blp.route("")
+class Referrals(MethodView):
+    @blp.arguments(schemas.ReferralQuery, location="query")
+    @blp.response(200, schemas.Referral(many=True))
+    @blp.paginate()
+    def get(self, query, pagination_parameters):
+        """Referrals the caller's organisation sent or received, newest first."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        principal = current_principal()
+        filters = service.ListFilters(
+            box=query.get("box"), statuses=tuple(query.get("status") or ()),
+            overdue=query.get("overdue"), participant_id=query.get("participant_id"),
+        )
+        referrals, total = service.list_visible(
+            session=session, principal=principal, filters=filters,
+            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        for referral in referrals:
+            runtime.audit(session, "referral.list", participant_id=referral.participant_id,
+                          record_id=referral.id)
+        session.commit()
+        return [service.as_seen_by(referral, principal) for referral in referrals]
+
+    @blp.arguments(schemas.ReferralCreate)
+    @blp.response(201, schemas.Referral)
+    def post(self, data):
+        """Refer your participant to another organisation of the alliance; needs the
+        participant's valid consent to share data with it (else 409)."""
+        ctx = current_context()
+        session = ctx.runtime.db.session
+        principal = current_principal()
+        referral = service.create(ctx=ctx, session=session, principal=principal, data=data)
+        session.commit()
+        return (service.as_seen_by(referral, principal), 201,
+                {"Location": f"/api/v1/referrals/{referral.id}"})
+
+
+@blp.route("/<uuid:referral_id>")
+class ReferralById(MethodView):
+    @blp.response(200, schemas.Referral)
+    def get(self, referral_id: uuid.UUID):
+        """The sender sees its full reference; the receiver the pseudonym and the consented
+        categories only; anybody else 404."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        principal = current_principal()
+        referral = service.get_visible(session=session, principal=principal,
+                                       referral_id=referral_id)
+        runtime.audit(session, "referral.read", participant_id=referral.participant_id,
+                      record_id=referral.id)
+        session.commit()
+        return service.as_seen_by(referral, principal)
+
+
+@blp.route("/<uuid:referral_id>/status")
+class ReferralStatus(MethodView):
+    @blp.arguments(schemas.StatusUpdate)
+    @blp.response(200, schemas.Referral)
+    def post(self, data, referral_id: uuid.UUID):
+        """Move the referral on: the receiver accepts, rejects, starts, holds, completes or
+        fails it; either party cancels. A move the state machine forbids answers 409 with the
+        statuses you can set."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        principal = current_principal()
+        referral = service.get_visible(session=session, principal=principal,
+                                       referral_id=referral_id)
+        service.change_status(runtime=runtime, session=session, principal=principal,
+                              referral=referral, status=data["status"],
+                              reason=data.get("reason"))
+        if referral.is_closed:
+            appointments.cancel_upcoming(runtime=runtime, session=session, referral=referral)
+        session.commit()
+        return service.as_seen_by(referral, principal)
+
+
+@blp.route("/<uuid:referral_id>/history")
+class ReferralHistory(MethodView):
+    @blp.response(200, schemas.HistoryEntry(many=True))
+    def get(self, referral_id: uuid.UUID):
+        """Every status the referral went through: by organisation, by user, at, reason."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        referral = service.get_visible(session=session, principal=current_principal(),
+                                       referral_id=referral_id)
+        runtime.audit(session, "referral.history.read", participant_id=referral.participant_id,
+                      record_id=referral.id)
+        session.commit()
+        return referral.history
+
+
+@blp.route("/<uuid:referral_id>/messages")
+class ReferralMessages(MethodView):
+    @blp.response(200, schemas.Message(many=True))
+    def get(self, referral_id: uuid.UUID):
+        """The sender's and the receiver's thread, oldest first."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        referral = service.get_visible(session=session, principal=current_principal(),
+                                       referral_id=referral_id)
+        thread = service.messages(session=session, referral=referral)
+        runtime.audit(session, "referral.message.list", participant_id=referral.participant_id,
+                      record_id=referral.id)
+        session.commit()
+        return thread
+
+    @blp.arguments(schemas.MessageCreate)
+    @blp.response(201, schemas.Message)
+    def post(self, data, referral_id: uuid.UUID):
+        runtime = current_runtime()
+        session = runtime.db.session
+        principal = current_principal()
+        referral = service.get_visible(session=session, principal=principal,
+                                       referral_id=referral_id)
+        message = service.post_message(runtime=runtime, session=session, principal=principal,
+                                       referral=referral, text=data["text"])
+        session.commit()
+        return message
