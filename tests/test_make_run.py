@@ -78,6 +78,9 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
         participants = requests.get(f"{gateway}/api/v1/participants", headers=headers,
                                     timeout=10)
         assert len(participants.json()) == 2  # the demo data
+        offers = requests.get(f"{gateway}/api/v1/offers", headers=headers, timeout=10).json()
+        assert {offer["provider_org"] for offer in offers} == {
+            "caritas-leverkusen", "awo-leverkusen", "jobservice-leverkusen", "ki-leverkusen"}
         assert len(processes_with(marker)) >= 15
     finally:
         os.killpg(make.pid, signal.SIGTERM)  # what Ctrl-C in a terminal amounts to

@@ -33,6 +33,35 @@ SAMPLE_PARTICIPANTS = {
 }
 
 
+# The offer catalogue of the demo alliances ("Transparenz über bestehende Angebote").
+SAMPLE_OFFERS = {
+    "cw.caritas-leverkusen": {
+        "title": "Deutschkurs B1 am Abend", "category": "language_course",
+        "languages": ["de", "ar"], "municipality": "Leverkusen", "mode": "in_person",
+        "min_age": 18, "max_age": 27, "capacity": 12, "schedule": "Mo–Do 18–20 Uhr",
+        "description": "Abendkurs für junge Erwachsene, die tagsüber arbeiten oder ein Praktikum "
+                       "machen."},
+    "cw.awo-leverkusen": {
+        "title": "Migrationsberatung für junge Erwachsene", "category": "counselling",
+        "languages": ["de", "ar", "fa"], "municipality": "Leverkusen", "mode": "mixed",
+        "description": "Beratung vor Ort, am Telefon oder per Video."},
+    "cw.jobservice-leverkusen": {
+        "title": "Einstiegsqualifizierung Handwerk", "category": "vocational_training",
+        "eligible_residence_statuses": ["aufenthaltsgestattung", "aufenthaltserlaubnis",
+                                        "niederlassungserlaubnis"],
+        "municipality": "Leverkusen", "capacity": 8},
+    "coord.leverkusen": {
+        "title": "Unterstützung bei der Identitätsklärung", "category": "identity_clarification",
+        "languages": ["de", "en", "fr"], "municipality": "Leverkusen"},
+    "cw.stadt-meerbusch": {
+        "title": "Praktikumsbörse Meerbusch", "category": "internship",
+        "municipality": "Meerbusch"},
+    "cw.meerbusch-hilft": {
+        "title": "Sprachcafé", "category": "language_course", "languages": ["de", "ti", "ar"],
+        "municipality": "Meerbusch", "capacity": 20},
+}
+
+
 def demo_users(realm_file: Path = REALM_FILE) -> list[tuple[str, str, list[str]]]:
     """(username, organisation alias, roles) of every demo person in the realm file."""
     realm = json.loads(realm_file.read_text())
@@ -86,6 +115,18 @@ def load(gateway_url: str, idp_url: str) -> int:
             )
             response.raise_for_status()
             created += 1
+    for username, offer in SAMPLE_OFFERS.items():
+        headers = {"Authorization": f"Bearer {token(idp_url, username)}"}
+        me = requests.get(f"{gateway_url}/api/v1/me", headers=headers, timeout=10).json()
+        existing = requests.get(f"{gateway_url}/api/v1/offers", headers=headers, timeout=10,
+                                params={"provider_org": me["organization"]["alias"]})
+        existing.raise_for_status()
+        if existing.json():
+            continue
+        response = requests.post(f"{gateway_url}/api/v1/offers", json=offer, headers=headers,
+                                 timeout=10)
+        response.raise_for_status()
+        created += 1
     return created
 
 
@@ -119,7 +160,7 @@ def main() -> int:
     idp_url = f"http://127.0.0.1:{os.environ.get('IDP_PORT', '8080')}"
     wait_until_ready(gateway_url)
     created = load(gateway_url, idp_url)
-    print(f"demo data loaded ({created} participants added)", flush=True)
+    print(f"demo data loaded ({created} participants and offers added)", flush=True)
     print(banner(gateway_url, idp_url), flush=True)
     wait_for_stop()
     return 0
