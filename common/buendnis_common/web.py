@@ -65,7 +65,12 @@ def install_request_ids(app: Flask) -> None:
     app.after_request(echo_request_id)
 
 
-def install_auth(app: Flask, verifier: TokenVerifier, public_paths: Iterable[str] = ()) -> None:
+def install_auth(
+    app: Flask,
+    verifier: TokenVerifier,
+    public_paths: Iterable[str] = (),
+    public_prefixes: tuple[str, ...] = (),
+) -> None:
     """Every route needs a valid token unless it is public: a person of exactly one organisation
     for the API, a service account (role ``service``) for ``/internal/`` routes."""
     public = PUBLIC_PATHS | frozenset(public_paths)
@@ -73,6 +78,8 @@ def install_auth(app: Flask, verifier: TokenVerifier, public_paths: Iterable[str
     @app.before_request
     def _authenticate():
         if request.path in public or request.method == "OPTIONS":
+            return
+        if public_prefixes and request.path.startswith(public_prefixes):
             return
         token = bearer_token(request.headers.get("Authorization"))
         if request.path.startswith(INTERNAL_PREFIX):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import redis
 import requests
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from flask_smorest import Api
+from flask_swagger_ui import get_swaggerui_blueprint
 
 from buendnis_common.auth import TokenVerifier
 from buendnis_common.errors import DomainError, Forbidden, NotFound, register_error_handlers
@@ -16,10 +17,12 @@ from gateway.audit import views as audit_views
 from gateway.audit.tasks import handlers as audit_handlers
 from gateway.config import GatewaySettings
 from gateway.db import MODELS
+from gateway.openapi import MergedDocument
 from gateway.proxy import Proxy
 from gateway.routes import owner
 
-PUBLIC_PATHS = ("/healthz", "/readyz", "/api/openapi.json", "/api/docs")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/api/openapi.json")
+DOCS_PREFIX = "/api/docs"
 
 
 class MethodNotAllowed(DomainError):
@@ -56,7 +59,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     install_request_ids(app)
     protection.install_address_limit(app, limit=settings.rate_limit_per_address,
                                      storage_uri=settings.redis_url)
-    install_auth(app, verifier, PUBLIC_PATHS)
+    install_auth(app, verifier, PUBLIC_PATHS, public_prefixes=(DOCS_PREFIX,))
     protection.install_user_limit(app, limit=settings.rate_limit_per_user,
                                   storage_uri=settings.redis_url)
     protection.install_headers_and_cors(app, cors_origins=settings.cors_origins)
@@ -74,6 +77,17 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     @app.get("/healthz")
     def healthz():
         return {"status": "ok", "service": "gateway"}
+
+    document = MergedDocument(settings.service_urls, api.spec.to_dict())
+
+    @app.get("/api/openapi.json")
+    def openapi_json():
+        return Response(document.json(), mimetype="application/json")
+
+    app.register_blueprint(get_swaggerui_blueprint(
+        DOCS_PREFIX, "/api/openapi.json",
+        config={"app_name": "Bündnis API", "persistAuthorization": False},
+    ))
 
     @app.get("/readyz")
     def readyz():

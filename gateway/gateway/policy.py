@@ -6,6 +6,7 @@ ask*, the services say *what they may see*.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -83,10 +84,14 @@ class Decision:
 
 
 def roles_for(path_template: str, method: str) -> frozenset[str] | None:
-    for path, methods in POLICY:
-        if path == path_template:
-            return methods.get(method.upper())
-    return None
+    """The roles for a documented path such as ``/api/v1/participants/<participant_id>``
+    (parameter names may differ from the table's)."""
+    concrete = re.sub(r"<[^>]+>", "x", path_template)
+    try:
+        (template, rule_method), _args = _MAP.bind("gateway").match(concrete, method=method.upper())
+    except (MethodNotAllowed, NotFound):
+        return None
+    return dict(POLICY)[template][rule_method]
 
 
 def decide(principal: Principal, path: str, method: str) -> Decision:

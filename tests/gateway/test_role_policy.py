@@ -59,3 +59,9 @@ def test_every_route_the_gateway_forwards_belongs_to_a_service():
             continue
         concrete = path.replace("<", "").replace(">", "")
         assert owner(concrete) is not None, path
+
+
+def test_documented_paths_find_their_roles_whatever_the_parameter_names():
+    assert policy.roles_for("/api/v1/notifications/<entry_id>/read", "POST") == policy.EVERYONE
+    assert policy.roles_for("/api/v1/participants/<pid>", "DELETE") == policy.CASE_WORK
+    assert policy.roles_for("/api/v1/participants/<pid>", "PUT") is None

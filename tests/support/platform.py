@@ -120,6 +120,9 @@ class Platform:
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "SMTP_PORT": str(self.ports["smtp"]),
             "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+            # The whole suite comes from one address; the limits have tests of their own.
+            "RATE_LIMIT_PER_ADDRESS": "100000/minute",
+            "RATE_LIMIT_PER_USER": "100000/minute",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
             **{f"{s.upper()}_PORT": str(self.ports[s]) for s in SERVICES},
