@@ -6,11 +6,38 @@ import re
 import uuid
 from collections.abc import Iterable
 
+import flask_smorest.pagination as _pagination
+import marshmallow as ma
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
 
 from .auth import Principal, TokenVerifier, bearer_token
 from .errors import Forbidden, register_error_handlers
+
+MAX_PAGE = 1_000_000
+
+
+def _bounded_pagination() -> None:
+    """flask-smorest's ``page`` has no upper bound, and a page number past SQL's 64-bit offsets
+    made the database fail (500). Bound it, for every paginated list, in this one place."""
+    original = _pagination._pagination_parameters_schema_factory
+    if getattr(original, "bounded", False):
+        return
+
+    def factory(def_page, def_page_size, def_max_page_size):
+        base = original(def_page, def_page_size, def_max_page_size)
+
+        class BoundedPaginationParameters(base):
+            page = ma.fields.Integer(load_default=def_page,
+                                     validate=ma.validate.Range(min=1, max=MAX_PAGE))
+
+        return BoundedPaginationParameters
+
+    factory.bounded = True
+    _pagination._pagination_parameters_schema_factory = factory
+
+
+_bounded_pagination()
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
