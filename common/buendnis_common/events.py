@@ -73,7 +73,8 @@ CATALOGUE: dict[str, EventType] = {
     "appointment.attended": _event(_APPOINTMENT, ["notifications"]),
     # every service: its audit entries, for the gateway's hash-chained audit trail
     "audit.recorded": _event(
-        ["at", "actor", "actor_org", "action", "participant_id", "record_id", "request_id"],
+        ["at", "actor", "actor_org", "action", "participant_id", "participant_ids", "record_id",
+         "request_id"],
         ["gateway"],
     ),
 }

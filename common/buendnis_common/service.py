@@ -86,8 +86,12 @@ class ServiceRuntime:
         self.outbox.emit(session, "audit.recorded", **entry)
 
     def audit_many(self, session, action: str, participant_ids: list) -> None:
+        """One entry per participant (a list read, an import), shipped as one event."""
         entries = audit.record_many(session, self.models.audit_entry, action, participant_ids)
-        self.outbox.emit_many(session, "audit.recorded", entries)
+        if entries:
+            first = {k: v for k, v in entries[0].items() if k not in ("participant_id",)}
+            self.outbox.emit(session, "audit.recorded", **first,
+                             participant_ids=[e["participant_id"] for e in entries])
 
     def _register_tasks(self) -> None:
         runtime = self

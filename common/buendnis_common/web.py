@@ -11,7 +11,7 @@ import marshmallow as ma
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
 
-from .auth import Principal, TokenVerifier, bearer_token
+from .auth import PLATFORM_ROLES, Principal, TokenVerifier, bearer_token
 from .errors import Forbidden, register_error_handlers
 
 MAX_PAGE = 1_000_000
@@ -69,6 +69,16 @@ def configure_logging(level: str = "INFO") -> None:
     )
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def whoami(principal: Principal) -> dict:
+    """API.md's ``GET /api/v1/me``."""
+    return {
+        "username": principal.username,
+        "organization": {"alias": principal.org_alias, "type": principal.org_type,
+                         "alliance": principal.alliance},
+        "roles": sorted(principal.roles & PLATFORM_ROLES),
+    }
 
 
 def current_principal() -> Principal:
@@ -150,5 +160,10 @@ def create_flask_app(
     @app.get("/healthz")
     def healthz():
         return {"status": "ok", "service": current_app.name}
+
+    @app.get("/api/v1/me")
+    def me():
+        """Who the service takes the caller for (the gateway answers this path itself)."""
+        return whoami(current_principal())
 
     return app, api

@@ -4,8 +4,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from buendnis_common.auth import PLATFORM_ROLES
-from buendnis_common.web import current_principal
+from buendnis_common.web import current_principal, whoami
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1/me", description="Who am I?")
 
@@ -27,10 +26,4 @@ class MeView(MethodView):
     @blp.response(200, Me)
     def get(self):
         """The signed-in user, their organisation and their roles."""
-        principal = current_principal()
-        return {
-            "username": principal.username,
-            "organization": {"alias": principal.org_alias, "type": principal.org_type,
-                             "alliance": principal.alliance},
-            "roles": sorted(principal.roles & PLATFORM_ROLES),
-        }
+        return whoami(current_principal())

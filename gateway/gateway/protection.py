@@ -1,10 +1,12 @@
 """Rate limits, security headers and CORS for the public entry."""
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, g, jsonify, request
 from flask_cors import CORS
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+
+from buendnis_common.errors import error_body
 
 # API answers carry personal data: never cached, never framed, never sniffed.
 SECURITY_HEADERS = {
@@ -40,12 +42,21 @@ def limiter(*, key_func, limit: str, prefix: str, storage_uri: str) -> Limiter:
         storage_uri=storage_uri,
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
         key_prefix=prefix,
-        headers_enabled=True,
+        # One Redis round trip per check; Retry-After is set by rate_limited() below.
+        headers_enabled=False,
         # Redis down: limits go on per process rather than the API going down with it.
         in_memory_fallback_enabled=True,
         swallow_errors=True,
-        strategy="moving-window",
+        strategy="fixed-window",
     )
+
+
+def rate_limited(error: RateLimitExceeded):
+    """429 in the platform's error body, with how long to wait."""
+    response = jsonify(error_body(429, "Too many requests; please wait a little and try again."))
+    response.status_code = 429
+    response.headers["Retry-After"] = str(max(1, error.limit.limit.get_expiry()))
+    return response
 
 
 def install_address_limit(app: Flask, *, limit: str, storage_uri: str) -> Limiter:
@@ -53,6 +64,7 @@ def install_address_limit(app: Flask, *, limit: str, storage_uri: str) -> Limite
     by_address = limiter(key_func=get_remote_address, limit=limit, prefix="buendnis-addr",
                          storage_uri=storage_uri)
     by_address.init_app(app)
+    app.register_error_handler(RateLimitExceeded, rate_limited)
     return by_address
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import requests
 from flask import Response, g, request
@@ -35,7 +36,12 @@ class Proxy:
         self.service_urls = service_urls
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.http = requests.Session()
+        self._local = threading.local()  # a connection pool per thread (gthread workers)
+
+    def http(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
 
     def forward(self, service: str) -> Response:
         url = self.service_urls[service] + request.full_path.rstrip("?")
@@ -45,7 +51,7 @@ class Proxy:
         headers["X-Request-ID"] = g.request_id
         headers["X-Forwarded-For"] = request.remote_addr or ""
         try:
-            upstream = self.http.request(
+            upstream = self.http().request(
                 request.method,
                 url,
                 headers=headers,

@@ -56,8 +56,10 @@ ISSUER = "http://localhost:8080/realms/buendnis"
 def gunicorn_command(package: str) -> list[str]:
     # Intake answers list imports of up to 20,000 rows: its workers may take longer.
     timeout = "--timeout 150 " if package == "intake" else ""
+    # The gateway waits on the services: threads, so that waiting does not block it.
+    threads = "--worker-class gthread --threads 8 " if package == "gateway" else ""
     return shlex.split(
-        f"gunicorn --bind 0.0.0.0:8000 --workers 2 {timeout}--access-logfile - "
+        f"gunicorn --bind 0.0.0.0:8000 --workers 2 {threads}{timeout}--access-logfile - "
         f'"{package}.app:create_app()"'
     )
 

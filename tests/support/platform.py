@@ -143,8 +143,10 @@ class Platform:
             return [python, "-m", "buendnis_dev.smtp"]
         if name == "gateway" or name in SERVICES:
             module = "gateway.app" if name == "gateway" else f"{name}.app"
+            # The gateway waits on services: threads, so that waiting does not block it.
+            threads = ["--worker-class", "gthread", "--threads", "8"] if name == "gateway" else []
             return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports[name]}",
-                    "--workers", "2", "--graceful-timeout", "5", "--timeout", "150",
+                    "--workers", "2", *threads, "--graceful-timeout", "5", "--timeout", "150",
                     f"{module}:create_app()"]
         service, _, role = name.partition("-")
         if role == "worker":

@@ -37,8 +37,7 @@ class Participants(MethodView):
             offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
         )
         pagination_parameters.item_count = total
-        for participant in participants:
-            runtime.audit(session, "participant.list", participant_id=participant.id)
+        runtime.audit_many(session, "participant.list", [p.id for p in participants])
         session.commit()
         return participants
 
