@@ -143,3 +143,24 @@ def test_the_etag_of_a_registration_serves_the_next_change(jmd):
     changed = jmd.patch(path, json={"gender": "diverse"},
                         headers={"If-Match": created.headers["ETag"]})
     assert changed.status_code == 200
+
+
+def test_the_export_holds_everything_the_platform_keeps_about_the_person(platform, jmd):
+    from datetime import date, timedelta
+
+    created = jmd.post("/api/v1/participants", json=person(family_name="Exportfall")).json()
+    jmd.post(f"/api/v1/participants/{created['id']}/consents", json={
+        "recipient_org": "caritas-leverkusen", "data_categories": ["contact"],
+        "valid_until": (date.today() + timedelta(days=30)).isoformat()})
+    referral = jmd.post("/api/v1/referrals", json={
+        "participant_id": created["id"], "to_org": "caritas-leverkusen",
+        "need_category": "language_course", "note": "Bitte Rückruf"})
+    assert referral.status_code == 201, referral.text
+    export = jmd.get(f"/api/v1/participants/{created['id']}/export")
+    assert export.status_code == 200, export.text
+    body = export.json()
+    assert body["participant"]["family_name"] == "Exportfall"
+    assert [c["recipient_org"] for c in body["consents"]] == ["caritas-leverkusen"]
+    assert {"participant.create", "consent.grant"} <= {e["action"] for e in body["access_log"]}
+    assert [r["id"] for r in body["referrals"]["referrals"]] == [referral.json()["id"]]
+    assert "notifications" in body
