@@ -1,32 +1,10 @@
-"""The code lists of API.md that referrals validates against (intake keeps the same lists)."""
+"""The code lists referrals validates against; the shared ones come from buendnis_common."""
 from __future__ import annotations
 
-NEED_CATEGORIES = (
-    "language_course",
-    "integration_course",
-    "identity_clarification",
-    "school_qualification",
-    "vocational_training",
-    "employment",
-    "internship",
-    "counselling",
-    "housing",
-    "health",
-    "legal_advice",
-    "other",
-)
+from buendnis_common.vocabulary import DATA_CATEGORIES, NEED_CATEGORIES, RESIDENCE_STATUSES
 
-RESIDENCE_STATUSES = (
-    "aufenthaltsgestattung",
-    "duldung",
-    "aufenthaltserlaubnis",
-    "niederlassungserlaubnis",
-    "other",
-    "unknown",
-)
-
-# What a participant may consent to share with a receiving organisation.
-DATA_CATEGORIES = ("identity", "contact", "languages", "residence", "needs", "education")
+__all__ = ["DATA_CATEGORIES", "NEED_CATEGORIES", "RESIDENCE_STATUSES", "MODES", "OFFER_MODES",
+           "LANGUAGE_PATTERN", "CASE_ROLES"]
 
 # How an offer or an appointment takes place (the seeds: counselling by phone and video worked).
 MODES = ("in_person", "phone", "video")

@@ -7,10 +7,12 @@ from sqlalchemy import JSON, Date, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from buendnis_common.db import UtcDateTime, new_id
+from buendnis_common.vocabulary import DATA_CATEGORIES
 from intake.db import Base
 from intake.participant.models import Participant
 
-DATA_CATEGORIES = ("identity", "contact", "languages", "residence", "needs", "education")
+__all__ = ["DATA_CATEGORIES", "PURPOSES", "Consent"]
+
 PURPOSES = ("referral",)
 
 

@@ -7,30 +7,11 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from buendnis_common.db import UtcDateTime, new_id, utcnow
+from buendnis_common.vocabulary import NEED_CATEGORIES, RESIDENCE_STATUSES
 from intake.db import Base
 
-RESIDENCE_STATUSES = (
-    "aufenthaltsgestattung",
-    "duldung",
-    "aufenthaltserlaubnis",
-    "niederlassungserlaubnis",
-    "other",
-    "unknown",
-)
-NEED_CATEGORIES = (
-    "language_course",
-    "integration_course",
-    "identity_clarification",
-    "school_qualification",
-    "vocational_training",
-    "employment",
-    "internship",
-    "counselling",
-    "housing",
-    "health",
-    "legal_advice",
-    "other",
-)
+__all__ = ["NEED_CATEGORIES", "RESIDENCE_STATUSES", "Need", "Participant"]
+
 NEED_STATUSES = ("open", "in_progress", "met", "dropped")
 GENDERS = ("female", "male", "diverse", "unspecified")
 CHANNELS = ("sms", "email", "none")
