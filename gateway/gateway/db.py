@@ -7,19 +7,19 @@ from buendnis_common.service import Models
 
 
 class Base(DeclarativeBase):
-    pass
+    """This service's tables; no other service reads them."""
 
 
 class OutboxEvent(OutboxMixin, Base):
-    pass
+    """Events written with the change that caused them, waiting to be relayed."""
 
 
 class ProcessedEvent(ProcessedEventMixin, Base):
-    pass
+    """Ids of the events this service has handled."""
 
 
 class AuditEntry(AuditEntryMixin, Base):
-    pass
+    """Who read or changed which participant's data, here; shipped to the audit trail."""
 
 
 MODELS = Models(outbox=OutboxEvent, processed_event=ProcessedEvent, audit_entry=AuditEntry)
