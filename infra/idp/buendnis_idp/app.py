@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote_plus, urlsplit
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .browser import BrowserState
 from .claims import USERINFO, ClaimContext, InvalidScope, apply_mappers, resolve_client_scopes
 from .realm import Client, ClientScope, Realm, User, load_realm, verify_password
 from .tokens import (
@@ -67,6 +68,12 @@ class IdentityProvider:
     issuer_base: str
     issuer: str
     tokens: TokenService
+    browser: BrowserState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.browser = BrowserState(self.tokens)
+        self.browser.code_lifespan = self.realm.access_code_lifespan
+        self.browser.login_lifespan = self.realm.access_code_lifespan_login
 
     @property
     def private_key(self) -> rsa.RSAPrivateKey:
@@ -180,7 +187,11 @@ def _blueprint() -> Blueprint:
         f"{oidc}/token/introspect", "introspect", _introspect, methods=["POST", "OPTIONS"]
     )
     bp.add_url_rule(f"{oidc}/userinfo", "userinfo", _userinfo, methods=["GET", "POST", "OPTIONS"])
-    bp.add_url_rule(f"{oidc}/logout", "logout", _logout, methods=["POST", "OPTIONS"])
+    bp.add_url_rule(f"{oidc}/logout", "logout", _logout, methods=["GET", "POST", "OPTIONS"])
+    from .login import authorization_code_grant, register_browser_routes
+
+    register_browser_routes(bp, oidc)
+    _GRANTS.setdefault("authorization_code", authorization_code_grant)
     return bp
 
 
@@ -221,18 +232,24 @@ def _discovery():
     return jsonify(
         {
             "issuer": idp.issuer,
-            # Listed for clients that read discovery; the browser login is not implemented here.
             "authorization_endpoint": idp.endpoint("auth"),
             "token_endpoint": idp.endpoint("token"),
             "introspection_endpoint": idp.endpoint("token/introspect"),
             "userinfo_endpoint": idp.endpoint("userinfo"),
             "end_session_endpoint": idp.endpoint("logout"),
             "jwks_uri": idp.endpoint("certs"),
-            "grant_types_supported": ["password", "client_credentials", "refresh_token"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "password",
+                "client_credentials",
+            ],
             "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "fragment"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "code_challenge_methods_supported": ["S256"],
+            "prompt_values_supported": ["none", "login"],
             "scopes_supported": scopes,
             "claims_supported": [
                 "aud",
@@ -255,6 +272,7 @@ def _discovery():
             "introspection_endpoint_auth_methods_supported": auth_methods,
             "backchannel_logout_supported": False,
             "frontchannel_logout_supported": False,
+            "authorization_response_iss_parameter_supported": True,
         }
     )
 
@@ -364,8 +382,10 @@ def _refresh_token_grant(
             "Invalid refresh token. Token client and authorized client don't match",
         )
     session = idp.tokens.active_session(claims.get("sid"))
-    if session is None or session.client_id != client.client_id:
+    if session is None:
         _fail(400, "invalid_grant", "Session not active")
+    if not session.has_client(client.client_id):
+        _fail(400, "invalid_grant", "Session doesn't have required client")
     user = _session_user(idp, session)
     if user is None or not user.enabled:
         _fail(400, "invalid_grant", "User disabled")
@@ -374,13 +394,13 @@ def _refresh_token_grant(
             _fail(400, "invalid_grant", "Maximum allowed refresh token reuse exceeded")
         session.used_refresh_tokens.add(claims["jti"])
     session.last_refresh = idp.tokens.now()
-    scopes = idp.tokens.scopes_of(session)
+    scopes, openid, requested = idp.tokens.client_state(session, client.client_id)
     return idp.tokens.issue(
         user=user,
         client=client,
         scopes=scopes,
-        openid=session.openid,
-        requested_scope=session.requested_scope,
+        openid=openid,
+        requested_scope=requested,
         session=session,
     )
 
@@ -419,10 +439,10 @@ def _introspection(idp: IdentityProvider, token: str) -> dict[str, Any]:
     user = _token_user(idp, claims)
     if user is None or not user.enabled:
         return inactive
-    if (claims.get("sid") or token_type == REFRESH_TOKEN_TYPE) and idp.tokens.active_session(
-        claims.get("sid")
-    ) is None:
-        return inactive
+    if claims.get("sid") or token_type == REFRESH_TOKEN_TYPE:
+        session = idp.tokens.active_session(claims.get("sid"))
+        if session is None or not session.has_client(claims.get("azp")):
+            return inactive
     return {
         **claims,
         "client_id": claims.get("azp"),
@@ -460,7 +480,7 @@ def _userinfo():
         user is None
         or not user.enabled
         or client is None
-        or (claims.get("sid") and session is None)
+        or (claims.get("sid") and (session is None or not session.has_client(client.client_id)))
     ):
         raise OAuthError(
             401,
@@ -469,8 +489,9 @@ def _userinfo():
             _www_authenticate(idp, "invalid_token", "Token verification failed"),
         )
     if session is not None:
-        scopes: list[ClientScope] = idp.tokens.scopes_of(session)
-        requested, notes = session.requested_scope, dict(session.notes)
+        scopes: list[ClientScope]
+        scopes, _, requested = idp.tokens.client_state(session, client.client_id)
+        notes = dict(session.notes)
     else:
         requested = claims.get("scope", "")
         scopes, _ = resolve_client_scopes(
@@ -489,6 +510,10 @@ def _userinfo():
 def _logout():
     if request.method == "OPTIONS":
         return _preflight()
+    if _is_browser_logout():
+        from .login import browser_logout
+
+        return browser_logout()
     idp = _idp()
     client = _authenticate_client(idp.realm, request.form)
     token = request.form.get("refresh_token")
@@ -504,6 +529,17 @@ def _logout():
     if idp.tokens.sessions.remove(claims["sid"]) is not None:
         log.info("logout for client %s: session ended", client.client_id)
     return "", 204
+
+
+def _is_browser_logout() -> bool:
+    """RP-initiated (browser) logout, or python-keycloak's logout with a refresh token?"""
+    if request.method == "GET":
+        return True
+    form = request.form
+    if "refresh_token" in form or request.authorization is not None:
+        return False
+    browser_params = ("id_token_hint", "post_logout_redirect_uri", "state", "ui_locales")
+    return any(p in form for p in browser_params) or "client_id" not in form
 
 
 # --- helpers --------------------------------------------------------------------------------

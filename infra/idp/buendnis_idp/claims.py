@@ -276,7 +276,8 @@ def _allowed_origins(
 
 
 def _acr(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
-    claims["acr"] = "1"
+    # Keycloak: "1" after a login with credentials, "0" when the SSO cookie signed the user in.
+    claims["acr"] = str(ctx.session_notes.get("ACR_LEVEL", "1"))
 
 
 def _organization(

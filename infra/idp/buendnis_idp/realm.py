@@ -239,6 +239,8 @@ class Realm:
     users: Mapping[str, User]
     organizations: Mapping[str, Organization]
     scope_mappings: tuple[Mapping[str, Any], ...] = ()
+    access_code_lifespan: int = 60
+    access_code_lifespan_login: int = 1800
     _by_username: dict[str, User] = field(default_factory=dict, repr=False)
     _by_email: dict[str, User] = field(default_factory=dict, repr=False)
     _service_accounts: dict[str, User] = field(default_factory=dict, repr=False)
@@ -433,6 +435,8 @@ def realm_from_rep(rep: Mapping[str, Any]) -> Realm:
         users=users,
         organizations=organizations,
         scope_mappings=tuple(rep.get("scopeMappings") or ()),
+        access_code_lifespan=int(rep.get("accessCodeLifespan") or 60),
+        access_code_lifespan_login=int(rep.get("accessCodeLifespanLogin") or 1800),
     )
     _warn_about_inconsistencies(realm)
     return realm

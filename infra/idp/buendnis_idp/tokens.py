@@ -140,6 +140,17 @@ class Session:
     requested_scope: str
     notes: dict[str, Any] = field(default_factory=dict)
     used_refresh_tokens: set[str] = field(default_factory=set)
+    # Keycloak's client sessions: the clients that hold tokens of this session, each with the
+    # scopes it was granted (client id -> scope names, openid, requested scope string).
+    clients: dict[str, tuple[tuple[str, ...], bool, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.clients.setdefault(
+            self.client_id, (self.scope_names, self.openid, self.requested_scope)
+        )
+
+    def has_client(self, client_id: str | None) -> bool:
+        return client_id is not None and client_id in self.clients
 
 
 class SessionStore:
@@ -220,10 +231,29 @@ class TokenService:
             return None
         return session
 
-    def scopes_of(self, session: Session) -> list[ClientScope]:
-        return [
-            s for s in (self.realm.client_scope(n) for n in session.scope_names) if s is not None
-        ]
+    def scopes_of(self, session: Session, client_id: str | None = None) -> list[ClientScope]:
+        names = session.scope_names
+        if client_id is not None and client_id in session.clients:
+            names = session.clients[client_id][0]
+        return [s for s in (self.realm.client_scope(n) for n in names) if s is not None]
+
+    def client_state(self, session: Session, client_id: str) -> tuple[list[ClientScope], bool, str]:
+        """The scopes, openid flag and requested scope string the client holds in the session."""
+        names, openid, requested = session.clients.get(
+            client_id, (session.scope_names, session.openid, session.requested_scope)
+        )
+        scopes = [s for s in (self.realm.client_scope(n) for n in names) if s is not None]
+        return scopes, openid, requested
+
+    def attach_client(
+        self,
+        session: Session,
+        client: Client,
+        scopes: list[ClientScope],
+        openid: bool,
+        requested: str,
+    ) -> None:
+        session.clients[client.client_id] = (tuple(s.name for s in scopes), openid, requested)
 
     # --- issuing --------------------------------------------------------------------------
 
@@ -261,13 +291,18 @@ class TokenService:
         requested_scope: str,
         session: Session | None,
         notes: dict[str, Any] | None = None,
+        id_token_claims: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A Keycloak token response: access token, ID token (openid), refresh token (sessions)."""
+        """A Keycloak token response: access token, ID token (openid), refresh token (sessions).
+
+        `notes` add to the session's notes for this response (e.g. the acr level of a browser
+        login); `id_token_claims` (e.g. `nonce`) go into the ID token only.
+        """
         now = self.now()
         exp = now + self.access_token_lifespan(client)
         if session is not None:
             exp = min(exp, session.started + self.realm.sso_session_max_lifespan)
-        session_notes = dict(session.notes if session is not None else notes or {})
+        session_notes = {**(session.notes if session is not None else {}), **(notes or {})}
         scope_string = token_scope_string(scopes, openid)
 
         ctx = ClaimContext(self.realm, client, user, scopes, requested_scope, session_notes)
@@ -297,6 +332,7 @@ class TokenService:
                 access_token,
                 exp,
                 now,
+                id_token_claims or {},
             )
         if session is not None:
             refresh_exp = self.session_expires_at(session)
@@ -321,12 +357,14 @@ class TokenService:
         access_token: str,
         exp: int,
         now: int,
+        extra: dict[str, Any],
     ) -> str:
         ctx = ClaimContext(
             self.realm, client, user, scopes, requested_scope, notes, audiences=[client.client_id]
         )
         claims = self._base_claims(ID_TOKEN_TYPE, client, exp, now)
         claims["sub"] = user.id
+        claims.update(extra)
         if session is not None:
             claims["sid"] = session.id
         digest = hashlib.sha256(access_token.encode("ascii")).digest()
@@ -394,7 +432,8 @@ class TokenService:
 
 
 _ORDER = [
-    "exp", "iat", "auth_time", "jti", "iss", "aud", "sub", "typ", "azp", "sid", "at_hash", "acr",
+    "exp", "iat", "auth_time", "jti", "iss", "aud", "sub", "typ", "azp", "nonce", "sid", "at_hash",
+    "acr",
     "allowed-origins", "realm_access", "resource_access", "scope",
 ]  # fmt: skip
 
