@@ -16,6 +16,9 @@ from referrals.offer.views import blp as offers
 from referrals.referral import tasks as referral_tasks
 from referrals.referral.service import Context
 from referrals.referral.views import blp as referrals
+from referrals.report import tasks as report_tasks
+from referrals.report.service import ReportSettings
+from referrals.report.views import blp as reports
 from referrals.workdays import WorkingCalendar
 
 
@@ -29,7 +32,8 @@ def create_app(
     settings: ServiceSettings | None = None, config: ReferralsConfig | None = None
 ) -> Flask:
     config = config or ReferralsConfig.from_env()
-    handlers = EventHandlers({**erasure_handlers.handlers, **referral_tasks.handlers.handlers})
+    handlers = EventHandlers({**erasure_handlers.handlers, **referral_tasks.handlers.handlers,
+                              **report_tasks.handlers.handlers})
     runtime = ServiceRuntime(
         settings or ServiceSettings.from_env("referrals"), models=MODELS, handlers=handlers
     )
@@ -37,7 +41,7 @@ def create_app(
     app, _api = runtime.create_app(
         __name__,
         title="Bündnis referrals",
-        blueprints=[offers, referrals, appointments],
+        blueprints=[offers, referrals, appointments, reports],
     )
     app.register_blueprint(export)  # internal: not in the public API document
     app.extensions["referrals"] = Context(
@@ -45,5 +49,6 @@ def create_app(
         config=config,
         calendar=WorkingCalendar(config.holiday_subdivision),
     )
+    app.extensions["reports"] = ReportSettings.from_env()
     app.register_error_handler(StaleDataError, _changed_meanwhile)
     return app

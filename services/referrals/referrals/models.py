@@ -4,11 +4,13 @@ from referrals.db import Base
 from referrals.erasure.models import ParticipantErasure
 from referrals.offer.models import Offer, OfferLanguage
 from referrals.referral.models import Message, Referral, StatusChange, WithdrawnConsent
+from referrals.report.models import NeedCount
 
 __all__ = [
     "Appointment",
     "Base",
     "Message",
+    "NeedCount",
     "Offer",
     "OfferLanguage",
     "ParticipantErasure",
