@@ -34,7 +34,7 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
     marker = f"BUENDNIS_RUN_MARKER={uuid.uuid4()}"
     ports = {name: free_port() for name in
              ("GATEWAY_PORT", "IDP_PORT", "INTAKE_PORT", "REFERRALS_PORT", "NOTIFICATIONS_PORT",
-              "REDIS_PORT", "SMTP_PORT")}
+              "REDIS_PORT", "SMTP_PORT", "SMS_PORT")}
     env = {key: value for key, value in os.environ.items()
            if not key.endswith(("_DATABASE_URL", "_URL")) or key == "PATH"}
     env.update({name: str(port) for name, port in ports.items()})
@@ -81,7 +81,7 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
         offers = requests.get(f"{gateway}/api/v1/offers", headers=headers, timeout=10).json()
         assert {offer["provider_org"] for offer in offers} == {
             "caritas-leverkusen", "awo-leverkusen", "jobservice-leverkusen", "ki-leverkusen"}
-        assert len(processes_with(marker)) >= 15
+        assert len(processes_with(marker)) >= 16
     finally:
         os.killpg(make.pid, signal.SIGTERM)  # what Ctrl-C in a terminal amounts to
         try:

@@ -95,7 +95,7 @@ class Platform:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.ports = {
             name: free_port()
-            for name in ("redis", "idp", "gateway", "smtp", *SERVICES)
+            for name in ("redis", "idp", "gateway", "smtp", "sms", *SERVICES)
         }
         self.key_file = workdir / "idp-signing-key.pem"
         write_signing_key(self.key_file)
@@ -119,6 +119,7 @@ class Platform:
             "IDP_SIGNING_KEY_FILE": str(self.key_file),
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "SMTP_PORT": str(self.ports["smtp"]),
+            "SMS_PORT": str(self.ports["sms"]),
             "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
             # The whole suite comes from one address; the limits have tests of their own.
             "RATE_LIMIT_PER_ADDRESS": "100000/minute",
@@ -139,8 +140,8 @@ class Platform:
         if name == "idp":
             return [python, "-m", "buendnis_idp", "--host", "127.0.0.1",
                     "--port", str(self.ports["idp"])]
-        if name == "smtp":
-            return [python, "-m", "buendnis_dev.smtp"]
+        if name in ("smtp", "sms"):
+            return [python, "-m", f"buendnis_dev.{name}"]
         if name == "gateway" or name in SERVICES:
             module = "gateway.app" if name == "gateway" else f"{name}.app"
             # The gateway waits on services: threads, so that waiting does not block it.
@@ -204,7 +205,7 @@ class Platform:
 
     def start_all(self) -> None:
         self.migrate()
-        for name in ("redis", "idp", "smtp", *SERVICES, "gateway"):
+        for name in ("redis", "idp", "smtp", "sms", *SERVICES, "gateway"):
             self.start(name)
         for service in SERVICES:
             self.start(f"{service}-worker")

@@ -16,7 +16,9 @@ from buendnis_dev import wait_for_stop
 
 
 def start(port: int, maildir: Path, host: str = "127.0.0.1") -> Controller:
-    maildir.mkdir(parents=True, exist_ok=True)
+    # mailbox.Maildir creates tmp/new/cur only when the folder itself is missing.
+    for folder in ("tmp", "new", "cur"):
+        (maildir / folder).mkdir(parents=True, exist_ok=True)
     controller = Controller(Mailbox(str(maildir)), hostname=host, port=port)
     controller.start()
     return controller

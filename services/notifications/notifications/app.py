@@ -3,14 +3,34 @@ from __future__ import annotations
 
 from flask import Flask
 
-from buendnis_common.service import ServiceRuntime
+import notifications.models  # noqa: F401 - every table mapped before the first query
+from buendnis_common.service import EventHandlers, ServiceRuntime
 from buendnis_common.settings import ServiceSettings
+from notifications.appointment.tasks import handlers as appointment_handlers
+from notifications.config import NotificationsConfig
+from notifications.context import Context
 from notifications.db import MODELS
+from notifications.inbox.tasks import handlers as inbox_handlers
+from notifications.inbox.views import blp as inbox
+from notifications.inbox.views import remember_caller
 from notifications.internal.views import blp as internal
+from notifications.reminder import tasks as reminder_tasks
+from notifications.reminder.views import blp as reminders
 
 
-def create_app(settings: ServiceSettings | None = None) -> Flask:
-    runtime = ServiceRuntime(settings or ServiceSettings.from_env("notifications"), models=MODELS)
-    app, _api = runtime.create_app(__name__, title="Bündnis notifications", blueprints=[])
+def create_app(
+    settings: ServiceSettings | None = None, config: NotificationsConfig | None = None
+) -> Flask:
+    config = config or NotificationsConfig.from_env()
+    handlers = EventHandlers({**appointment_handlers.handlers, **inbox_handlers.handlers})
+    runtime = ServiceRuntime(
+        settings or ServiceSettings.from_env("notifications"), models=MODELS, handlers=handlers
+    )
+    reminder_tasks.register(runtime, config)
+    app, _api = runtime.create_app(
+        __name__, title="Bündnis notifications", blueprints=[inbox, reminders]
+    )
     app.register_blueprint(internal)  # not in the public API document
+    app.before_request(remember_caller)
+    app.extensions["notifications"] = Context(runtime=runtime, config=config)
     return app

@@ -1,0 +1,195 @@
+"""Benchmark: 10,000 appointments whose reminders fall due in the same minute.
+
+Starts the real platform as the tests do (Redis, identity provider, services under gunicorn,
+Celery workers and beat, the gateway, the SMTP sink ``buendnis_dev.smtp`` writing a Maildir;
+SQLite, or PostgreSQL with BUENDNIS_TEST_PG_URL), with ``REMINDER_OFFSETS=10m``, then
+
+1. imports N participants who chose e-mail (intake's CSV import, through the gateway);
+2. puts N ``appointment.booked`` events on the notifications queue, as the referrals service
+   publishes them, with starts spread over one minute, 10 minutes after the due minute;
+3. waits until every reminder is planned, then until every e-mail has reached the SMTP sink;
+4. reads the sink's Maildir: every Message-ID (the reminder's idempotency key) must be there
+   exactly once; the delay of each message is the file's write time minus its due time.
+
+Prints the median and 99th percentile from due to delivered, and the throughput.
+
+    .venv/bin/python bench/reminders.py [--appointments 10000] [--workers 1] [--threads 4]
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import io
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from buendnis_common.events import EVENT_TASK, envelope_data  # noqa: E402
+from tests.support.platform import Platform, wait_for  # noqa: E402
+
+OFFSET = timedelta(minutes=10)
+
+
+def participants_csv(count: int) -> bytes:
+    year = date.today().year - 22
+    lines = ["Vorname;Nachname;Geburtsdatum;Aufenthaltsstatus;E-Mail;Kanal;Kontaktsprache"]
+    languages = ["de", "ar", "fa", "uk", "tr", "ru", "en"]
+    for i in range(count):
+        lines.append(f"Bench{i};Reminder{i % 991};{1 + i % 28:02d}.{1 + i % 12:02d}.{year};"
+                     f"duldung;bench{i}@example.org;email;{languages[i % len(languages)]}")
+    return "\n".join(lines).encode()
+
+
+def scalar(url: str, statement: str, **params):
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(statement), params).scalar()
+    finally:
+        engine.dispose()
+
+
+def rows(url: str, statement: str, **params) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(statement), params)]
+    finally:
+        engine.dispose()
+
+
+def utc(value: datetime | str) -> datetime:
+    """A time as the database driver returns it (SQLite: text without offset, in UTC)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--appointments", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=1, help="notifications workers")
+    parser.add_argument("--threads", type=int, default=8, help="REMINDER_SEND_CONCURRENCY")
+    parser.add_argument("--spread", type=float, default=60.0,
+                        help="seconds over which the reminders fall due (default: a minute)")
+    parser.add_argument("--lead", type=int, default=0,
+                        help="seconds from the events to the due minute (default: estimated)")
+    args = parser.parse_args()
+    count = args.appointments
+    with tempfile.TemporaryDirectory() as workdir:
+        platform = Platform(Path(workdir), extra_env={
+            "REMINDER_OFFSETS": "10m",
+            "REMINDER_SEND_CONCURRENCY": str(args.threads),
+            "REMINDER_DISPATCH_INTERVAL_SECONDS": "1",
+            "SMS_QUIET_HOURS": "off",
+            "LOG_LEVEL": "WARNING",
+        })
+        try:
+            platform.start_all()
+            first = platform.processes["notifications-worker"]
+            for n in range(1, args.workers):
+                platform.processes[f"notifications-worker-{n}"] = platform.start(
+                    "notifications-worker")
+            platform.processes["notifications-worker"] = first
+            return run(platform, count, args)
+        finally:
+            platform.close()
+
+
+def run(platform: Platform, count: int, args) -> int:
+    jmd = platform.as_user("cw.jmd-leverkusen")
+    started = time.perf_counter()
+    response = jmd.post("/api/v1/participants/import", timeout=600, files={
+        "file": ("liste.csv", io.BytesIO(participants_csv(count)), "text/csv")})
+    assert response.status_code == 201, response.text[:500]
+    participant_ids = [row["id"] for row in response.json()["imported"]]
+    assert len(participant_ids) == count
+    print(f"imported {count} participants in {time.perf_counter() - started:.1f} s")
+
+    # One worker consumes about 100 events/s on SQLite; give them time, then the minute.
+    lead = args.lead or max(60, int(count / 60) + 30)
+    due_minute = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+    sub = "5b47324b-9b61-5fe1-9cb2-5039497adf31"  # cw.jmd-leverkusen in the realm file
+    celery = Celery(broker=platform.redis_url)
+    started = time.perf_counter()
+    for i, participant_id in enumerate(participant_ids):
+        start = due_minute + OFFSET + timedelta(seconds=args.spread * i / count)
+        data = envelope_data("appointment.booked", {
+            "referral_id": uuid.uuid4(), "participant_id": participant_id,
+            "from_org": "jmd-leverkusen", "to_org": "caritas-leverkusen",
+            "alliance": "leverkusen", "need_category": "language_course",
+            "sender_user_id": sub, "appointment_id": uuid.uuid4(), "start": start,
+            "end": start + timedelta(hours=1), "mode": "in_person", "status": "booked"})
+        celery.send_task(EVENT_TASK, queue="notifications", args=[{
+            "id": str(uuid.uuid4()), "type": "appointment.booked", "source": "referrals",
+            "occurred_at": datetime.now(UTC).isoformat(), "data": data}])
+    celery.close()
+    url = platform.database_urls["notifications"]
+    wait_for(lambda: scalar(url, "SELECT count(*) FROM reminders") >= 2 * count,
+             timeout=lead + 600, what="every reminder planned", interval=1)
+    planned_at = datetime.now(UTC)
+    print(f"{count} booking events published and {2 * count} reminders planned in "
+          f"{time.perf_counter() - started:.1f} s; due from {due_minute.isoformat()} "
+          f"({(due_minute - planned_at).total_seconds():.0f} s later)")
+    if planned_at > due_minute:
+        print("WARNING: planning took longer than the lead; use --lead")
+
+    maildir = Path(platform.env["BUENDNIS_VAR"]) / "mail" / "new"
+    wait_for(lambda: scalar(url, "SELECT count(*) FROM reminders WHERE recipient = "
+                            "'participant' AND status IN ('scheduled', 'sending')") == 0
+             and sum(1 for _ in maildir.iterdir()) >= count,
+             timeout=(due_minute - datetime.now(UTC)).total_seconds() + 1800,
+             what="every reminder sent", interval=1)
+    time.sleep(3)  # anything sent twice would arrive now
+
+    due = {key: utc(at) for key, at in rows(
+        url, "SELECT idempotency_key, due_at FROM reminders WHERE recipient = 'participant'")}
+    keys: Counter[str] = Counter()
+    delays = []
+    delivered_at = []
+    for path in maildir.iterdir():
+        with path.open("rb") as file:
+            headers = email.message_from_binary_file(
+                file, policy=email.policy.default, _class=email.message.EmailMessage)
+        key = headers["Message-ID"].strip().strip("<>").rsplit("@", 1)[0]
+        keys[key] += 1
+        arrived = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        delivered_at.append(arrived)
+        if key in due:
+            delays.append((arrived - due[key]).total_seconds())
+    statuses = dict(rows(url, "SELECT status, count(*) FROM reminders GROUP BY status"))
+    twice = sum(1 for n in keys.values() if n > 1)
+    reminder_keys = [k for k in keys if k in due]
+    first_due = min(due.values())
+    span = (max(delivered_at) - first_due).total_seconds()
+    print(f"database: {'PostgreSQL' if platform.postgres else 'SQLite'}; notifications "
+          f"workers: {args.workers}, sending threads each: {args.threads}")
+    print(f"reminders by status: {statuses}")
+    print(f"e-mails in the SMTP sink: {len(reminder_keys)} of {count} reminders, "
+          f"sent twice: {twice}")
+    print(f"due → delivered: median {statistics.median(delays):.1f} s, "
+          f"p99 {percentile(delays, 0.99):.1f} s, max {max(delays):.1f} s")
+    print(f"throughput: {len(reminder_keys) / span:.0f} e-mails/s "
+          f"({len(reminder_keys)} from the first due time to the last delivery in {span:.1f} s)")
+    ok = len(reminder_keys) == count and twice == 0
+    print("OK: all delivered, none twice" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""How to reach a participant, asked from intake at the moment of sending and kept nowhere."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from buendnis_common.errors import ServiceUnavailable
+from buendnis_common.service import ServiceRuntime
+from notifications.delivery.channels import TemporaryFailure
+
+
+@dataclass(frozen=True)
+class Contact:
+    given_name: str | None
+    phone: str | None
+    email: str | None
+    preferred_channel: str | None
+    language: str | None
+    languages: tuple[str, ...]
+
+    @property
+    def channel(self) -> str:
+        """The channel the participant chose; with no choice recorded, e-mail if there is an
+        address, else SMS if there is a number, else none."""
+        if self.preferred_channel in ("sms", "email", "none"):
+            return self.preferred_channel
+        if self.email:
+            return "email"
+        if self.phone:
+            return "sms"
+        return "none"
+
+
+def fetch(runtime: ServiceRuntime, *, participant_id: uuid.UUID, owner_org: str) -> Contact | None:
+    """``None`` when intake has no such participant of ``owner_org`` (erased, or never was)."""
+    try:
+        response = runtime.services.get(
+            "intake", f"/internal/participants/{participant_id}/contact",
+            params={"owner_org": owner_org},
+        )
+    except ServiceUnavailable:
+        raise TemporaryFailure("intake_unavailable") from None
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise TemporaryFailure(f"intake_{response.status_code}")
+    try:
+        body = response.json()
+        contact = body.get("contact") or {}
+        return Contact(
+            given_name=body.get("given_name"),
+            phone=contact.get("phone"),
+            email=contact.get("email"),
+            preferred_channel=contact.get("preferred_channel"),
+            language=contact.get("language"),
+            languages=tuple(str(code) for code in body.get("languages") or []),
+        )
+    except (ValueError, AttributeError, TypeError):
+        raise TemporaryFailure("intake_unusable_answer") from None

@@ -1,0 +1,180 @@
+"""What the participant reads, in the languages of the programme's participants.
+
+Placeholders: ``{name}`` (given name), ``{org}`` (the organisation they meet), ``{when}`` (date
+and time in Europe/Berlin, formatted for the language by Babel), ``{mode}``. German is the
+fallback for any other language. Right-to-left handling is done in ``messages.render``, not here.
+"""
+from __future__ import annotations
+
+DEFAULT_LANGUAGE = "de"
+RTL_LANGUAGES = frozenset({"ar", "fa"})
+
+TEXTS: dict[str, dict[str, str]] = {
+    "de": {
+        "greeting": "Hallo {name},",
+        "reminder_subject": "Erinnerung: Ihr Termin am {when}",
+        "reminder_body": "wir erinnern Sie an Ihren Termin bei {org}:\n{when} ({mode}).\n"
+                         "Wenn Sie nicht kommen können, sagen Sie bitte rechtzeitig Bescheid.",
+        "reminder_sms": "Erinnerung: Ihr Termin bei {org} am {when} ({mode}). Wenn Sie nicht "
+                        "kommen können, sagen Sie bitte ab.",
+        "moved_subject": "Ihr Termin wurde verschoben: {when}",
+        "moved_body": "Ihr Termin bei {org} wurde verschoben.\nNeuer Termin: {when} ({mode}).",
+        "moved_sms": "Ihr Termin bei {org} wurde verschoben auf {when} ({mode}).",
+        "cancellation_subject": "Ihr Termin am {when} wurde abgesagt",
+        "cancellation_body": "Ihr Termin bei {org} am {when} wurde abgesagt.\n"
+                             "Ihre Ansprechperson meldet sich bei Ihnen.",
+        "cancellation_sms": "Ihr Termin bei {org} am {when} wurde abgesagt. Ihre "
+                            "Ansprechperson meldet sich bei Ihnen.",
+        "summary": "Termin bei {org}",
+        "footer": "Diese Nachricht wurde automatisch gesendet. Bitte antworten Sie nicht darauf.",
+        "in_person": "vor Ort",
+        "phone": "telefonisch",
+        "video": "per Video",
+    },
+    "en": {
+        "greeting": "Hello {name},",
+        "reminder_subject": "Reminder: your appointment on {when}",
+        "reminder_body": "This is a reminder of your appointment with {org}:\n{when} ({mode}).\n"
+                         "If you cannot come, please let us know in good time.",
+        "reminder_sms": "Reminder: your appointment with {org} on {when} ({mode}). Please "
+                        "cancel if you cannot come.",
+        "moved_subject": "Your appointment has been moved: {when}",
+        "moved_body": "Your appointment with {org} has been moved.\nNew time: {when} ({mode}).",
+        "moved_sms": "Your appointment with {org} has been moved to {when} ({mode}).",
+        "cancellation_subject": "Your appointment on {when} has been cancelled",
+        "cancellation_body": "Your appointment with {org} on {when} has been cancelled.\n"
+                             "Your contact person will get in touch with you.",
+        "cancellation_sms": "Your appointment with {org} on {when} has been cancelled. Your "
+                            "contact person will get in touch with you.",
+        "summary": "Appointment with {org}",
+        "footer": "This message was sent automatically. Please do not reply.",
+        "in_person": "in person",
+        "phone": "by phone",
+        "video": "by video",
+    },
+    "ar": {
+        "greeting": "مرحبًا {name}،",
+        "reminder_subject": "تذكير: موعدك في {when}",
+        "reminder_body": "نذكّرك بموعدك لدى {org}:\n{when} ({mode}).\n"
+                         "إذا لم تتمكن من الحضور، يرجى إبلاغنا في الوقت المناسب.",
+        "reminder_sms": "تذكير: موعدك لدى {org} في {when} ({mode}). يرجى الإلغاء إذا لم تتمكن "
+                        "من الحضور.",
+        "moved_subject": "تم تغيير موعدك: {when}",
+        "moved_body": "تم تغيير موعدك لدى {org}.\nالموعد الجديد: {when} ({mode}).",
+        "moved_sms": "تم تغيير موعدك لدى {org} إلى {when} ({mode}).",
+        "cancellation_subject": "تم إلغاء موعدك في {when}",
+        "cancellation_body": "تم إلغاء موعدك لدى {org} في {when}.\n"
+                             "سيتواصل معك الشخص المسؤول عنك.",
+        "cancellation_sms": "تم إلغاء موعدك لدى {org} في {when}. سيتواصل معك الشخص المسؤول عنك.",
+        "summary": "موعد لدى {org}",
+        "footer": "تم إرسال هذه الرسالة تلقائيًا. يرجى عدم الرد عليها.",
+        "in_person": "حضوريًا",
+        "phone": "عبر الهاتف",
+        "video": "عبر الفيديو",
+    },
+    "fa": {
+        "greeting": "سلام {name}،",
+        "reminder_subject": "یادآوری: قرار ملاقات شما در {when}",
+        "reminder_body": "قرار ملاقات شما با {org} را یادآوری می‌کنیم:\n{when} ({mode}).\n"
+                         "اگر نمی‌توانید بیایید، لطفاً به‌موقع اطلاع دهید.",
+        "reminder_sms": "یادآوری: قرار ملاقات شما با {org} در {when} ({mode}). اگر نمی‌توانید "
+                        "بیایید، لطفاً آن را لغو کنید.",
+        "moved_subject": "زمان قرار ملاقات شما تغییر کرد: {when}",
+        "moved_body": "زمان قرار ملاقات شما با {org} تغییر کرد.\nزمان جدید: {when} ({mode}).",
+        "moved_sms": "قرار ملاقات شما با {org} به {when} ({mode}) منتقل شد.",
+        "cancellation_subject": "قرار ملاقات شما در {when} لغو شد",
+        "cancellation_body": "قرار ملاقات شما با {org} در {when} لغو شد.\n"
+                             "فرد مسئول با شما تماس خواهد گرفت.",
+        "cancellation_sms": "قرار ملاقات شما با {org} در {when} لغو شد. فرد مسئول با شما تماس "
+                            "خواهد گرفت.",
+        "summary": "قرار ملاقات با {org}",
+        "footer": "این پیام به‌طور خودکار ارسال شده است. لطفاً به آن پاسخ ندهید.",
+        "in_person": "حضوری",
+        "phone": "تلفنی",
+        "video": "تصویری",
+    },
+    "uk": {
+        "greeting": "Вітаємо, {name}!",
+        "reminder_subject": "Нагадування: ваша зустріч {when}",
+        "reminder_body": "Нагадуємо про вашу зустріч в організації {org}:\n{when} ({mode}).\n"
+                         "Якщо ви не можете прийти, будь ласка, повідомте про це заздалегідь.",
+        "reminder_sms": "Нагадування: ваша зустріч в організації {org} {when} ({mode}). Якщо "
+                        "не можете прийти, будь ласка, скасуйте її.",
+        "moved_subject": "Вашу зустріч перенесено: {when}",
+        "moved_body": "Вашу зустріч в організації {org} перенесено.\n"
+                      "Новий час: {when} ({mode}).",
+        "moved_sms": "Вашу зустріч в організації {org} перенесено на {when} ({mode}).",
+        "cancellation_subject": "Вашу зустріч {when} скасовано",
+        "cancellation_body": "Вашу зустріч в організації {org} {when} скасовано.\n"
+                             "Ваша контактна особа зв'яжеться з вами.",
+        "cancellation_sms": "Вашу зустріч в організації {org} {when} скасовано. Ваша контактна "
+                            "особа зв'яжеться з вами.",
+        "summary": "Зустріч в організації {org}",
+        "footer": "Це повідомлення надіслано автоматично. Будь ласка, не відповідайте на нього.",
+        "in_person": "особисто",
+        "phone": "телефоном",
+        "video": "відеозв'язком",
+    },
+    "tr": {
+        "greeting": "Merhaba {name},",
+        "reminder_subject": "Hatırlatma: {when} tarihli randevunuz",
+        "reminder_body": "{org} ile olan randevunuzu hatırlatırız:\n{when} ({mode}).\n"
+                         "Gelemeyecekseniz lütfen zamanında haber verin.",
+        "reminder_sms": "Hatırlatma: {org} ile {when} tarihli randevunuz ({mode}). "
+                        "Gelemeyecekseniz lütfen iptal edin.",
+        "moved_subject": "Randevunuz değiştirildi: {when}",
+        "moved_body": "{org} ile olan randevunuz değiştirildi.\nYeni zaman: {when} ({mode}).",
+        "moved_sms": "{org} ile olan randevunuz {when} ({mode}) olarak değiştirildi.",
+        "cancellation_subject": "{when} tarihli randevunuz iptal edildi",
+        "cancellation_body": "{org} ile {when} tarihli randevunuz iptal edildi.\n"
+                             "İlgili kişi sizinle iletişime geçecek.",
+        "cancellation_sms": "{org} ile {when} tarihli randevunuz iptal edildi. İlgili kişi "
+                            "sizinle iletişime geçecek.",
+        "summary": "{org} randevusu",
+        "footer": "Bu mesaj otomatik olarak gönderilmiştir. Lütfen yanıtlamayın.",
+        "in_person": "yüz yüze",
+        "phone": "telefonla",
+        "video": "görüntülü görüşmeyle",
+    },
+    "ru": {
+        "greeting": "Здравствуйте, {name}!",
+        "reminder_subject": "Напоминание: ваша встреча {when}",
+        "reminder_body": "Напоминаем о вашей встрече в организации {org}:\n{when} ({mode}).\n"
+                         "Если вы не сможете прийти, пожалуйста, сообщите заранее.",
+        "reminder_sms": "Напоминание: ваша встреча в организации {org} {when} ({mode}). Если "
+                        "не сможете прийти, пожалуйста, отмените её.",
+        "moved_subject": "Ваша встреча перенесена: {when}",
+        "moved_body": "Ваша встреча в организации {org} перенесена.\n"
+                      "Новое время: {when} ({mode}).",
+        "moved_sms": "Ваша встреча в организации {org} перенесена на {when} ({mode}).",
+        "cancellation_subject": "Ваша встреча {when} отменена",
+        "cancellation_body": "Ваша встреча в организации {org} {when} отменена.\n"
+                             "Ваше контактное лицо свяжется с вами.",
+        "cancellation_sms": "Ваша встреча в организации {org} {when} отменена. Ваше контактное "
+                            "лицо свяжется с вами.",
+        "summary": "Встреча в организации {org}",
+        "footer": "Это сообщение отправлено автоматически. Пожалуйста, не отвечайте на него.",
+        "in_person": "лично",
+        "phone": "по телефону",
+        "video": "по видеосвязи",
+    },
+}
+
+LANGUAGES = tuple(TEXTS)
+
+# E-mail copies of inbox entries go to the partners' staff, in German.
+INBOX_TEXTS: dict[str, str] = {
+    "referral.received": "Neue Vermittlung von {from_org_name} ({need}).",
+    "referral.accepted": "{to_org_name} hat Ihre Vermittlung angenommen ({need}).",
+    "referral.rejected": "{to_org_name} hat Ihre Vermittlung abgelehnt ({need}).",
+    "referral.status_changed": "Eine Vermittlung ({need}) hat jetzt den Status „{status}“.",
+    "referral.overdue": "{to_org_name} hat auf Ihre Vermittlung ({need}) noch nicht "
+                        "geantwortet; die Antwortfrist ist abgelaufen.",
+    "referral.message_posted": "Neue Nachricht zu einer Vermittlung ({need}).",
+    "appointment.booked": "Ein Termin wurde gebucht: {when}.",
+    "appointment.moved": "Ein Termin wurde verschoben auf {when}.",
+    "appointment.cancelled": "Ein Termin am {when} wurde abgesagt.",
+    "appointment.reminder": "Erinnerung: Termin am {when} ({need}).",
+    "reminder.failed": "Eine Terminerinnerung an die teilnehmende Person konnte nicht "
+                       "zugestellt werden (Termin am {when}). Bitte informieren Sie sie selbst.",
+}
