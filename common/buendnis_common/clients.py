@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import requests
+from flask import g, has_request_context
 from keycloak import KeycloakOpenID
 from keycloak.exceptions import KeycloakError
 
@@ -56,13 +57,8 @@ class ServiceClient:
         Other statuses (404, 409 …) are the caller's to interpret."""
         url = self.settings.service_urls[service] + path
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
-        try:
-            from flask import g, has_request_context
-
-            if has_request_context() and getattr(g, "request_id", None):
-                headers.setdefault("X-Request-ID", g.request_id)
-        except ImportError:  # pragma: no cover - flask is always installed with this package
-            pass
+        if has_request_context() and getattr(g, "request_id", None):
+            headers.setdefault("X-Request-ID", g.request_id)  # one trace across services
         try:
             response = self.http.request(
                 method, url, headers=headers, timeout=self.timeout, **kwargs

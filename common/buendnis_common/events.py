@@ -301,7 +301,7 @@ Handler = Callable[..., None]
 
 
 class DuplicateEvent(Exception):
-    pass
+    """The event's id is already recorded as handled."""
 
 
 class Consumer:
