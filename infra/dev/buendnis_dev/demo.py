@@ -96,7 +96,8 @@ def wait_until_ready(gateway_url: str, timeout: float = 180.0) -> None:
             if requests.get(f"{gateway_url}/readyz", timeout=2).status_code == 200:
                 return
         except requests.RequestException:
-            pass
+            time.sleep(1)  # not up yet
+            continue
         time.sleep(1)
     raise SystemExit(f"the platform did not become ready within {timeout:.0f} s")
 

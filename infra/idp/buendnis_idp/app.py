@@ -52,7 +52,7 @@ class OAuthError(Exception):
 
 
 class RealmNotFound(Exception):
-    pass
+    """A realm other than the one of the realm file: 404 as Keycloak answers."""
 
 
 def _fail(status: int, error: str, description: str | None = None) -> NoReturn:

@@ -136,7 +136,7 @@ class ParticipantCreate(_ParticipantFields):
 
 
 class ParticipantUpdate(_ParticipantFields):
-    pass
+    """Any subset of the fields; needs change through their own endpoint."""
 
 
 class Organization(Schema):

@@ -35,19 +35,19 @@ class DeliveryError(Exception):
 
 
 class TemporaryFailure(DeliveryError):
-    pass
+    """The server or provider may accept it later: retried with backoff."""
 
 
 class PermanentFailure(DeliveryError):
-    pass
+    """It will never be accepted (bad address, refused): the reminder fails at once."""
 
 
 class Unconfirmed(DeliveryError):
-    pass
+    """Handed over, but the answer was lost: counted as sent, never sent again."""
 
 
 class HandOverRefused(DeliveryError):
-    pass
+    """The claim was lost before the point of no return: another worker owns the row."""
 
 
 HandOver = Callable[[], bool]

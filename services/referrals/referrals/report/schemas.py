@@ -56,7 +56,7 @@ class ReferralReportQuery(_Query):
 
 
 class ReportQuery(_Query):
-    pass
+    """The query of the gaps and stuck reports: alliance and format only."""
 
 
 class _Row(ma.Schema):
