@@ -7,6 +7,7 @@ server). Every process runs in its own session and is stopped at teardown.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -60,6 +61,19 @@ def write_signing_key(path: Path) -> None:
     )
 
 
+def write_realm_for_web(path: Path, web_url: str) -> None:
+    """The demo realm file, with ``web_url`` allowed as the web front end's redirect target."""
+    realm = json.loads((REPO / "infra/keycloak/buendnis-realm.json").read_text())
+    for client in realm["clients"]:
+        if client["clientId"] == "buendnis-web":
+            client["redirectUris"].append(f"{web_url}/*")
+            client["webOrigins"].append(web_url)
+            attributes = client.setdefault("attributes", {})
+            uris = attributes.get("post.logout.redirect.uris", "")
+            attributes["post.logout.redirect.uris"] = "##".join(filter(None, [uris, f"{web_url}/*"]))
+    path.write_text(json.dumps(realm))
+
+
 class PostgresDatabases:
     """One fresh database per service on the server of ``BUENDNIS_TEST_PG_URL``."""
 
@@ -95,8 +109,11 @@ class Platform:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.ports = {
             name: free_port()
-            for name in ("redis", "idp", "gateway", "smtp", "sms", *SERVICES)
+            for name in ("redis", "idp", "gateway", "smtp", "sms", "web", *SERVICES)
         }
+        self.web_url = f"http://127.0.0.1:{self.ports['web']}"
+        self.realm_file = workdir / "buendnis-realm.json"
+        write_realm_for_web(self.realm_file, self.web_url)
         self.key_file = workdir / "idp-signing-key.pem"
         write_signing_key(self.key_file)
         pg_url = os.environ.get("BUENDNIS_TEST_PG_URL")
@@ -120,6 +137,11 @@ class Platform:
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "SMTP_PORT": str(self.ports["smtp"]),
             "SMS_PORT": str(self.ports["sms"]),
+            "WEB_PORT": str(self.ports["web"]),
+            "WEB_URL": self.web_url,
+            # The demo realm with the web front end's test port among its redirect URIs.
+            "IDP_REALM_FILE": str(self.realm_file),
+            "REALM_FILE": str(self.realm_file),
             "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
             # The whole suite comes from one address; the limits have tests of their own.
             "RATE_LIMIT_PER_ADDRESS": "100000/minute",
@@ -142,10 +164,11 @@ class Platform:
                     "--port", str(self.ports["idp"])]
         if name in ("smtp", "sms"):
             return [python, "-m", f"buendnis_dev.{name}"]
-        if name == "gateway" or name in SERVICES:
-            module = "gateway.app" if name == "gateway" else f"{name}.app"
-            # The gateway waits on services: threads, so that waiting does not block it.
-            threads = ["--worker-class", "gthread", "--threads", "8"] if name == "gateway" else []
+        if name in ("gateway", "web") or name in SERVICES:
+            module = f"{name}.app"
+            # The gateway and the pages wait on services: threads, so waiting does not block.
+            threads = (["--worker-class", "gthread", "--threads", "8"]
+                       if name in ("gateway", "web") else [])
             return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports[name]}",
                     "--workers", "2", *threads, "--graceful-timeout", "5", "--timeout", "150",
                     f"{module}:create_app()"]
@@ -205,7 +228,7 @@ class Platform:
 
     def start_all(self) -> None:
         self.migrate()
-        for name in ("redis", "idp", "smtp", "sms", *SERVICES, "gateway"):
+        for name in ("redis", "idp", "smtp", "sms", *SERVICES, "gateway", "web"):
             self.start(name)
         for service in SERVICES:
             self.start(f"{service}-worker")
@@ -216,6 +239,7 @@ class Platform:
         for service in SERVICES:
             self.wait_http(f"{self.service_urls[service]}/healthz")
         self.wait_http(f"{self.gateway_url}/healthz")
+        self.wait_http(f"{self.web_url}/healthz")
         for service in (*SERVICES, "gateway"):
             self.wait_log(f"{service}-worker", "ready.")
 

@@ -1,0 +1,152 @@
+"""The gateway's public API, called with the signed-in user's own token.
+
+The token lives in the server-side session. Authlib's OAuth2Session refreshes it shortly before
+it expires and hands the new one back to be stored; when refreshing fails (the identity
+provider's session ended) or the gateway answers 401, the user has to sign in again.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.requests_client import OAuth2Session
+from flask import current_app, g, session
+
+from .auth import TOKEN_KEY, SignInRequired
+
+
+class ApiUnavailable(Exception):
+    """The gateway or a service behind it did not answer (5xx, timeout)."""
+
+
+class ApiNotFound(Exception):
+    """404 from the API: not there, or not the caller's to see."""
+
+
+@dataclass
+class ApiError(Exception):
+    """A 4xx answer other than 401/404: the API's error body, for the page to show."""
+
+    status: int
+    message: str
+    errors: dict[str, Any] = field(default_factory=dict)
+
+    def field_errors(self) -> dict[str, str]:
+        """``{"contact.phone": "…"}``: nested field errors flattened to dotted names."""
+        flat: dict[str, str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), inner)
+            elif isinstance(value, list):
+                if value and all(isinstance(item, str) for item in value):
+                    flat[prefix] = " ".join(value)
+                else:
+                    for index, inner in enumerate(value):
+                        walk(f"{prefix}.{index}" if prefix else str(index), inner)
+            else:
+                flat[prefix] = str(value)
+
+        walk("", self.errors)
+        return flat
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: Any
+    headers: dict[str, str]
+    content: bytes = b""
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("ETag")
+
+    @property
+    def pagination(self) -> dict[str, Any]:
+        raw = self.headers.get("X-Pagination")
+        return json.loads(raw) if raw else {}
+
+
+def _store_token(token: dict, refresh_token: str | None = None, access_token: str | None = None):
+    session[TOKEN_KEY] = dict(token)
+
+
+def _client() -> OAuth2Session:
+    if "api_client" in g:
+        return g.api_client
+    token = session.get(TOKEN_KEY)
+    if not token:
+        raise SignInRequired()
+    settings = current_app.config["WEB_SETTINGS"]
+    client = OAuth2Session(
+        client_id=settings.client_id,
+        token=token,
+        token_endpoint=current_app.extensions["buendnis_oidc"].token_endpoint(),
+        update_token=_store_token,
+        leeway=30,
+    )
+    g.api_client = client
+    return client
+
+
+def call(method: str, path: str, *, params: dict | None = None, json_body: Any = None,
+         headers: dict[str, str] | None = None, files: dict | None = None,
+         raw: bool = False) -> ApiResponse:
+    """One request to the gateway as the signed-in user; raises on anything but 2xx/304."""
+    settings = current_app.config["WEB_SETTINGS"]
+    client = _client()
+    cleaned = {k: v for k, v in (params or {}).items() if v not in (None, "", [])}
+    request_headers = {"Accept-Language": str(g.get("locale", "de")), **(headers or {})}
+    request_id = g.get("request_id")
+    if request_id:
+        request_headers["X-Request-ID"] = request_id
+    try:
+        response = client.request(
+            method, settings.gateway_url + path, params=cleaned, json=json_body, files=files,
+            headers=request_headers, timeout=settings.http_timeout_seconds,
+        )
+    except AuthlibBaseError as exc:  # the refresh token was refused: the sign-in has ended
+        raise SignInRequired() from exc
+    except requests.RequestException as exc:
+        raise ApiUnavailable(str(type(exc).__name__)) from exc
+    return _answer(response, raw=raw)
+
+
+def _answer(response: requests.Response, *, raw: bool) -> ApiResponse:
+    status = response.status_code
+    if status == 401:
+        raise SignInRequired()
+    if status == 404:
+        raise ApiNotFound()
+    if status >= 500:
+        raise ApiUnavailable(str(status))
+    body: Any = None
+    content_type = response.headers.get("Content-Type", "")
+    if "json" in content_type and response.content:
+        body = response.json()
+    if status >= 400:
+        details = body if isinstance(body, dict) else {}
+        raise ApiError(status, details.get("message") or response.reason or str(status),
+                       details.get("errors") or {})
+    return ApiResponse(status, body, dict(response.headers), response.content if raw else b"")
+
+
+def get(path: str, **params: Any) -> ApiResponse:
+    return call("GET", path, params=params)
+
+
+def post(path: str, body: Any = None, **kwargs: Any) -> ApiResponse:
+    return call("POST", path, json_body=body, **kwargs)
+
+
+def patch(path: str, body: Any, *, etag: str | None) -> ApiResponse:
+    return call("PATCH", path, json_body=body, headers={"If-Match": etag} if etag else None)
+
+
+def delete(path: str) -> ApiResponse:
+    return call("DELETE", path)

@@ -1,0 +1,231 @@
+"""Languages of the pages (German first, English second) and the words for the API's codes.
+
+Message ids are German: German is the language the pages are written in; the English catalogue
+translates them. Content in other languages (a participant's languages, a message written in
+Arabic) keeps its own ``lang`` and direction.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+from babel import Locale, UnknownLocaleError
+from flask import Blueprint, redirect, request, session
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+
+UI_LANGUAGES = {"de": "Deutsch", "en": "English"}
+DEFAULT_LANGUAGE = "de"
+RTL_LANGUAGES = frozenset({"ar", "fa", "ps", "ku", "ur", "he", "dv", "ckb"})
+
+blp = Blueprint("i18n", __name__)
+
+
+def select_locale() -> str:
+    """German unless the user chose another language of the pages."""
+    chosen = session.get("lang")
+    return chosen if chosen in UI_LANGUAGES else DEFAULT_LANGUAGE
+
+
+@blp.post("/sprache")
+def choose_language():
+    chosen = request.form.get("lang", DEFAULT_LANGUAGE)
+    session["lang"] = chosen if chosen in UI_LANGUAGES else DEFAULT_LANGUAGE
+    target = request.form.get("next") or "/"
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    return redirect(target)
+
+
+LABELS = {
+    "need_category": {
+        "language_course": _l("Sprachkurs"),
+        "integration_course": _l("Integrationskurs"),
+        "identity_clarification": _l("Identitätsklärung"),
+        "school_qualification": _l("Schulabschluss"),
+        "vocational_training": _l("Berufsausbildung"),
+        "employment": _l("Arbeit"),
+        "internship": _l("Praktikum"),
+        "counselling": _l("Beratung"),
+        "housing": _l("Wohnen"),
+        "health": _l("Gesundheit"),
+        "legal_advice": _l("Rechtsberatung"),
+        "other": _l("Sonstiges"),
+    },
+    "need_status": {
+        "open": _l("offen"),
+        "in_progress": _l("in Arbeit"),
+        "met": _l("erfüllt"),
+        "dropped": _l("nicht mehr verfolgt"),
+    },
+    "residence_status": {
+        "aufenthaltsgestattung": _l("Aufenthaltsgestattung"),
+        "duldung": _l("Duldung"),
+        "aufenthaltserlaubnis": _l("Aufenthaltserlaubnis"),
+        "niederlassungserlaubnis": _l("Niederlassungserlaubnis"),
+        "other": _l("anderer Status"),
+        "unknown": _l("unbekannt"),
+    },
+    "gender": {
+        "female": _l("weiblich"),
+        "male": _l("männlich"),
+        "diverse": _l("divers"),
+        "unspecified": _l("keine Angabe"),
+    },
+    "channel": {
+        "sms": _l("SMS"),
+        "email": _l("E-Mail"),
+        "none": _l("keine Erinnerungen"),
+    },
+    "qualification": {
+        "none": _l("kein Schulabschluss"),
+        "primary": _l("Grundschule"),
+        "lower_secondary": _l("Sekundarstufe I"),
+        "upper_secondary": _l("Sekundarstufe II"),
+        "vocational": _l("Berufsabschluss"),
+        "higher": _l("Hochschulabschluss"),
+        "unknown": _l("unbekannt"),
+    },
+    "data_category": {
+        "identity": _l("Identität (Name, Geburtsdatum)"),
+        "contact": _l("Kontakt"),
+        "languages": _l("Sprachen"),
+        "residence": _l("Aufenthalt"),
+        "needs": _l("Bedarfe"),
+        "education": _l("Bildung"),
+    },
+    "referral_status": {
+        "requested": _l("angefragt"),
+        "accepted": _l("angenommen"),
+        "rejected": _l("abgelehnt"),
+        "cancelled": _l("zurückgezogen"),
+        "in-progress": _l("in Arbeit"),
+        "on-hold": _l("pausiert"),
+        "completed": _l("abgeschlossen"),
+        "failed": _l("gescheitert"),
+    },
+    # The verbs on the buttons that move a referral to a status.
+    "referral_action": {
+        "accepted": _l("Annehmen"),
+        "rejected": _l("Ablehnen"),
+        "cancelled": _l("Zurückziehen"),
+        "in-progress": _l("Beginnen"),
+        "on-hold": _l("Pausieren"),
+        "completed": _l("Abschließen"),
+        "failed": _l("Als gescheitert schließen"),
+    },
+    "appointment_status": {
+        "booked": _l("gebucht"),
+        "cancelled": _l("abgesagt"),
+        "fulfilled": _l("wahrgenommen"),
+        "noshow": _l("nicht erschienen"),
+    },
+    "mode": {
+        "in_person": _l("vor Ort"),
+        "phone": _l("telefonisch"),
+        "video": _l("per Video"),
+        "mixed": _l("gemischt"),
+    },
+    "notification_kind": {
+        "referral.received": _l("Neue Vermittlung erhalten"),
+        "referral.accepted": _l("Vermittlung angenommen"),
+        "referral.rejected": _l("Vermittlung abgelehnt"),
+        "referral.status_changed": _l("Status geändert"),
+        "referral.overdue": _l("Antwort überfällig"),
+        "referral.message_posted": _l("Neue Nachricht"),
+        "appointment.booked": _l("Termin gebucht"),
+        "appointment.moved": _l("Termin verschoben"),
+        "appointment.cancelled": _l("Termin abgesagt"),
+        "appointment.reminder": _l("Terminerinnerung"),
+        "reminder.failed": _l("Erinnerung nicht zugestellt"),
+    },
+    "org_type": {
+        "ministry": _l("Ministerium"),
+        "municipality": _l("Kommune"),
+        "jmd": _l("Jugendmigrationsdienst"),
+        "ngo": _l("freier Träger"),
+        "jobcenter": _l("Jobcenter / Arbeitsagentur"),
+        "school": _l("Schule"),
+        "chamber": _l("Kammer"),
+    },
+    "report_column": {
+        "alliance": _l("Bündnis"),
+        "status": _l("Status"),
+        "from_org": _l("von"),
+        "to_org": _l("an"),
+        "need_category": _l("Bedarf"),
+        "month": _l("Monat"),
+        "count": _l("Anzahl"),
+        "median_hours_to_first_answer": _l("Antwortzeit (Median, Stunden)"),
+        "acceptance_rate": _l("Annahmequote"),
+        "completion_rate": _l("Abschlussquote"),
+        "overdue_open": _l("offen und überfällig"),
+        "open_needs": _l("offene Bedarfe"),
+        "active_offers": _l("aktive Angebote"),
+        "capacity": _l("Plätze"),
+        "open_referrals": _l("offene Vermittlungen"),
+        "stuck_participants": _l("Personen ohne Abschluss nach mehreren Vermittlungen"),
+    },
+}
+
+
+def label(kind: str, code: str | None) -> str:
+    """The word for a code in the current language; the code itself if none is known."""
+    if code is None:
+        return "–"
+    found = LABELS.get(kind, {}).get(code)
+    return str(found) if found is not None else str(code)
+
+
+def choices(kind: str) -> list[tuple[str, str]]:
+    return [(code, str(text)) for code, text in LABELS[kind].items()]
+
+
+def language_name(code: str) -> Markup:
+    """A language's name in that language, marked with its ``lang`` and direction, followed by
+    its name in the language of the page: ``العربية (Arabisch)``."""
+    try:
+        locale = Locale.parse(code)
+    except (UnknownLocaleError, ValueError):
+        return Markup.escape(code)
+    own = locale.get_display_name(locale) or code
+    in_page = locale.get_display_name(get_locale()) or code
+    direction = ' dir="rtl"' if code in RTL_LANGUAGES else ""
+    if own == in_page:
+        return Markup('<span lang="{}"{}>{}</span>').format(code, Markup(direction), own)
+    return Markup('<span lang="{}"{}>{}</span> ({})').format(
+        code, Markup(direction), own, in_page
+    )
+
+
+def language_choices() -> list[tuple[str, str]]:
+    """ISO 639-1 languages by their name in the page's language, for select lists."""
+    page = get_locale()
+    names = []
+    for code in page.languages:
+        if len(code) == 2:
+            names.append((code, page.languages[code]))
+    return sorted(names, key=lambda pair: pair[1].casefold())
+
+
+def country_choices() -> list[tuple[str, str]]:
+    page = get_locale()
+    return sorted(
+        ((code, name) for code, name in page.territories.items()
+         if len(code) == 2 and code.isalpha() and code not in ("ZZ", "XA", "XB", "EU", "EZ", "UN",
+                                                                "QO")),
+        key=lambda pair: pair[1].casefold(),
+    )
+
+
+def text_direction(text: str | None) -> str:
+    """``rtl`` when the text is mostly in a right-to-left script (Arabic, Farsi…), else ``auto``.
+
+    Written text carries no language tag, so its script decides: the first strong character."""
+    for char in text or "":
+        direction = unicodedata.bidirectional(char)
+        if direction in ("R", "AL"):
+            return "rtl"
+        if direction == "L":
+            return "ltr"
+    return "auto"
