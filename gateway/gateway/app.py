@@ -12,7 +12,7 @@ from buendnis_common.errors import DomainError, Forbidden, NotFound, register_er
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_str
 from buendnis_common.web import configure_logging, install_auth, install_request_ids
-from gateway import identity, policy, protection
+from gateway import identity, organizations, policy, protection
 from gateway.audit import views as audit_views
 from gateway.audit.tasks import handlers as audit_handlers
 from gateway.config import GatewaySettings
@@ -53,7 +53,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     app.extensions["gateway"] = {"verifier": verifier, "proxy": proxy, "settings": settings}
 
     api = Api(app)
-    for blueprint in (identity.blp, audit_views.blp):
+    for blueprint in (identity.blp, organizations.blp, audit_views.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     install_request_ids(app)

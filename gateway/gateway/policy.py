@@ -24,6 +24,7 @@ EVERYONE = frozenset({"case_worker", "coordinator", "core_group", "ministry", "a
 # (path, {method: roles}). Path segments in <> are ids.
 POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
     ("/api/v1/me", {"GET": EVERYONE}),
+    ("/api/v1/organizations", {"GET": EVERYONE}),
     # intake
     ("/api/v1/participants", {"GET": CASE_WORK, "POST": CASE_WORK}),
     ("/api/v1/participants/import", {"POST": CASE_WORK}),
@@ -46,6 +47,7 @@ POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
     ("/api/v1/referrals/<referral_id>/history", {"GET": CASE_WORK}),
     ("/api/v1/referrals/<referral_id>/messages", {"GET": CASE_WORK, "POST": CASE_WORK}),
     ("/api/v1/referrals/<referral_id>/appointments", {"GET": CASE_WORK, "POST": CASE_WORK}),
+    ("/api/v1/appointments", {"GET": CASE_WORK}),
     ("/api/v1/appointments/<appointment_id>", {"GET": CASE_WORK, "PATCH": CASE_WORK}),
     # referrals: reports without personal data
     ("/api/v1/reports/referrals", {"GET": REPORT_READERS}),

@@ -55,7 +55,7 @@ def test_every_route_the_gateway_forwards_belongs_to_a_service():
     from gateway.routes import owner
 
     for path, _methods in policy.POLICY:
-        if path in ("/api/v1/me", "/api/v1/audit"):
+        if path in ("/api/v1/me", "/api/v1/organizations", "/api/v1/audit"):
             continue
         concrete = path.replace("<", "").replace(">", "")
         assert owner(concrete) is not None, path

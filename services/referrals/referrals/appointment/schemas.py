@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from referrals.appointment.models import STATUSES
@@ -39,6 +41,30 @@ class AppointmentUpdate(Schema):
         _end_after_start(data)
         if data.get("status") == "cancelled" and not (data.get("reason") or "").strip():
             raise ValidationError("Say why the appointment is cancelled.", "reason")
+
+
+def _representable_in_utc(value: datetime) -> None:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("The time lies outside the calendar.") from None
+
+
+class AppointmentQuery(Schema):
+    """The appointments on the caller's organisation's referrals that start in
+    [``from``, ``to``), earliest first."""
+
+    from_ = fields.AwareDateTime(data_key="from", validate=_representable_in_utc,
+                                 metadata={"description": "With its offset; default: now."})
+    to = fields.AwareDateTime(validate=_representable_in_utc,
+                              metadata={"description": "With its offset; excluded."})
+    status = fields.String(validate=validate.OneOf(STATUSES),
+                           metadata={"description": "Default: every status."})
+
+    @validates_schema
+    def _ordered(self, data, **_kwargs):
+        if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
+            raise ValidationError("'from' lies after 'to'.", "from")
 
 
 class Appointment(Schema):

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from buendnis_common.auth import Principal
@@ -24,7 +24,7 @@ from referrals.appointment.models import (
 )
 from referrals.permissions import require_case_role
 from referrals.referral.models import Referral
-from referrals.referral.service import event_fields, side_of
+from referrals.referral.service import ListFilters, _listing, event_fields, side_of
 
 
 def _utc(value: datetime) -> datetime:
@@ -88,6 +88,28 @@ def get_visible(*, session: Session, principal: Principal,
     if referral is None or side_of(referral, principal) is None:
         raise NotFound("No such appointment.")
     return appointment, referral
+
+
+def list_visible(*, session: Session, principal: Principal, start: datetime | None = None,
+                 end: datetime | None = None, status: str | None = None, offset: int,
+                 limit: int) -> tuple[list[tuple[Appointment, uuid.UUID]], int]:
+    """The appointments on referrals the caller's organisation sent or received (the same rule
+    as the referrals' own list) that start in [``start``, ``end``), earliest first, each with
+    its referral's participant id (for the audit entry). ``start`` defaults to now."""
+    require_case_role(principal, "work on appointments")
+    visible = _listing(principal, ListFilters()).subquery()
+    conditions = [Appointment.start >= (start or utcnow())]
+    if end is not None:
+        conditions.append(Appointment.start < end)
+    if status is not None:
+        conditions.append(Appointment.status == status)
+    query = (select(Appointment, visible.c.participant_id)
+             .join(visible, Appointment.referral_id == visible.c.id).where(*conditions))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(
+        query.order_by(Appointment.start, Appointment.id).offset(offset).limit(limit)
+    )
+    return [(appointment, participant_id) for appointment, participant_id in rows], total
 
 
 def update(*, runtime: ServiceRuntime, session: Session, principal: Principal,

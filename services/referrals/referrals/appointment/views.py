@@ -49,6 +49,29 @@ class ReferralAppointments(MethodView):
         return appointment, 201, {"Location": f"/api/v1/appointments/{appointment.id}"}
 
 
+@blp.route("/appointments")
+class Appointments(MethodView):
+    @blp.arguments(schemas.AppointmentQuery, location="query")
+    @blp.response(200, schemas.Appointment(many=True))
+    @blp.paginate()
+    def get(self, query, pagination_parameters):
+        """The appointments on referrals the caller's organisation sent or received, from now
+        (or ``from``) on, earliest first."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        found, total = service.list_visible(
+            session=session, principal=current_principal(), start=query.get("from_"),
+            end=query.get("to"), status=query.get("status"),
+            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        for appointment, participant_id in found:
+            runtime.audit(session, "appointment.list", participant_id=participant_id,
+                          record_id=appointment.id)
+        session.commit()
+        return [appointment for appointment, _participant_id in found]
+
+
 @blp.route("/appointments/<uuid:appointment_id>")
 class AppointmentById(MethodView):
     @blp.etag
