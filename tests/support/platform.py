@@ -70,7 +70,9 @@ def write_realm_for_web(path: Path, web_url: str) -> None:
             client["webOrigins"].append(web_url)
             attributes = client.setdefault("attributes", {})
             uris = attributes.get("post.logout.redirect.uris", "")
-            attributes["post.logout.redirect.uris"] = "##".join(filter(None, [uris, f"{web_url}/*"]))
+            attributes["post.logout.redirect.uris"] = "##".join(
+                filter(None, [uris, f"{web_url}/*"])
+            )
     path.write_text(json.dumps(realm))
 
 
