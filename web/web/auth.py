@@ -144,6 +144,8 @@ def callback():
     # Import here: api needs this module's names.
     from . import api
 
+    # A new session id once signed in: an id planted before sign-in is worth nothing after.
+    current_app.session_interface.regenerate(session)
     session[TOKEN_KEY] = {k: v for k, v in token.items() if k != "userinfo"}
     session[ID_TOKEN_KEY] = token.get("id_token")
     try:
