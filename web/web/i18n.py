@@ -148,6 +148,28 @@ LABELS = {
         "school": _l("Schule"),
         "chamber": _l("Kammer"),
     },
+    # Reminders of an appointment (GET /api/v1/reminders), shown on a referral's page.
+    "reminder_status": {
+        "scheduled": _l("geplant"),
+        "sent": _l("gesendet"),
+        "cancelled": _l("storniert"),
+        "failed": _l("nicht zugestellt"),
+    },
+    "reminder_kind": {
+        "reminder": _l("Erinnerung"),
+        "moved": _l("Hinweis: verschoben"),
+        "cancellation": _l("Hinweis: abgesagt"),
+    },
+    "reminder_recipient": {
+        "participant": _l("teilnehmende Person"),
+        "case_worker": _l("Fallbearbeitung"),
+    },
+    "reminder_channel": {
+        "sms": _l("SMS"),
+        "email": _l("E-Mail"),
+        "none": _l("kein Kanal gewählt"),
+        "inbox": _l("Eingang auf der Plattform"),
+    },
     "report_column": {
         "alliance": _l("Bündnis"),
         "status": _l("Status"),
