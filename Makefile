@@ -3,7 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := common services/intake services/referrals services/notifications gateway infra/idp infra/dev
+PACKAGES := common services/intake services/referrals services/notifications gateway infra/idp infra/dev web
+# The browser tests drive Debian's Chromium (infra/dev/install-browser.sh): Playwright must never
+# download browsers of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: venv migrate run test lint clean
 
@@ -22,6 +25,7 @@ run: migrate
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
 
 test: venv
+	infra/dev/install-browser.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

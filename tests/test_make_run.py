@@ -1,5 +1,6 @@
 """The README's first command: `make run` starts everything, loads the demo alliance, answers a
-demo user, and leaves no process behind when stopped."""
+demo user, serves the web front end, keeps query strings out of its access logs, and leaves no
+process behind when stopped."""
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
     marker = f"BUENDNIS_RUN_MARKER={uuid.uuid4()}"
     ports = {name: free_port() for name in
              ("GATEWAY_PORT", "IDP_PORT", "INTAKE_PORT", "REFERRALS_PORT", "NOTIFICATIONS_PORT",
-              "REDIS_PORT", "SMTP_PORT", "SMS_PORT")}
+              "REDIS_PORT", "SMTP_PORT", "SMS_PORT", "WEB_PORT")}
     env = {key: value for key, value in os.environ.items()
            if not key.endswith(("_DATABASE_URL", "_URL")) or key == "PATH"}
     env.update({name: str(port) for name, port in ports.items()})
@@ -60,10 +61,41 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
             pytest.fail("no banner; make run said:\n" + "\n".join(
                 line for line in lines if "Sending due task" not in line)[-6000:])
         text = output.read_text(errors="replace")
-        assert f"http://127.0.0.1:{ports['GATEWAY_PORT']}" in text
+        web = f"http://127.0.0.1:{ports['WEB_PORT']}"
+        banner = text[text.index("Bündnis is running"):]
+        # The pages come first in the banner, then the API.
+        assert f"Web-Oberfläche: {web}" in banner
+        assert banner.index(web) < banner.index(f"http://127.0.0.1:{ports['GATEWAY_PORT']}")
         assert "cw.jmd-leverkusen" in text and "password: demo" in text
 
+        # The web front end answers on its port; its access log names the path, never the
+        # query string (a search can carry a person's name).
+        def health_lines() -> int:
+            return sum("web." in line and '"GET /healthz"' in line
+                       for line in output.read_text(errors="replace").splitlines())
+
+        logged = health_lines()  # the demo loader's own checks
+        probe = f"probe-{uuid.uuid4().hex}"
+        health = requests.get(f"{web}/healthz", params={"q": probe}, timeout=10)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        wait_for(lambda: health_lines() > logged, timeout=20, interval=0.5,
+                 what="the web front end's access log line")
+        assert probe not in output.read_text(errors="replace")
+
+        # A page sends the browser, through the front end's sign-in, to the identity provider:
+        # the buendnis-web client, code flow with PKCE.
         idp = f"http://127.0.0.1:{ports['IDP_PORT']}"
+        browser = requests.Session()
+        location = f"{web}/"
+        for _hop in range(4):
+            response = browser.get(location, allow_redirects=False, timeout=10)
+            assert response.status_code in (301, 302, 303, 307), (location, response.status_code)
+            location = requests.compat.urljoin(location, response.headers["Location"])
+            if location.startswith(idp):
+                break
+        assert location.startswith(f"{idp}/realms/buendnis/protocol/openid-connect/auth?"), location
+        assert "client_id=buendnis-web" in location and "code_challenge_method=S256" in location
+
         token = requests.post(
             f"{idp}/realms/buendnis/protocol/openid-connect/token",
             data={"grant_type": "password", "client_id": "buendnis-cli",

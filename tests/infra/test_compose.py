@@ -4,8 +4,9 @@
 `infra/compose/compose-spec.json` (draft-07), and then against what the repository holds: every
 Dockerfile, every file a Dockerfile copies, every Python module a container runs, every host path
 mounted, every variable a user must set. The rules of the stack (see DESIGN.md) are checked too:
-one migrate, web, worker and beat per service; nothing published beyond loopback; the local
-identity provider never in the stack; images that run as an unprivileged user.
+one migrate, web, worker and beat per service; the web front end signing in through Keycloak's
+browser-facing URL; nothing published beyond loopback; the local identity provider never in the
+stack; images that run as an unprivileged user; access logs without query strings.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 REALM_FILE = ROOT / "infra" / "keycloak" / "buendnis-realm.json"
 REALM_TARGET = "/opt/keycloak/data/import/buendnis-realm.json"
 INIT_SCRIPT = ROOT / "infra" / "postgres" / "init-databases.sh"
+PROCFILE = ROOT / "Procfile"
+WEB_CONFIG = ROOT / "web" / "web" / "config.py"
 
 SERVICES = ("intake", "referrals", "notifications")
 # Deployable → its folder in the repository (and under /app in its image).
@@ -38,6 +41,7 @@ DEPLOYABLE_DIRS = {
     "referrals": "services/referrals",
     "notifications": "services/notifications",
     "gateway": "gateway",
+    "web": "web",
 }
 DOCKERFILES = {name: f"{folder}/Dockerfile" for name, folder in DEPLOYABLE_DIRS.items()}
 # Top-level Python package → where its source lives.
@@ -47,19 +51,32 @@ PACKAGE_DIRS = {
     "referrals": "services/referrals/referrals",
     "notifications": "services/notifications/notifications",
     "gateway": "gateway/gateway",
+    "web": "web/web",
 }
-WEB_SERVICES = (*SERVICES, "gateway")
+WEB_SERVICES = (*SERVICES, "gateway", "web")
+# The port a deployable's gunicorn listens on inside its container.
+CONTAINER_PORTS = {**{name: 8000 for name in (*SERVICES, "gateway")}, "web": 8090}
 LOOPBACK = "127.0.0.1"
 ISSUER = "http://localhost:8080/realms/buendnis"
+# Where the browser reaches the web front end and Keycloak (published on loopback).
+WEB_URL = "http://localhost:8090"
+KEYCLOAK_PUBLIC_URL = "http://localhost:8080"
+# Access logs name the path, never the query string: a search can carry a person's name.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)s'
 
 
 def gunicorn_command(package: str) -> list[str]:
     # Intake answers list imports of up to 20,000 rows: its workers may take longer.
     timeout = "--timeout 150 " if package == "intake" else ""
-    # The gateway waits on the services: threads, so that waiting does not block it.
-    threads = "--worker-class gthread --threads 8 " if package == "gateway" else ""
+    # The gateway and the pages wait on other services: threads, so waiting does not block.
+    threads = {
+        "gateway": "--worker-class gthread --threads 8 ",
+        "web": "--worker-class gthread --threads 4 ",
+    }.get(package, "")
+    port = CONTAINER_PORTS[package]
     return shlex.split(
-        f"gunicorn --bind 0.0.0.0:8000 --workers 2 {threads}{timeout}--access-logfile - "
+        f"gunicorn --bind 0.0.0.0:{port} --workers 2 {threads}{timeout}--access-logfile - "
+        f"--access-logformat {shlex.quote(ACCESS_LOG_FORMAT)} "
         f'"{package}.app:create_app()"'
     )
 
@@ -335,13 +352,14 @@ def test_each_deployable_is_built_from_its_own_dockerfile(services: dict) -> Non
             for name, spec in services.items()
             if isinstance(spec.get("build"), dict) and spec["build"]["dockerfile"] == dockerfile
         )
-        expected = (
-            sorted([deployable, f"{deployable}-migrate", f"{deployable}-worker"])
-            if deployable == "gateway"
-            else sorted(
+        if deployable == "web":  # pages only: no database, no worker
+            expected = [deployable]
+        elif deployable == "gateway":
+            expected = sorted([deployable, f"{deployable}-migrate", f"{deployable}-worker"])
+        else:
+            expected = sorted(
                 [deployable, f"{deployable}-migrate", f"{deployable}-worker", f"{deployable}-beat"]
             )
-        )
         assert users == expected, f"{dockerfile} is built for {users}, expected {expected}"
 
 
@@ -386,7 +404,8 @@ def test_dockerfile_shape(deployable: str) -> None:
     assert froms == ["python:3.11-slim"], froms
     workdirs = [args for op, args in instructions if op == "WORKDIR"]
     assert workdirs and workdirs[-1] == f"/app/{folder}", workdirs
-    assert "8000" in ops.get("EXPOSE", "").split(), ops.get("EXPOSE")
+    port = str(CONTAINER_PORTS[deployable])
+    assert port in ops.get("EXPOSE", "").split(), ops.get("EXPOSE")
     destinations = {_words(args)[-1].rstrip("/") for op, args in instructions if op == "COPY"}
     # The services also read the realm file: the single source of the organisations.
     realm = {"/app/infra/keycloak/buendnis-realm.json"} if folder.startswith("services/") else set()
@@ -408,6 +427,7 @@ def test_commands_name_the_modules_of_the_fixed_layout() -> None:
         {"buendnis_common.migrate"}
         | {f"{svc}.{part}" for svc in SERVICES for part in ("app", "worker")}
         | {"gateway.app", "gateway.worker"}
+        | {"web.app"}
     )
     assert modules == expected
 
@@ -644,7 +664,7 @@ def test_service_environment(services: dict, svc: str) -> None:
     assert url.scheme == "postgresql+psycopg"
     assert (url.username, url.hostname, url.port, url.path) == (svc, "postgres", 5432, f"/{svc}")
     assert INTERPOLATION.fullmatch(url.password or ""), "the password comes from the env"
-    assert INTERPOLATION.fullmatch(env["SECRET_KEY"]), "SECRET_KEY comes from the env"
+    assert "SECRET_KEY" not in env, "nothing in the services reads a SECRET_KEY"
     if svc == "notifications":
         assert (env["SMTP_HOST"], env["SMTP_PORT"]) == ("mailpit", "1025")
         assert env["REMINDER_OFFSETS"] == "${REMINDER_OFFSETS:-24h,2h}"
@@ -658,7 +678,53 @@ def test_gateway_environment_and_dependencies(services: dict) -> None:
         assert env[f"{svc.upper()}_URL"] == f"http://{svc}:8000"
         assert f"{svc.upper()}_DATABASE_URL" not in env
         assert _depends_on(gateway)[svc] == {"condition": "service_healthy"}
-    assert INTERPOLATION.fullmatch(env["SECRET_KEY"])
+    assert "SECRET_KEY" not in env, "nothing in the gateway reads a SECRET_KEY"
+
+
+def test_web_environment_and_dependencies(services: dict) -> None:
+    web = services["web"]
+    env = _environment(web)
+    assert env["GATEWAY_URL"] == "http://gateway:8000"  # the only API the pages call
+    assert env["REDIS_URL"] == "redis://redis:6379/0"  # sessions: tokens never reach a browser
+    # Discovery, token and keys over the compose network; the browser goes to the published
+    # Keycloak, which is what KC_HOSTNAME pins the frontend URLs (and the issuer) to.
+    assert env["OIDC_SERVER_URL"] == "http://keycloak:8080"
+    assert env["OIDC_PUBLIC_URL"] == KEYCLOAK_PUBLIC_URL
+    assert _environment(services["keycloak"])["KC_HOSTNAME"] == KEYCLOAK_PUBLIC_URL
+    assert env["OIDC_REALM"] == "buendnis" and env["WEB_CLIENT_ID"] == "buendnis-web"
+    assert env["WEB_URL"] == WEB_URL
+    # The key signs the CSRF tokens: required, from the env, never a file in the container.
+    secret = INTERPOLATION.fullmatch(env["WEB_SECRET_KEY"])
+    assert secret and secret["op"] == ":?", "WEB_SECRET_KEY: from the env, required, no default"
+    assert env["WEB_REQUIRE_SECRET_KEY"] == "true"
+    for target in ("gateway", "keycloak", "redis"):
+        assert _depends_on(web)[target] == {"condition": "service_healthy"}, target
+    # What the browser reaches is what the host publishes, on loopback.
+    web_origin = urlsplit(WEB_URL)
+    assert f"{LOOPBACK}:{web_origin.port}:{CONTAINER_PORTS['web']}" in web["ports"]
+    assert urlsplit(KEYCLOAK_PUBLIC_URL).port == urlsplit(ISSUER).port
+
+
+def test_web_reads_every_variable_it_is_given(services: dict) -> None:
+    """No setting the front end ignores: every variable is one web/web/config.py reads."""
+    source = WEB_CONFIG.read_text(encoding="utf-8")
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source)) | {"REDIS_URL"}  # redis_url()
+    unread = sorted(set(_environment(services["web"])) - read)
+    assert not unread, f"the web front end does not read {unread}"
+
+
+def test_realm_lets_the_web_front_end_sign_in_and_out() -> None:
+    realm = json.loads(REALM_FILE.read_text(encoding="utf-8"))
+    (client,) = [c for c in realm["clients"] if c["clientId"] == "buendnis-web"]
+    assert client["publicClient"] is True and client["standardFlowEnabled"] is True
+    assert client["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert f"{WEB_URL}/*" in client["redirectUris"]
+    assert f"{WEB_URL}/*" in client["attributes"]["post.logout.redirect.uris"].split("##")
+
+
+def test_web_secret_key_in_env_example_is_long_enough() -> None:
+    assigned, _commented = _env_example()
+    assert len(assigned["WEB_SECRET_KEY"]) >= 32, "web/web/config.py refuses shorter keys"
 
 
 def test_dependencies_exist_and_healthy_ones_have_healthchecks(services: dict) -> None:
@@ -679,7 +745,23 @@ def test_dependencies_exist_and_healthy_ones_have_healthchecks(services: dict) -
 def test_web_services_are_checked_on_healthz(services: dict, name: str) -> None:
     test = services[name]["healthcheck"]["test"]
     assert test[0] == "CMD" and test[1] == "python", test  # the slim image has no curl
-    assert "http://127.0.0.1:8000/healthz" in " ".join(test)
+    assert f"http://127.0.0.1:{CONTAINER_PORTS[name]}/healthz" in " ".join(test)
+
+
+def test_access_logs_leave_out_query_strings() -> None:
+    """Every gunicorn, in the images and in `make run`, logs the path without the query."""
+    commands = [_dockerfile_cmd(dockerfile) for dockerfile in DOCKERFILES.values()]
+    procfile = PROCFILE.read_text(encoding="utf-8").splitlines()
+    commands += [
+        shlex.split(line.partition(":")[2].replace("exec ", "", 1))
+        for line in procfile
+        if "gunicorn" in line
+    ]
+    assert len(commands) == 2 * len(DOCKERFILES), commands
+    for command in commands:
+        assert command[0] == "gunicorn", command
+        assert command[command.index("--access-logfile") + 1] == "-", command
+        assert command[command.index("--access-logformat") + 1] == ACCESS_LOG_FORMAT, command
 
 
 def test_restart_policies(services: dict) -> None:
@@ -706,7 +788,9 @@ def test_no_port_is_published_beyond_loopback(services: dict) -> None:
                 f"{name}: {port!r} must be published as {LOOPBACK}:HOST:CONTAINER"
             )
             published.append((name, port.split(":")[1]))
-    assert sorted(published) == [("gateway", "8000"), ("keycloak", "8080"), ("mailpit", "8025")]
+    assert sorted(published) == [
+        ("gateway", "8000"), ("keycloak", "8080"), ("mailpit", "8025"), ("web", "8090")
+    ]
 
 
 def test_local_identity_provider_is_not_in_the_stack(compose: dict, services: dict) -> None:

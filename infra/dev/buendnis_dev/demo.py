@@ -89,17 +89,18 @@ def token(idp_url: str, username: str) -> str:
     return response.json()["access_token"]
 
 
-def wait_until_ready(gateway_url: str, timeout: float = 180.0) -> None:
+def wait_until_ready(url: str, timeout: float = 180.0, what: str = "the platform") -> None:
+    """Until ``url`` (a readiness or health check) answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{gateway_url}/readyz", timeout=2).status_code == 200:
+            if requests.get(url, timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             time.sleep(1)  # not up yet
             continue
         time.sleep(1)
-    raise SystemExit(f"the platform did not become ready within {timeout:.0f} s")
+    raise SystemExit(f"{what} did not become ready within {timeout:.0f} s")
 
 
 def load(gateway_url: str, idp_url: str) -> int:
@@ -131,17 +132,22 @@ def load(gateway_url: str, idp_url: str) -> int:
     return created
 
 
-def banner(gateway_url: str, idp_url: str) -> str:
+def banner(gateway_url: str, idp_url: str, web_url: str) -> str:
     lines = [
         "",
         "Bündnis is running (local development; demo data only).",
+        "",
+        f"  Web-Oberfläche: {web_url}",
+        "  Open it in a browser and sign in with one of the demo users below (password: demo).",
+        "",
         f"  Gateway (API)        {gateway_url}   e.g. {gateway_url}/api/v1/me",
         f"  Identity provider    {idp_url}/realms/buendnis   (development only, not Keycloak)",
         f"  Health               {gateway_url}/readyz",
         f"  SMTP sink            127.0.0.1:{os.environ.get('SMTP_PORT', '1025')}"
         "   messages in var/mail/new",
         "",
-        "Demo logins (password: demo), client_id buendnis-cli:",
+        "Demo logins (password: demo) — for the Web-Oberfläche, or the API with client_id "
+        "buendnis-cli:",
     ]
     for username, org, roles in demo_users():
         lines.append(f"  {username:<26} {org:<24} {', '.join(roles)}")
@@ -159,10 +165,13 @@ def banner(gateway_url: str, idp_url: str) -> str:
 def main() -> int:
     gateway_url = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}"
     idp_url = f"http://127.0.0.1:{os.environ.get('IDP_PORT', '8080')}"
-    wait_until_ready(gateway_url)
+    web_url = (os.environ.get("WEB_URL")
+               or f"http://127.0.0.1:{os.environ.get('WEB_PORT', '8090')}").rstrip("/")
+    wait_until_ready(f"{gateway_url}/readyz")
     created = load(gateway_url, idp_url)
     print(f"demo data loaded ({created} participants and offers added)", flush=True)
-    print(banner(gateway_url, idp_url), flush=True)
+    wait_until_ready(f"{web_url}/healthz", what="the web front end")
+    print(banner(gateway_url, idp_url, web_url), flush=True)
     wait_for_stop()
     return 0
 
