@@ -8,7 +8,7 @@ PACKAGES := common services/intake services/referrals services/notifications gat
 # download browsers of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: venv migrate run test lint clean
+.PHONY: venv migrate run test lint translations clean
 
 $(STAMP): requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# The pages' texts: German message ids from the code, the English catalogue updated and compiled.
+TRANSLATIONS := web/web/translations
+translations: venv
+	cd web && ../$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location \
+		--sort-output -o web/translations/messages.pot .
+	test -f $(TRANSLATIONS)/en/LC_MESSAGES/messages.po || \
+		$(BIN)/pybabel init -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l en
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching \
+		--ignore-obsolete
+	$(BIN)/pybabel compile -d $(TRANSLATIONS)
 
 clean:
 	rm -rf var
