@@ -81,3 +81,14 @@ def test_the_edges_of_the_age_range_are_inside(jmd):
                     json=person(birth_date=adult_birth_date(18))).status_code == 201
     assert jmd.post("/api/v1/participants",
                     json=person(birth_date=adult_birth_date(27))).status_code == 201
+
+
+def test_the_age_range_is_told_together_with_other_errors(jmd):
+    """A form with an age outside the range and a bad phone number gets both messages at once,
+    not one after the other."""
+    body = person(birth_date=adult_birth_date(30), contact={"phone": "not a number"})
+    response = jmd.post("/api/v1/participants", json=body)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert "18 to 27" in errors["birth_date"][0]
+    assert "contact" in errors

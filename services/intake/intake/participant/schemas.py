@@ -121,7 +121,7 @@ class ParticipantCreate(_ParticipantFields):
     needs = fields.List(fields.Nested(NeedCreate), validate=validate.Length(max=30))
     eligibility_override_reason = fields.String(validate=validate.Length(min=3, max=2000))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # told together with other errors
     def _in_the_programme_age_range(self, data, **_kwargs):
         birth_date = data.get("birth_date")
         if birth_date is None or data.get("eligibility_override_reason"):
