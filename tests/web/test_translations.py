@@ -20,7 +20,7 @@ def german_texts() -> set[str]:
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(PACKAGE), METHODS, keywords=KEYWORDS
     ):
-        found.add(message if isinstance(message, str) else message[0])
+        found.add(message if isinstance(message, str) else message[0])  # plural: singular id
     return found
 
 
@@ -33,19 +33,30 @@ def test_pages_have_german_texts_to_translate():
 def test_every_german_text_has_an_english_translation():
     with open(CATALOGUE / "messages.po", "rb") as handle:
         catalogue = read_po(handle)
-    missing = sorted(
-        text for text in german_texts()
-        if not (catalogue.get(text) and catalogue.get(text).string
-                and not catalogue.get(text).fuzzy)
-    )
+    def translated(text: str) -> bool:
+        entry = catalogue.get(text)
+        if entry is None or entry.fuzzy:
+            return False
+        forms = entry.string if isinstance(entry.string, (list, tuple)) else [entry.string]
+        return all(forms)
+
+    missing = sorted(text for text in german_texts() if not translated(text))
     assert not missing, "untranslated (run `make translations`, then translate):\n" + "\n".join(
         missing
     )
 
 
+def _entries(messages) -> dict:
+    """{id: translation}, plural forms as tuples, the header left out."""
+    def tupled(value):
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
+    return {tupled(m.id): tupled(m.string) for m in messages if m.id and not m.fuzzy}
+
+
 def test_compiled_catalogue_matches_the_po_file():
     with open(CATALOGUE / "messages.po", "rb") as handle:
-        source = {m.id: m.string for m in read_po(handle) if m.id and not m.fuzzy}
+        source = _entries(read_po(handle))
     with open(CATALOGUE / "messages.mo", "rb") as handle:
-        compiled = {m.id: m.string for m in read_mo(handle) if m.id}
+        compiled = _entries(read_mo(handle))
     assert compiled == source, "messages.mo is stale: run `make translations`"

@@ -15,6 +15,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app, g, session
 
+from .api_messages import localize
 from .auth import TOKEN_KEY, SignInRequired
 
 
@@ -34,8 +35,14 @@ class ApiError(Exception):
     message: str
     errors: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def localized_message(self) -> str:
+        """``message`` in the page's language (unchanged if it is not a known API message)."""
+        return localize(self.message)
+
     def field_errors(self) -> dict[str, str]:
-        """``{"contact.phone": "…"}``: nested field errors flattened to dotted names."""
+        """``{"contact.phone": "…"}``: nested field errors flattened to dotted names, in the
+        page's language."""
         flat: dict[str, str] = {}
 
         def walk(prefix: str, value: Any) -> None:
@@ -44,12 +51,12 @@ class ApiError(Exception):
                     walk(f"{prefix}.{key}" if prefix else str(key), inner)
             elif isinstance(value, list):
                 if value and all(isinstance(item, str) for item in value):
-                    flat[prefix] = " ".join(value)
+                    flat[prefix] = " ".join(localize(item, prefix) for item in value)
                 else:
                     for index, inner in enumerate(value):
                         walk(f"{prefix}.{index}" if prefix else str(index), inner)
             else:
-                flat[prefix] = str(value)
+                flat[prefix] = localize(str(value), prefix)
 
         walk("", self.errors)
         return flat

@@ -12,7 +12,7 @@ from flask_babel import Babel, format_date, format_datetime, get_locale
 from flask_session import Session
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import api, auth, i18n
+from . import api, api_messages, auth, i18n
 from .config import WebSettings
 
 log = logging.getLogger("buendnis.web")
@@ -109,8 +109,9 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(api.ApiError)
     def api_error(exc: api.ApiError):
         # Views handle the errors they expect (422 beside the fields, 409 …); what is left
-        # is shown plainly, with the API's own message.
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+        # is shown plainly, with the API's own message in the page's language.
+        return render_template("error.html", status=exc.status,
+                               message=exc.localized_message), exc.status
 
     @app.errorhandler(CSRFError)
     def csrf_error(_exc):
@@ -131,6 +132,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
         format_datetime(_parse_datetime(value), fmt) if value else "–")
     app.jinja_env.filters["textdir"] = i18n.text_direction
+    app.jinja_env.filters["api_message"] = api_messages.localize
     app.jinja_env.globals.update(
         label=i18n.label,
         choices=i18n.choices,

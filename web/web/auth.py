@@ -153,7 +153,7 @@ def callback():
     except api.ApiError as exc:
         # Signed in at the identity provider, but not a platform user (no organisation…).
         session.pop(TOKEN_KEY, None)
-        return render_template("signin_failed.html", message=exc.message), 403
+        return render_template("signin_failed.html", message=exc.localized_message), 403
     return redirect(_safe_next(session.pop("next", None)))
 
 

@@ -100,7 +100,7 @@ def _field_errors(exc: api.ApiError) -> tuple[dict[str, str], str]:
     """The API's field errors by form field (``languages.1`` → ``languages``), and its message
     with any error that belongs to no field (shown at the top of the form)."""
     errors: dict[str, str] = {}
-    message = exc.message
+    message = exc.localized_message
     for name, text in exc.field_errors().items():
         field = name if name in FIELDS else name.split(".")[0]
         if field not in FIELDS:

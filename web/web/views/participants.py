@@ -114,7 +114,7 @@ def new() -> str | Response:
             if exc.status not in (409, 422):
                 raise
             errors = _field_errors(exc, (*PARTICIPANT_FIELDS, "needs"))
-            message = exc.message if exc.status == 409 or not errors else None
+            message = exc.localized_message if exc.status == 409 or not errors else None
         else:
             flash(_("Registriert unter dem Pseudonym %(pseudonym)s.",
                     pseudonym=created["pseudonym"]), "success")
@@ -161,7 +161,7 @@ def edit(participant_id: UUID) -> tuple[str, int] | Response:
                 stale = True
             elif exc.status in (409, 422):
                 errors = _field_errors(exc, UPDATE_FIELDS)
-                message = None if errors else exc.message
+                message = None if errors else exc.localized_message
             else:
                 raise
         else:
@@ -228,7 +228,7 @@ def add_need(participant_id: UUID) -> tuple[str, int] | Response:
             raise
         errors = _field_errors(exc, NEED_FIELDS)
         return _render_detail(participant_id, form="need", values=values, errors=errors,
-                              message=None if errors else exc.message, status=exc.status)
+                              message=None if errors else exc.localized_message, status=exc.status)
     flash(_("Bedarf „%(need)s“ hinzugefügt.", need=i18n.label("need_category", need["category"])),
           "success")
     return _back(participant_id, "#bedarfe")
@@ -254,7 +254,7 @@ def set_need_status(participant_id: UUID, need_id: UUID) -> tuple[str, int] | Re
             return _back(participant_id, "#bedarfe")
         if exc.status not in (409, 422):
             raise
-        return _render_detail(participant_id, form="need", message=exc.message,
+        return _render_detail(participant_id, form="need", message=exc.localized_message,
                               status=exc.status)
     flash(_("Bedarf „%(need)s“ ist jetzt: %(status)s.",
             need=i18n.label("need_category", need["category"]),
@@ -274,7 +274,7 @@ def grant_consent(participant_id: UUID) -> tuple[str, int] | Response:
             raise
         errors = _field_errors(exc, CONSENT_FIELDS)
         return _render_detail(participant_id, form="consent", values=values, errors=errors,
-                              message=None if errors else exc.message, status=exc.status)
+                              message=None if errors else exc.localized_message, status=exc.status)
     recipient = _organizations().get(consent["recipient_org"], {})
     flash(_("Einwilligung für %(org)s erfasst.",
             org=recipient.get("name", consent["recipient_org"])), "success")
@@ -288,7 +288,7 @@ def withdraw_consent(participant_id: UUID, consent_id: UUID) -> tuple[str, int] 
     except api.ApiError as exc:
         if exc.status != 409:
             raise
-        return _render_detail(participant_id, form="consent", message=exc.message,
+        return _render_detail(participant_id, form="consent", message=exc.localized_message,
                               status=exc.status)
     flash(_("Einwilligung widerrufen. Ab jetzt wird unter ihr nichts mehr geteilt."), "success")
     return _back(participant_id, "#einwilligungen")
@@ -343,7 +343,7 @@ def import_list() -> tuple[str, int]:
                 row_errors = report.get("errors") or []
             except api.ApiError as exc:
                 status = exc.status
-                message = exc.message
+                message = exc.localized_message
                 rows = exc.errors.get("rows") if isinstance(exc.errors, dict) else None
                 if isinstance(rows, list):
                     row_errors = rows

@@ -138,11 +138,11 @@ def new() -> Page | Response:
                     raise
                 status = exc.status
                 if "consent" in (exc.errors or {}):
-                    consent_message = exc.message
+                    consent_message = exc.localized_message
                 else:
                     errors = {name: text for name, text in exc.field_errors().items()
                               if name in ("need_category", "offer_id", "note")}
-                    message = exc.message
+                    message = exc.localized_message
             else:
                 flash(_("Die Vermittlung an %(org)s ist gesendet.",
                         org=_organisations().get(created["to_org"], created["to_org"])),
@@ -283,7 +283,7 @@ def _refused(referral_id: UUID, exc: api.ApiError, values: dict[str, Any],
         raise exc
     errors = {fields[name]: text for name, text in exc.field_errors().items() if name in fields}
     return _render_detail(referral_id, values=values, errors=errors,
-                          message=None if errors else exc.message, open_form=open_form,
+                          message=None if errors else exc.localized_message, open_form=open_form,
                           status=exc.status)
 
 

@@ -220,7 +220,7 @@ def index():
         if exc.status not in (400, 422):
             raise  # 403 and the like: the error page with the API's message
         errors = {name.split(".")[0]: text_ for name, text_ in exc.field_errors().items()}
-        message = exc.message
+        message = exc.localized_message
         reports = {}
     tables = {kind: _table(report, text) for kind, report in reports.items()}
     figures = {}
