@@ -42,6 +42,9 @@ def test_participant_and_case_worker_are_reminded_at_each_offset(reminders, user
         ("participant", "8s")]
 
     done = wait_reminders(jmd, booking.appointment_id, count=4, status="sent", timeout=40)
+    # "sent" is recorded just before the mail's last line reaches the server: allow it a moment.
+    wait_for(lambda: len(reminders.mail.to(booking.email)) >= 2, timeout=10,
+             what="two mails to the participant")
     mails = reminders.mail.to(booking.email)
     assert len(mails) == 2, [m.message["Subject"] for m in mails]
     for offset, mail in zip((8, 4), sorted(mails, key=lambda m: m.at), strict=True):

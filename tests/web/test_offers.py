@@ -81,7 +81,8 @@ def test_caritas_case_worker_creates_an_offer_sees_it_in_the_catalogue_and_edits
     page.get_by_label("Mindestalter").fill("30")
     page.get_by_label("Höchstalter").fill("20")
     page.get_by_role("button", name="Angebot speichern").click()
-    expect(page.locator("#f-max-age-error")).to_contain_text("max_age must not be below min_age")
+    expect(page.locator("#f-max-age-error")).to_contain_text(
+        "Das Höchstalter darf nicht unter dem Mindestalter liegen")
     expect(page.get_by_label("Höchstalter")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Mindestalter")).to_have_value("30")
     expect(page.get_by_role("alert")).to_contain_text("Bitte prüfen Sie Ihre Angaben")

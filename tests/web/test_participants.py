@@ -108,6 +108,10 @@ def test_the_apis_messages_stand_beside_the_fields_and_the_values_are_kept(brows
     expect(phone).to_have_attribute("aria-invalid", "true")
     expect(phone).to_have_accessible_description(re.compile("E.164"))
     expect(page.locator("#f-contact-phone-error")).to_be_visible()
+    # The age range is told at the same time, in German.
+    birth = page.get_by_label("Geburtsdatum")
+    expect(birth).to_have_attribute("aria-invalid", "true")
+    expect(birth).to_have_accessible_description(re.compile(r"18 bis 27.*Person 30"))
     expect(page.get_by_label("Vorname")).to_have_value("Reza")
     expect(page.get_by_label("Nachname")).to_have_value(family)
     expect(page.get_by_label("Geburtsdatum")).to_have_value(birth_date(30))
@@ -116,15 +120,15 @@ def test_the_apis_messages_stand_beside_the_fields_and_the_values_are_kept(brows
     expect(page.get_by_label("Aufenthaltsstatus")).to_have_value("aufenthaltserlaubnis")
     person.check_accessibility("participant-new-errors-phone")
 
-    # The API checks the age range only once the fields themselves are valid.
+    # With the phone number put right, the age message remains.
     phone.fill("+4917612345678")
     page.get_by_role("button", name="Registrieren").click()
     expect(page.get_by_role("alert")).to_contain_text("Bitte prüfen Sie Ihre Angaben")
     birth = page.get_by_label("Geburtsdatum")
     expect(birth).to_have_attribute("aria-invalid", "true")
-    expect(birth).to_have_accessible_description(re.compile(r"18 to 27.*gives 30"))
-    expect(page.locator("#f-birth-date-error")).to_contain_text("18 to 27")
-    summary_link = page.get_by_role("alert").get_by_role("link", name=re.compile("18 to 27"))
+    expect(birth).to_have_accessible_description(re.compile(r"18 bis 27.*Person 30"))
+    expect(page.locator("#f-birth-date-error")).to_contain_text("18 bis 27")
+    summary_link = page.get_by_role("alert").get_by_role("link", name=re.compile("18 bis 27"))
     expect(summary_link).to_have_attribute("href", "#f-birth-date")
     expect(birth).to_have_value(birth_date(30))
     expect(page.get_by_label("Telefon")).to_have_value("+4917612345678")
@@ -302,7 +306,7 @@ def test_a_csv_list_is_imported_with_a_row_report(browse, platform):
     file_input.set_input_files(
         files=[{"name": "liste.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}])
     page.get_by_role("button", name="Importieren").click()
-    expect(page.get_by_role("alert")).to_contain_text("Nothing was imported")
+    expect(page.get_by_role("alert")).to_contain_text("Es wurde nichts importiert")
     errors = page.locator("#row-errors")
     expect(errors.locator("tbody tr", has_text="Geburtsdatum")).to_contain_text("4")
     expect(page.locator("#imported")).to_have_count(0)

@@ -288,7 +288,8 @@ def test_without_consent_the_page_says_so_and_nothing_is_sent(browse, jmd, awo_c
 
     page.get_by_role("button", name="Vermittlung senden").click()
     refused = page.get_by_role("alert").filter(has_text="Keine gültige Einwilligung")
-    expect(refused).to_contain_text("has not consented to share data with awo-leverkusen")
+    expect(refused).to_contain_text(
+        "Die Person hat nicht eingewilligt, für eine Vermittlung Daten mit awo-leverkusen")
     expect(refused.get_by_role("link", name="Einwilligung bei der Person erfassen")).to_be_visible()
     person.check_accessibility("referral-new-consent-refused")
     sent = jmd.get("/api/v1/referrals", params={"participant_id": participant["id"]}).json()

@@ -212,7 +212,8 @@ def test_core_group_groups_by_month_and_receiver_for_a_period(browse, leverkusen
     page.get_by_label("Von").fill(today.isoformat())
     page.get_by_label("Bis").fill((today - timedelta(days=60)).isoformat())
     page.get_by_role("button", name="Bericht anzeigen").click()
-    expect(page.locator("#f-from-error")).to_contain_text("from must not be after to")
+    expect(page.locator("#f-from-error")).to_contain_text(
+        "Der Beginn des Zeitraums darf nicht nach seinem Ende liegen")
     expect(page.locator("#report-referrals")).to_have_count(0)
 
 

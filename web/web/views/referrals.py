@@ -197,11 +197,13 @@ def _lead_time(seconds: int | None) -> str | None:
     """A reminder's offset before the appointment in words: "1 Tag", "2 Stunden"."""
     if seconds is None:
         return None
-    for size, one, many in ((86400, "%(num)d Tag", "%(num)d Tage"),
-                            (3600, "%(num)d Stunde", "%(num)d Stunden"),
-                            (60, "%(num)d Minute", "%(num)d Minuten")):
-        if seconds and seconds % size == 0:
-            return ngettext(one, many, seconds // size)
+    # Each unit spelled out, so that the catalogue extraction finds every form.
+    if seconds and seconds % 86400 == 0:
+        return ngettext("%(num)d Tag", "%(num)d Tage", seconds // 86400)
+    if seconds and seconds % 3600 == 0:
+        return ngettext("%(num)d Stunde", "%(num)d Stunden", seconds // 3600)
+    if seconds and seconds % 60 == 0:
+        return ngettext("%(num)d Minute", "%(num)d Minuten", seconds // 60)
     return ngettext("%(num)d Sekunde", "%(num)d Sekunden", seconds)
 
 
