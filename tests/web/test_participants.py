@@ -437,3 +437,26 @@ def test_roles_other_than_case_worker_are_told_the_pages_are_not_theirs(browse):
     assert response is not None and response.status == 403
     expect(page.get_by_role("heading", level=1)).to_have_text("Nicht erlaubt")
     expect(page.locator("form.stack")).to_have_count(0)
+
+
+def test_a_long_list_pages_forward_and_back(browse, platform):
+    api = platform.as_user("cw.jobservice-leverkusen")
+    for number in range(30):
+        response = api.post("/api/v1/participants", json={
+            "given_name": "Seite", "family_name": f"Blättern{marker()}",
+            "birth_date": birth_date(20 + number % 7), "residence_status": "duldung"})
+        assert response.status_code == 201, response.text
+    person = browse()
+    page = person.sign_in("cw.jobservice-leverkusen")
+    page.goto(person.url("/teilnehmende/"))
+    pager = page.get_by_role("navigation", name="Seiten")
+    expect(pager).to_contain_text(re.compile(r"Seite 1 von \d+"))
+    pager.get_by_role("link", name="Nächste Seite").click()
+    expect(page.get_by_role("heading", level=1, name="Teilnehmende")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Seiten")).to_contain_text(
+        re.compile(r"Seite 2 von \d+"))
+    person.check_accessibility("participants-list-page-2")
+    page.get_by_role("navigation", name="Seiten").get_by_role(
+        "link", name="Vorherige Seite").click()
+    expect(page.get_by_role("navigation", name="Seiten")).to_contain_text(
+        re.compile(r"Seite 1 von \d+"))
