@@ -7,12 +7,13 @@ fixture loads no demo data)."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.web.waiting import reload_until_visible
 
 JMD = "cw.jmd-leverkusen"
 CARITAS = "cw.caritas-leverkusen"
@@ -86,17 +87,6 @@ def awo_counselling(platform) -> dict:
         "municipality": "Leverkusen",
         "mode": "in_person",
     }))
-
-
-def reload_until_visible(page: Page, locator, timeout: float = 30) -> None:
-    """Things that arrive through events (the inbox) show up after a while: reload until then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if locator.count() and locator.first.is_visible():
-            return
-        time.sleep(1)
-        page.reload()
-    expect(locator.first).to_be_visible(timeout=1000)
 
 
 def flash(page: Page):

@@ -6,29 +6,19 @@ core-group member reads the alliance report, which carries no personal data."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
+
+from tests.web.waiting import reload_until_visible
 
 pytestmark = pytest.mark.platform
 
 BERLIN = ZoneInfo("Europe/Berlin")
 COURSE = "Deutschkurs B1 am Abend (Geschichte)"
-
-
-def _reload_until(page: Page, locator, timeout: float = 40) -> None:
-    """The inbox and the reports are fed by events: they show up after a moment."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if locator.count() and locator.first.is_visible():
-            return
-        time.sleep(1)
-        page.reload()
-    expect(locator.first).to_be_visible(timeout=1000)
 
 
 def _birth_date(age: int) -> str:
@@ -92,7 +82,7 @@ def test_register_consent_refer_accept_book_and_report(browse, platform):
     referral_id = referral_url.rstrip("/").rsplit("/", 1)[1]
     entry = cpage.locator("#inbox li").filter(
         has=cpage.locator(f"a[href$='/vermittlungen/{referral_id}']"))
-    _reload_until(cpage, entry)
+    reload_until_visible(cpage, entry)
     expect(entry.first).to_contain_text("Neue Vermittlung erhalten")
     caritas.check_accessibility("story-4-caritas-inbox")
     entry.first.get_by_role("link", name="Vermittlung öffnen").click()
@@ -111,7 +101,7 @@ def test_register_consent_refer_accept_book_and_report(browse, platform):
 
     # JMD's start page lists the appointment among the next ones.
     page.goto(jmd.url("/"))
-    _reload_until(page, page.locator("#appointments-heading"))
+    reload_until_visible(page, page.locator("#appointments-heading"))
     expect(page.locator("table").filter(has_text="vor Ort")).to_be_visible()
 
     # 5. Meerbusch (another alliance) cannot reach the person or the referral by URL.
@@ -131,7 +121,7 @@ def test_register_consent_refer_accept_book_and_report(browse, platform):
     rpage.get_by_role("navigation", name="Hauptnavigation").get_by_role(
         "link", name="Berichte").click()
     expect(rpage.get_by_role("heading", level=1)).to_have_text("Berichte")
-    _reload_until(rpage, rpage.locator("table").filter(has_text="angenommen"))
+    reload_until_visible(rpage, rpage.locator("table").filter(has_text="angenommen"))
     content = rpage.content()
     for personal in (family, "Samira", pseudonym, referral_id, participant_url.rsplit("/", 1)[1]):
         assert personal not in content

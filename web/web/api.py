@@ -7,6 +7,7 @@ provider's session ended) or the gateway answers 401, the user has to sign in ag
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,13 @@ class ApiResponse:
         return json.loads(raw) if raw else {}
 
 
+# One connection pool for all requests to the gateway: pages reuse connections (keep-alive)
+# instead of opening one per page. urllib3's pools are thread-safe.
+_GATEWAY_ADAPTER = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+ORGANIZATIONS_KEY = "organizations"
+ORGANIZATIONS_MAX_AGE_SECONDS = 600
+
+
 def _store_token(token: dict, refresh_token: str | None = None, access_token: str | None = None):
     session[TOKEN_KEY] = dict(token)
 
@@ -97,6 +105,8 @@ def _client() -> OAuth2Session:
         update_token=_store_token,
         leeway=30,
     )
+    client.mount("http://", _GATEWAY_ADAPTER)
+    client.mount("https://", _GATEWAY_ADAPTER)
     g.api_client = client
     return client
 
@@ -157,3 +167,14 @@ def patch(path: str, body: Any, *, etag: str | None) -> ApiResponse:
 
 def delete(path: str) -> ApiResponse:
     return call("DELETE", path)
+
+
+def organizations() -> list[dict[str, Any]]:
+    """The organisations the user may address (``GET /api/v1/organizations``), kept in the
+    session for a few minutes: nearly every page names organisations, and they rarely change."""
+    kept = session.get(ORGANIZATIONS_KEY)
+    if kept and time.time() - kept["at"] < ORGANIZATIONS_MAX_AGE_SECONDS:
+        return kept["list"]
+    found = get("/api/v1/organizations").body or []
+    session[ORGANIZATIONS_KEY] = {"at": time.time(), "list": found}
+    return found

@@ -146,6 +146,7 @@ def callback():
 
     # A new session id once signed in: an id planted before sign-in is worth nothing after.
     current_app.session_interface.regenerate(session)
+    session.pop("organizations", None)  # what the previous user of this browser could address
     session[TOKEN_KEY] = {k: v for k, v in token.items() if k != "userinfo"}
     session[ID_TOKEN_KEY] = token.get("id_token")
     try:

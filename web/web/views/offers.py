@@ -29,7 +29,7 @@ PAGE_SIZE = 20
 
 def _organisations() -> dict[str, str]:
     """Alias → name of the organisations of the user's alliance."""
-    return {org["alias"]: org["name"] for org in api.get("/api/v1/organizations").body or []}
+    return {org["alias"]: org["name"] for org in api.organizations()}
 
 
 def _own_alias() -> str | None:

@@ -183,7 +183,7 @@ def edit(participant_id: UUID) -> tuple[str, int] | Response:
 
 
 def _organizations() -> dict[str, dict[str, Any]]:
-    return {org["alias"]: org for org in api.get("/api/v1/organizations").body}
+    return {org["alias"]: org for org in api.organizations()}
 
 
 def _render_detail(participant_id: UUID, *, form: str | None = None,

@@ -45,7 +45,7 @@ def _case_workers_only() -> None:
 
 def _organisations() -> dict[str, str]:
     """Alias → name of the organisations the user may address (their alliance)."""
-    return {org["alias"]: org["name"] for org in api.get("/api/v1/organizations").body or []}
+    return {org["alias"]: org["name"] for org in api.organizations()}
 
 
 def _known_status(code: str | None) -> str | None:

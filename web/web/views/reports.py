@@ -207,7 +207,7 @@ def _gap_chart(report: dict[str, Any], text) -> list[charts.Chart]:
 def index():
     choice = _choice()
     ministry = has_role("ministry")
-    organisations = api.get("/api/v1/organizations").body or []
+    organisations = api.organizations()
     names = {org["alias"]: org["name"] for org in organisations}
     text = _labeller(names)
     errors: dict[str, str] = {}
