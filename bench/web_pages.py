@@ -152,7 +152,7 @@ def pages(referral_id: str, offer_id: str) -> dict[str, tuple[str, list[str]]]:
             f"{referral}/history",
             f"{referral}/messages",
             f"{referral}/appointments",  # none booked: no call per appointment
-            "/api/v1/organizations",
+            # the organisations' names: kept in the session for ten minutes, so not per page
         ]),
     }
 
