@@ -33,6 +33,8 @@ def measure(url: str, token: str, count: int, concurrency: int) -> tuple[list[fl
     lock = threading.Lock()
     per_thread = count // concurrency
 
+    errors: list[str] = []
+
     def client():
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
@@ -42,7 +44,10 @@ def measure(url: str, token: str, count: int, concurrency: int) -> tuple[list[fl
             response = session.get(url, timeout=30)
             mine.append(time.perf_counter() - started)
             if response.status_code != 200:
-                raise SystemExit(f"{url}: {response.status_code} {response.text[:200]}")
+                # A thread cannot end the run (SystemExit there is swallowed): report it below.
+                with lock:
+                    errors.append(f"{url}: {response.status_code} {response.text[:200]}")
+                return
         with lock:
             latencies.extend(mine)
 
@@ -53,6 +58,8 @@ def measure(url: str, token: str, count: int, concurrency: int) -> tuple[list[fl
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(errors[0])
     return latencies, len(latencies) / elapsed
 
 
