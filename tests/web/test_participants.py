@@ -59,6 +59,11 @@ def test_a_case_worker_registers_a_participant_and_lands_on_the_detail_page(brow
     page.get_by_role("link", name="Neu registrieren").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Teilnehmende Person registrieren")
     person.check_accessibility("participant-new")
+    # The languages most needed come first, each language once.
+    frequent = page.locator("#f-languages optgroup").first
+    expect(frequent).to_have_attribute("label", "Häufig gebraucht")
+    expect(frequent.locator("option[value='ar']")).to_have_text("Arabisch")
+    expect(page.locator("#f-languages option[value='ar']")).to_have_count(1)
     page.get_by_label("Vorname").fill("Samira")
     page.get_by_label("Nachname").fill(family)
     page.get_by_label("Geburtsdatum").fill(birth_date(22))

@@ -220,14 +220,21 @@ def language_name(code: str) -> Markup:
     )
 
 
-def language_choices() -> list[tuple[str, str]]:
-    """ISO 639-1 languages by their name in the page's language, for select lists."""
+# The languages the alliances' young people and staff most often speak (the seeds: Syria,
+# Afghanistan, Iraq, Eritrea, Somalia, Ukraine, Turkey, the Balkans): offered first.
+FREQUENT_LANGUAGES = ("de", "ar", "fa", "ps", "ku", "ti", "so", "uk", "ru", "tr", "sq", "am",
+                      "en", "fr")
+
+
+def language_choices() -> list[tuple[str, object]]:
+    """ISO 639-1 languages by their name in the page's language, for select lists: two groups,
+    the frequently needed ones first, then all others (each language once)."""
     page = get_locale()
-    names = []
-    for code in page.languages:
-        if len(code) == 2:
-            names.append((code, page.languages[code]))
-    return sorted(names, key=lambda pair: pair[1].casefold())
+    names = {code: name for code, name in page.languages.items() if len(code) == 2}
+    frequent = [(code, names[code]) for code in FREQUENT_LANGUAGES if code in names]
+    others = sorted(((code, name) for code, name in names.items()
+                     if code not in FREQUENT_LANGUAGES), key=lambda pair: pair[1].casefold())
+    return [(str(_l("Häufig gebraucht")), frequent), (str(_l("Weitere Sprachen")), others)]
 
 
 def country_choices() -> list[tuple[str, str]]:
