@@ -205,7 +205,7 @@ class Platform:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
         except ProcessLookupError:
-            pass
+            return  # it ended by itself meanwhile
 
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"

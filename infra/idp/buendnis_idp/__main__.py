@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         running.serve_forever()
     except KeyboardInterrupt:
-        pass
+        print("buendnis-idp: stopped", file=sys.stderr, flush=True)  # Ctrl-C: a normal end
     finally:
         running.server.server_close()
     return 0
