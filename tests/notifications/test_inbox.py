@@ -50,7 +50,13 @@ def test_a_new_referral_reaches_every_case_worker_of_the_receiving_organisation(
     assert entry["organization"] == "caritas-leverkusen"
     assert entry["read"] is False
     assert "Jugendmigrationsdienst Leverkusen" in entry["text"]
+    assert entry["text"].startswith("Neue Vermittlung von")
     assert entry["data"]["need_category"] == "language_course"
+    # Staff whose pages are in English read the same entry in English.
+    english = caritas.get("/api/v1/notifications", headers={"Accept-Language": "en"}).json()
+    (same,) = [e for e in english if e["id"] == entry["id"]]
+    assert same["text"] == ("New referral from Jugendmigrationsdienst Leverkusen "
+                            "(language course).")
     # Nobody else: not another organisation, not the core group member of the same one.
     for outsider in ("cw.awo-leverkusen", "core.caritas-leverkusen", "cw.jmd-leverkusen"):
         assert entries_about(users[outsider], referral["id"]) == []

@@ -15,6 +15,7 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app, g, session
+from flask_babel import get_locale
 
 from .api_messages import localize
 from .auth import TOKEN_KEY, SignInRequired
@@ -118,7 +119,7 @@ def call(method: str, path: str, *, params: dict | None = None, json_body: Any =
     settings = current_app.config["WEB_SETTINGS"]
     client = _client()
     cleaned = {k: v for k, v in (params or {}).items() if v not in (None, "", [])}
-    request_headers = {"Accept-Language": str(g.get("locale", "de")), **(headers or {})}
+    request_headers = {"Accept-Language": str(get_locale() or "de"), **(headers or {})}
     request_id = g.get("request_id")
     if request_id:
         request_headers["X-Request-ID"] = request_id

@@ -14,7 +14,8 @@ class NotificationQuery(Schema):
 class Notification(Schema):
     id = fields.UUID()
     kind = fields.String(metadata={"description": f"One of: {', '.join(KINDS)}."})
-    text = fields.String(metadata={"description": "The entry in one German sentence."})
+    text = fields.String(metadata={"description": "The entry in one sentence: German, or English "
+                                             "with Accept-Language: en."})
     created_at = fields.DateTime()
     read = fields.Boolean()
     read_at = fields.DateTime(allow_none=True)

@@ -32,7 +32,7 @@ from notifications.delivery.models import (
 )
 from notifications.inbox.models import EmailCopy, EmailPreference, InboxEntry, StaffMember
 from notifications.messages.render import format_when
-from notifications.messages.texts import INBOX_TEXTS
+from notifications.messages.texts import INBOX_LANGUAGES
 
 if TYPE_CHECKING:
     from notifications.delivery.dispatch import Dispatcher
@@ -52,25 +52,45 @@ STATUS_NAMES = {
 }
 
 
+NEED_NAMES_EN = {
+    "language_course": "language course", "integration_course": "integration course",
+    "identity_clarification": "identity clarification",
+    "school_qualification": "school qualification", "vocational_training": "vocational training",
+    "employment": "employment", "internship": "internship", "counselling": "counselling",
+    "housing": "housing", "health": "health", "legal_advice": "legal advice", "other": "other",
+}
+
+STATUS_NAMES_EN = {
+    "requested": "requested", "accepted": "accepted", "rejected": "declined",
+    "in-progress": "in progress", "on-hold": "on hold", "completed": "completed",
+    "failed": "unsuccessful", "cancelled": "withdrawn",
+}
+
+_NAMES = {"de": (NEED_NAMES, STATUS_NAMES), "en": (NEED_NAMES_EN, STATUS_NAMES_EN)}
+
+
 def _org_name(alias: str | None) -> str:
     organization = directory.organization(alias) if alias else None
     return organization.name if organization else (alias or "")
 
 
-def describe(entry: InboxEntry) -> str:
-    """The entry in one German sentence (also the inbox's ``text``)."""
+def describe(entry: InboxEntry, language: str = "de") -> str:
+    """The entry in one sentence (the inbox's ``text``): German, or English when asked."""
+    if language not in INBOX_LANGUAGES:
+        language = "de"
+    need_names, status_names = _NAMES[language]
     data = entry.data or {}
     when = ""
     if data.get("start"):
-        when = format_when(datetime.fromisoformat(data["start"]), "de")
+        when = format_when(datetime.fromisoformat(data["start"]), language)
     values = {
         "from_org_name": _org_name(data.get("from_org")),
         "to_org_name": _org_name(data.get("to_org")),
-        "need": NEED_NAMES.get(data.get("need_category") or "", data.get("need_category") or ""),
-        "status": STATUS_NAMES.get(data.get("status") or "", data.get("status") or ""),
+        "need": need_names.get(data.get("need_category") or "", data.get("need_category") or ""),
+        "status": status_names.get(data.get("status") or "", data.get("status") or ""),
         "when": when,
     }
-    return INBOX_TEXTS[entry.kind].format(**values)
+    return INBOX_LANGUAGES[language][entry.kind].format(**values)
 
 
 @dataclass(frozen=True)

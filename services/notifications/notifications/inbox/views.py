@@ -20,11 +20,16 @@ blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications",
                 "appointments.")
 
 
+def text_language() -> str:
+    """German, unless the caller prefers English (``Accept-Language``)."""
+    return request.accept_languages.best_match(("de", "en"), default="de")
+
+
 def view(entry: InboxEntry, read_at: datetime | None) -> dict:
     return {
         "id": entry.id,
         "kind": entry.kind,
-        "text": describe(entry),
+        "text": describe(entry, text_language()),
         "created_at": entry.created_at,
         "read": read_at is not None,
         "read_at": read_at,

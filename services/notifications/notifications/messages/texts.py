@@ -178,3 +178,22 @@ INBOX_TEXTS: dict[str, str] = {
     "reminder.failed": "Eine Terminerinnerung an die teilnehmende Person konnte nicht "
                        "zugestellt werden (Termin am {when}). Bitte informieren Sie sie selbst.",
 }
+
+# The same entries in English, for staff whose pages are in English (Accept-Language).
+INBOX_TEXTS_EN: dict[str, str] = {
+    "referral.received": "New referral from {from_org_name} ({need}).",
+    "referral.accepted": "{to_org_name} accepted your referral ({need}).",
+    "referral.rejected": "{to_org_name} declined your referral ({need}).",
+    "referral.status_changed": "A referral ({need}) is now “{status}”.",
+    "referral.overdue": "{to_org_name} has not answered your referral ({need}); the response "
+                        "time is over.",
+    "referral.message_posted": "New message on a referral ({need}).",
+    "appointment.booked": "An appointment was booked: {when}.",
+    "appointment.moved": "An appointment was moved to {when}.",
+    "appointment.cancelled": "The appointment on {when} was cancelled.",
+    "appointment.reminder": "Reminder: appointment on {when} ({need}).",
+    "reminder.failed": "A reminder to the participant could not be delivered (appointment on "
+                       "{when}). Please tell them yourself.",
+}
+INBOX_LANGUAGES = {"de": INBOX_TEXTS, "en": INBOX_TEXTS_EN}
+
