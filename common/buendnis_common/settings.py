@@ -56,6 +56,57 @@ def env_bool(name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+ENVIRONMENTS = ("development", "production")
+
+#: Every secret read through :func:`env_secret`, with its demo default (name → default).
+DEMO_SECRETS: dict[str, str] = {}
+
+
+def buendnis_env() -> str:
+    """``BUENDNIS_ENV``: ``development`` (the default, demo secrets allowed) or ``production``."""
+    value = env_str("BUENDNIS_ENV", "development").strip().lower()
+    if value not in ENVIRONMENTS:
+        raise SettingsError(f"BUENDNIS_ENV must be one of {', '.join(ENVIRONMENTS)}, got {value!r}")
+    return value
+
+
+def is_development() -> bool:
+    return buendnis_env() == "development"
+
+
+def env_secret(name: str, demo_default: str, *, min_length: int = 0) -> str:
+    """A secret or key: the demo default in development, a real value everywhere else.
+
+    Outside development (``BUENDNIS_ENV=production``) an unset variable, the demo default, any
+    other setting's demo default or a value starting with ``demo-`` (the values of
+    ``.env.example``) stop the process at start-up with a message naming the variable.
+    """
+    DEMO_SECRETS[name] = demo_default
+    value = os.environ.get(name) or ""
+    if value and min_length and len(value) < min_length:
+        raise SettingsError(f"{name}: at least {min_length} characters")
+    if is_development():
+        return value or demo_default
+    if not value:
+        raise SettingsError(
+            f"{name} must be set when BUENDNIS_ENV={buendnis_env()}: its default is a demo value. "
+            f"{_SECRET_ADVICE}"
+        )
+    if value in DEMO_SECRETS.values() or value.lower().startswith("demo-"):
+        raise SettingsError(
+            f"{name} is still a demo value; BUENDNIS_ENV={buendnis_env()} refuses demo secrets. "
+            f"{_SECRET_ADVICE}"
+        )
+    return value
+
+
+_SECRET_ADVICE = (
+    "Set it to a long random value of your own (for example the output of "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), the same wherever the "
+    "same variable is used, or set BUENDNIS_ENV=development for a local demo."
+)
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     raw = os.environ.get(name) or default
     return [part.strip() for part in raw.split(",") if part.strip()]
@@ -135,8 +186,12 @@ class ServiceSettings:
             redis_url=redis_url(),
             oidc=OidcSettings.from_env(),
             client_id=env_str(f"{prefix}_CLIENT_ID", f"{name}-service"),
-            # The demo realm's documented demo secret; production sets the variable.
-            client_secret=env_str(f"{prefix}_CLIENT_SECRET", f"demo-{name}-secret"),
+            # The demo realm's documented demo secret; production must set the variable. The
+            # gateway has no client of its own (it forwards the caller's token).
+            client_secret=(
+                env_secret(f"{prefix}_CLIENT_SECRET", f"demo-{name}-secret")
+                if name in SERVICE_PORTS else env_str(f"{prefix}_CLIENT_SECRET", "")
+            ),
             service_urls=service_urls(),
             http_timeout_seconds=env_float("SERVICE_HTTP_TIMEOUT_SECONDS", 3.0),
             relay_interval_seconds=env_float("OUTBOX_RELAY_INTERVAL_SECONDS", 2.0),
