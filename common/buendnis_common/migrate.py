@@ -14,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData
 
 from .db import UtcDateTime, make_engine
-from .settings import ServiceSettings
+from .settings import ServiceSettings, SettingsError
 
 SERVICES = ("intake", "referrals", "notifications", "gateway")
 
@@ -74,13 +74,29 @@ def run_migrations(metadata: MetaData) -> None:
         engine.dispose()
 
 
+def check_secrets(service: str) -> None:
+    """Outside development a migration, like every process, refuses demo secrets: the
+    service's settings and, when its ``app`` module has one, its ``check_secrets()``."""
+    ServiceSettings.from_env(service)
+    app_module = importlib.import_module(f"{service}.app")
+    if hasattr(app_module, "check_secrets"):
+        app_module.check_secrets()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] not in (*SERVICES, "all"):
         print(f"usage: python -m buendnis_common.migrate {{{'|'.join(SERVICES)}|all}} [revision]")
         return 2
     revision = args[1] if len(args) > 1 else "head"
-    for service in SERVICES if args[0] == "all" else (args[0],):
+    services = SERVICES if args[0] == "all" else (args[0],)
+    try:
+        for service in services:
+            check_secrets(service)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for service in services:
         upgrade(service, revision=revision)
         print(f"{service}: database at {revision}")
     return 0

@@ -708,7 +708,8 @@ def test_web_environment_and_dependencies(services: dict) -> None:
 def test_web_reads_every_variable_it_is_given(services: dict) -> None:
     """No setting the front end ignores: every variable is one web/web/config.py reads."""
     source = WEB_CONFIG.read_text(encoding="utf-8")
-    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source)) | {"REDIS_URL"}  # redis_url()
+    # redis_url() and is_development() read these two through the shared settings.
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source)) | {"REDIS_URL", "BUENDNIS_ENV"}
     unread = sorted(set(_environment(services["web"])) - read)
     assert not unread, f"the web front end does not read {unread}"
 

@@ -7,7 +7,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from buendnis_common.settings import SettingsError, env_int, env_str, redis_url
+from buendnis_common.settings import (
+    SettingsError,
+    env_int,
+    env_secret,
+    env_str,
+    is_development,
+    redis_url,
+)
+
+#: The value in ``.env.example``; refused outside development.
+DEMO_SECRET_KEY = "demo-web-secret-key-change-me-at-least-32-characters"
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ def _secret_key() -> str:
     The key signs the CSRF tokens; every worker process must share it, so a local run keeps
     one in a file instead of making a new one per process. Containers must set the variable.
     """
+    if not is_development():
+        # Outside development: set, at least 32 characters, not the demo value of .env.example.
+        return env_secret("WEB_SECRET_KEY", DEMO_SECRET_KEY, min_length=32)
     value = os.environ.get("WEB_SECRET_KEY")
     if value:
         if len(value) < 32:

@@ -81,6 +81,16 @@ def _signing_key(path_text: str | None) -> bytes | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    environment = (os.environ.get("BUENDNIS_ENV") or "development").strip().lower()
+    if environment != "development":
+        print(
+            f"buendnis-idp: error: refusing to run with BUENDNIS_ENV={environment}: this identity"
+            " provider is for development only (demo users, demo passwords). Use Keycloak with"
+            " infra/keycloak/buendnis-realm.json (docker compose), or set"
+            " BUENDNIS_ENV=development for a local run.",
+            file=sys.stderr,
+        )
+        return 1
     try:
         host = check_loopback(args.host)
     except NotLoopback as exc:

@@ -11,10 +11,17 @@ from intake.db import MODELS
 from intake.importer.views import blp as imports
 from intake.internal.views import blp as internal
 from intake.participant import tasks as participant_tasks
+from intake.participant.matching import duplicate_match_key
 from intake.participant.views import blp as participants
 
 
+def check_secrets() -> None:
+    """Outside development, no start (server, worker, migration) without a real key."""
+    duplicate_match_key()
+
+
 def create_app(settings: ServiceSettings | None = None) -> Flask:
+    check_secrets()
     runtime = ServiceRuntime(settings or ServiceSettings.from_env("intake"), models=MODELS)
     participant_tasks.register(runtime)
     app, _api = runtime.create_app(

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from datetime import date
 
-from buendnis_common.settings import env_str
+from buendnis_common.settings import env_secret
 
 _NOT_LETTERS = re.compile(r"[^a-z]+")
 
@@ -29,6 +29,10 @@ def match_key(given_name: str, family_name: str, birth_date: date) -> str:
     # Sorted, so that swapped given and family names (common in transliteration) still match.
     tokens = sorted(normalise(given_name) + normalise(family_name))
     message = f"{' '.join(tokens)}|{birth_date.isoformat()}".encode()
-    # The demo key is documented as such; production sets DUPLICATE_MATCH_KEY.
-    key = env_str("DUPLICATE_MATCH_KEY", "demo-duplicate-match-key").encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(duplicate_match_key(), message, hashlib.sha256).hexdigest()
+
+
+def duplicate_match_key() -> bytes:
+    """The demo key is documented as such; outside development ``DUPLICATE_MATCH_KEY`` must be
+    set (``create_app`` reads it once, so a process without it does not start)."""
+    return env_secret("DUPLICATE_MATCH_KEY", "demo-duplicate-match-key").encode()
