@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from keycloak import KeycloakOpenID
 
-from buendnis_idp import IdentityProvider, RunningServer, default_realm_file, start_in_thread
+from buendnis_idp import (
+    IdentityProvider,
+    RunningServer,
+    default_realm_file,
+    realm_representation,
+    start_in_thread,
+)
 
 REALM = "buendnis"
 
@@ -24,6 +30,13 @@ def realm_file() -> Path:
 
 @pytest.fixture(scope="session")
 def realm_rep(realm_file: Path) -> dict[str, Any]:
+    """The realm as the local provider reads it: the realm file with the demo users."""
+    return realm_representation(realm_file, env=False)
+
+
+@pytest.fixture(scope="session")
+def production_realm_rep(realm_file: Path) -> dict[str, Any]:
+    """The realm file alone, as Keycloak in compose imports it."""
     return json.loads(realm_file.read_text(encoding="utf-8"))
 
 

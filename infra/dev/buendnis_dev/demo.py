@@ -6,7 +6,6 @@ something to show. It is idempotent: an organisation that already has participan
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import requests
 
 from buendnis_dev import wait_for_stop
+from buendnis_idp import realm_representation
 
 REALM_FILE = Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm.json"
 
@@ -64,7 +64,8 @@ SAMPLE_OFFERS = {
 
 def demo_users(realm_file: Path = REALM_FILE) -> list[tuple[str, str, list[str]]]:
     """(username, organisation alias, roles) of every demo person in the realm file."""
-    realm = json.loads(realm_file.read_text())
+    # The demo people live in the development overlay beside the realm file.
+    realm = realm_representation(realm_file, env=False)
     org_of: dict[str, str] = {}
     for org in realm.get("organizations", []):
         for member in org.get("members", []):

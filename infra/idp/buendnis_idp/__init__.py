@@ -1,6 +1,7 @@
 """Bündnis local identity provider: a small Keycloak-compatible OIDC provider for development.
 
-It reads the realm file that Keycloak imports (`infra/keycloak/buendnis-realm.json`) and answers
+It reads the realm file that Keycloak imports (`infra/keycloak/buendnis-realm.json`), with the
+demo users of `infra/keycloak/buendnis-realm-demo-users.json` (development only), and answers
 Keycloak's URLs with Keycloak's JSON shapes, so `python-keycloak` works against it unchanged.
 It is for local runs and tests only: it binds to loopback and keeps its sessions in memory.
 """
@@ -8,7 +9,7 @@ It is for local runs and tests only: it binds to loopback and keeps its sessions
 from pathlib import Path
 
 from .app import EXTENSION, IdentityProvider, create_app
-from .realm import RealmFileError, load_realm
+from .realm import RealmFileError, load_realm, realm_representation
 from .server import NotLoopback, RunningServer, build_server, check_loopback, start_in_thread
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "create_app",
     "default_realm_file",
     "load_realm",
+    "realm_representation",
     "start_in_thread",
 ]
 

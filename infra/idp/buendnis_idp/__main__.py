@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--realm-file",
         default=env.get("IDP_REALM_FILE"),
-        help="realm file (env IDP_REALM_FILE, default infra/keycloak/buendnis-realm.json)",
+        help="realm file (env IDP_REALM_FILE, default infra/keycloak/buendnis-realm.json);"
+        " the demo users come from IDP_DEMO_USERS_FILE (default"
+        " infra/keycloak/buendnis-realm-demo-users.json, 'none' for none)",
     )
     parser.add_argument(
         "--issuer-base",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import posixpath
 import re
 import secrets
 import threading
@@ -17,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import jwt
 
@@ -34,57 +33,53 @@ IDENTITY_TOKEN_TYPE = "Serialized-ID"
 LOGIN_EXECUTION = str(uuid.uuid5(uuid.NAMESPACE_URL, "buendnis-idp/auth-username-password-form"))
 
 _PKCE_CHARS = re.compile(r"^[0-9A-Za-z\-._~]{43,128}$")
-_INSTALLED_APP_PREFIXES = ("http://localhost", "http://127.0.0.1")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
 
 # --- redirect URIs (Keycloak's RedirectUtils) ---------------------------------------------------
 
 
-def _decode_fully(uri: str) -> str | None:
-    """Decode until stable; Keycloak gives up (invalid) after five rounds."""
-    for _ in range(5):
-        decoded = unquote(uri)
-        if decoded == uri:
-            return uri
-        uri = decoded
-    return None
+# Percent-encoded characters that change how a URL is split (slash, backslash, dot, %, @, :, ?,
+# #, NUL): a redirect URI that hides one in its path is refused rather than decoded one way here
+# and another way by the browser (http://127.0.0.1:8090%2F@evil.example/cb).
+_ENCODED_DELIMITER = re.compile(r"%(?:2f|5c|2e|25|40|3a|3f|23|00)", re.IGNORECASE)
 
 
-def _normalize(uri: str) -> str | None:
+def _refused(uri: str) -> bool:
+    """Anything a browser might read differently from a plain string comparison."""
+    if "\\" in uri or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        return True
     try:
         parts = urlsplit(uri)
         _ = parts.port  # a malformed port raises ValueError
     except ValueError:
-        return None
-    if not parts.scheme or "@" in parts.netloc or "\\" in uri or any(c.isspace() for c in uri):
-        # User info ("https://good@evil") is refused by Keycloak; backslashes and blanks are
-        # read differently by browsers and servers, so they are refused here too.
-        return None
-    path = parts.path
-    if path:
-        normalized = posixpath.normpath(path)
-        if path.endswith("/") and not normalized.endswith("/"):
-            normalized += "/"
-        path = "/" + normalized.lstrip("/") if normalized != "." else ""
-    return urlunsplit(
-        (parts.scheme.lower(), parts.netloc.lower(), path, parts.query, parts.fragment)
-    )
+        return True
+    if not parts.scheme or not parts.netloc:
+        return True
+    if "@" in parts.netloc or "%" in parts.netloc:
+        return True  # user info ("https://good@evil") or an encoded authority
+    if _ENCODED_DELIMITER.search(parts.path):
+        return True
+    return any(segment in (".", "..") for segment in parts.path.split("/"))
+
+
+def _authority(uri: str) -> str:
+    return urlsplit(uri).netloc
 
 
 def _match(valid_uris: Iterable[str], redirect: str) -> str | None:
+    """Keycloak's rule on the string as sent: equal, or a prefix of it when the pattern ends in
+    ``*`` (query and fragment then not compared); the authority is always compared whole."""
     for valid in valid_uris:
         if valid == "*":
             return valid
         if valid.endswith("*") and "?" not in valid:
-            # With a wildcard, query and fragment of the redirect are not compared.
             r = redirect.split("?", 1)[0].split("#", 1)[0]
-            length = len(valid) - 1
-            prefix = valid[:length]
-            if r.startswith(prefix):
+            prefix = valid[:-1]
+            same_authority = _authority(r) == _authority(prefix)
+            if same_authority and r.startswith(prefix):
                 return valid
-            if length - 1 > 0 and prefix.endswith("/"):
-                length -= 1
-            if valid[:length] == r:
+            if same_authority and prefix.endswith("/") and r == prefix[:-1]:
                 return valid
         elif valid == redirect:
             return valid
@@ -94,28 +89,25 @@ def _match(valid_uris: Iterable[str], redirect: str) -> str | None:
 def verify_redirect_uri(
     redirect_uri: str | None, valid_uris: Iterable[str], *, require: bool = True
 ) -> str | None:
-    """The redirect URI to use, or None when it does not match the client's patterns."""
+    """The redirect URI to use (exactly as sent), or None when it does not match the client's
+    patterns or could be read differently by a browser."""
     valid = [v for v in valid_uris if v]
     if redirect_uri is None:
         if require:
             return None
         single = [v for v in valid if "*" not in v]
         return single[0] if len(valid) == 1 and single else None
-    if not valid:
+    if not valid or _refused(redirect_uri):
         return None
-    decoded = _decode_fully(redirect_uri)
-    normalized = _normalize(decoded) if decoded is not None else None
-    if normalized is None:
-        return None
-    resolved = [_normalize(v) or v if "*" not in v else v for v in valid]
-    match = _match(resolved, normalized)
-    if match is None and normalized.startswith(_INSTALLED_APP_PREFIXES):
+    match = _match(valid, redirect_uri)
+    parts = urlsplit(redirect_uri)
+    if match is None and parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS \
+            and parts.port is not None:
         # RFC 8252: a loopback redirect may use any port when the pattern names none.
-        colon = normalized.find(":", len("http://localhost"))
-        if colon >= 0:
-            slash = normalized.find("/", colon)
-            without_port = normalized[:colon] + (normalized[slash:] if slash >= 0 else "")
-            match = _match(resolved, without_port)
+        without_port = urlunsplit(
+            (parts.scheme, parts.hostname, parts.path, parts.query, parts.fragment)
+        )
+        match = _match([v for v in valid if urlsplit(v.rstrip("*")).port is None], without_port)
     return redirect_uri if match is not None else None
 
 

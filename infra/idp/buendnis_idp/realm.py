@@ -356,23 +356,92 @@ def verify_password(user: User, password: str) -> bool:
 _PBKDF2 = {"pbkdf2": "sha1", "pbkdf2-sha256": "sha256", "pbkdf2-sha512": "sha512"}
 
 
-def load_realm(path: str | Path, *, env: Mapping[str, str] | None = None) -> Realm:
-    """Read a realm file, resolving `${VAR:default}` placeholders from `env` (or os.environ)."""
-    path = Path(path)
+#: The demo people (users and their organisation memberships), kept out of the realm file that
+#: production imports; only this development provider and the local tools read them.
+DEFAULT_DEMO_USERS_FILE = (
+    Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm-demo-users.json"
+)
+
+
+def demo_users_file(env: Mapping[str, str] | None = None) -> Path | None:
+    """``IDP_DEMO_USERS_FILE``, else the repository's file; ``none`` for no demo users."""
+    value = (os.environ if env is None else env).get("IDP_DEMO_USERS_FILE", "")
+    if value.strip().lower() == "none":
+        return None
+    return Path(value) if value else DEFAULT_DEMO_USERS_FILE
+
+
+def with_demo_users(rep: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """The realm with the overlay's users and organisation members added; a user the realm
+    already has (same id or username) keeps the realm's definition."""
+    merged = dict(rep)
+    users = list(rep.get("users") or [])
+    known = {u.get("id") for u in users} | {str(u.get("username", "")).lower() for u in users}
+    users += [
+        u for u in overlay.get("users") or []
+        if u.get("id") not in known and str(u.get("username", "")).lower() not in known
+    ]
+    merged["users"] = users
+    extra_members = {o["alias"]: o.get("members") or [] for o in overlay.get("organizations") or []}
+    organizations = []
+    for org in rep.get("organizations") or []:
+        org = dict(org)
+        members = list(org.get("members") or [])
+        names = {str(m.get("username", "")).lower() for m in members}
+        members += [m for m in extra_members.get(org.get("alias"), [])
+                    if str(m.get("username", "")).lower() not in names]
+        org["members"] = members
+        organizations.append(org)
+    merged["organizations"] = organizations
+    return merged
+
+
+def _read_json(path: Path, what: str, env: Mapping[str, str] | None) -> dict[str, Any]:
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise RealmFileError(f"cannot read realm file {path}: {exc.strerror or exc}") from exc
-    text = replace_placeholders(raw, environment_resolver(env))
+        raise RealmFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    text = raw if env is False else replace_placeholders(raw, environment_resolver(env))
     try:
         rep = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RealmFileError(
-            f"realm file {path} is not valid JSON (line {exc.lineno}): {exc.msg}"
+            f"{what} {path} is not valid JSON (line {exc.lineno}): {exc.msg}"
         ) from exc
     if not isinstance(rep, dict) or not rep.get("realm"):
-        raise RealmFileError(f"realm file {path} has no 'realm' name")
-    return realm_from_rep(rep)
+        raise RealmFileError(f"{what} {path} has no 'realm' name")
+    return rep
+
+
+def realm_representation(
+    path: str | Path, *, demo_users: str | Path | None | bool = True,
+    env: Mapping[str, str] | None | bool = None,
+) -> dict[str, Any]:
+    """The realm file as JSON, with the demo users added (``demo_users=True``: the file of
+    :func:`demo_users_file`; a path; or ``None``/``False`` for none). ``env=False`` leaves the
+    ``${VAR:default}`` placeholders as they are written."""
+    rep = _read_json(Path(path), "realm file", env)
+    overlay_path = demo_users_file(None if env is False else env) if demo_users is True else (
+        Path(demo_users) if demo_users else None
+    )
+    if overlay_path is None:
+        return rep
+    overlay = _read_json(overlay_path, "demo users file", env)
+    if overlay["realm"] != rep["realm"]:
+        raise RealmFileError(
+            f"demo users file {overlay_path} is for realm {overlay['realm']!r},"
+            f" not {rep['realm']!r}"
+        )
+    return with_demo_users(rep, overlay)
+
+
+def load_realm(
+    path: str | Path, *, env: Mapping[str, str] | None = None,
+    demo_users: str | Path | None | bool = True,
+) -> Realm:
+    """Read a realm file, resolving `${VAR:default}` placeholders from `env` (or os.environ),
+    with the demo users of the development overlay (see :func:`realm_representation`)."""
+    return realm_from_rep(realm_representation(path, demo_users=demo_users, env=env))
 
 
 def realm_from_rep(rep: Mapping[str, Any]) -> Realm:
