@@ -59,12 +59,18 @@ CATALOGUE: dict[str, EventType] = {
         [*_PARTICIPANT, "consent_id", "recipient_org", "valid_until"], ["referrals"]
     ),
     "consent.withdrawn": _event([*_PARTICIPANT, "consent_id", "recipient_org"], ["referrals"]),
+    # found past its last valid day by intake's expiry sweep; ends sharing as a withdrawal does
+    "consent.expired": _event(
+        [*_PARTICIPANT, "consent_id", "recipient_org", "valid_until"], ["referrals"]
+    ),
     # referrals
     "referral.requested": _event(_REFERRAL, ["notifications"]),
     "referral.status_changed": _event(
         [*_REFERRAL, "status", "previous_status", "changed_by_org"], ["notifications"]
     ),
     "referral.overdue": _event([*_REFERRAL, "due_at"], ["notifications"]),
+    # the receiver no longer sees the shared data: reason consent_withdrawn or consent_expired
+    "referral.snapshot_dropped": _event([*_REFERRAL, "reason"], ["notifications"]),
     "referral.message_posted": _event([*_REFERRAL, "message_id", "author_org"],
                                       ["notifications"]),
     "appointment.booked": _event(_APPOINTMENT, ["notifications"]),

@@ -145,6 +145,10 @@ class Platform:
             "IDP_REALM_FILE": str(self.realm_file),
             "REALM_FILE": str(self.realm_file),
             "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+            # The test clock (buendnis_common.timeutil): a test writes a number of days here to
+            # move every process's date; no file, no shift. And intake's expiry sweep often.
+            "BUENDNIS_TEST_CLOCK_FILE": str(workdir / "test-clock-days"),
+            "CONSENT_EXPIRY_SWEEP_INTERVAL_SECONDS": "2",
             # The whole suite comes from one address; the limits have tests of their own.
             "RATE_LIMIT_PER_ADDRESS": "100000/minute",
             "RATE_LIMIT_PER_USER": "100000/minute",

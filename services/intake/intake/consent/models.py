@@ -34,9 +34,20 @@ class Consent(Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     withdrawn_by: Mapped[str | None] = mapped_column(String(120))
+    # When intake found the consent past ``valid_until`` and told the other services
+    # (``consent.expired``): each expiry is reported once.
+    expired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     participant: Mapped[Participant] = relationship(back_populates="consents")
 
     def is_valid(self, today: date) -> bool:
         """Not withdrawn, and not past its last valid day."""
         return self.withdrawn_at is None and self.valid_until >= today
+
+    def ended(self, today: date) -> str | None:
+        """Why the consent no longer holds (``withdrawn``, ``expired``), or ``None``."""
+        if self.withdrawn_at is not None:
+            return "withdrawn"
+        if self.valid_until < today:
+            return "expired"
+        return None

@@ -116,3 +116,53 @@ def snapshot(participant: Participant, categories: list[str]) -> dict:
         "education": lambda: participant.education or {},
     }
     return {category: views[category]() for category in categories if category in views}
+
+
+def report_expired(*, runtime: ServiceRuntime, session: Session, today: date,
+                   limit: int = 500) -> list[Consent]:
+    """Consents past their last valid day that were neither withdrawn nor reported yet: each is
+    marked and announced once (``consent.expired``), so that referrals drops what it holds under
+    them and both sides hear of it. A withdrawn consent was announced when it was withdrawn."""
+    query = (
+        select(Consent)
+        .where(Consent.withdrawn_at.is_(None), Consent.expired_at.is_(None),
+               Consent.valid_until < today)
+        .order_by(Consent.valid_until, Consent.id)
+        .limit(limit)
+    )
+    if runtime.db.is_postgres:
+        query = query.with_for_update(skip_locked=True)
+    expired = list(session.scalars(query))
+    now = utcnow()
+    for consent in expired:
+        consent.expired_at = now
+        participant = consent.participant
+        runtime.audit(session, "consent.expire", participant_id=participant.id,
+                      record_id=consent.id, actor="system", actor_org=participant.owner_org)
+        runtime.emit(session, "consent.expired", **_ids(participant), consent_id=consent.id,
+                     recipient_org=consent.recipient_org, valid_until=consent.valid_until)
+    return expired
+
+
+def status_of(*, session: Session, consent_ids: list[uuid.UUID], today: date) -> dict:
+    """For each id: does the consent hold today, and if not why; ids only, no personal data.
+    An id intake does not know (the participant was erased) is ``unknown``."""
+    found = {
+        consent.id: consent for consent in session.scalars(
+            select(Consent).where(Consent.id.in_(consent_ids))
+        )
+    } if consent_ids else {}
+    answer = {}
+    for consent_id in consent_ids:
+        consent = found.get(consent_id)
+        if consent is None:
+            answer[str(consent_id)] = {"valid": False, "ended": "unknown"}
+            continue
+        answer[str(consent_id)] = {
+            "valid": consent.is_valid(today),
+            "ended": consent.ended(today),
+            "valid_until": consent.valid_until.isoformat(),
+            "recipient_org": consent.recipient_org,
+            "data_categories": list(consent.data_categories),
+        }
+    return answer

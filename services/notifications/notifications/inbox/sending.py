@@ -68,6 +68,12 @@ STATUS_NAMES_EN = {
 
 _NAMES = {"de": (NEED_NAMES, STATUS_NAMES), "en": (NEED_NAMES_EN, STATUS_NAMES_EN)}
 
+# Why a receiver no longer sees the participant's data (``referral.consent_ended``).
+REASON_NAMES = {
+    "de": {"consent_withdrawn": "widerrufen", "consent_expired": "abgelaufen"},
+    "en": {"consent_withdrawn": "withdrawn", "consent_expired": "expired"},
+}
+
 
 def _org_name(alias: str | None) -> str:
     organization = directory.organization(alias) if alias else None
@@ -89,6 +95,7 @@ def describe(entry: InboxEntry, language: str = "de") -> str:
         "need": need_names.get(data.get("need_category") or "", data.get("need_category") or ""),
         "status": status_names.get(data.get("status") or "", data.get("status") or ""),
         "when": when,
+        "reason": REASON_NAMES[language].get(data.get("reason") or "", data.get("reason") or ""),
     }
     return INBOX_LANGUAGES[language][entry.kind].format(**values)
 

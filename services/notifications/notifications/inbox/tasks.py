@@ -3,7 +3,9 @@
 - a referral arrives → every case worker of the receiving organisation;
 - accepted, rejected, overdue → the case worker who made the referral;
 - any other status change, and a message on the referral → the other side (the receiving
-  organisation's case workers, or the case worker who made the referral).
+  organisation's case workers, or the case worker who made the referral);
+- the participant's consent ended (withdrawn or expired) and the receiver's copy of their data
+  was dropped → both sides.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from notifications.inbox import service
 handlers = EventHandlers()
 
 _CODES = ("from_org", "to_org", "need_category", "status", "previous_status", "changed_by_org",
-          "author_org", "due_at", "start", "end", "previous_start", "mode")
+          "author_org", "due_at", "start", "end", "previous_start", "mode", "reason")
 
 
 def entry_data(event: Event) -> dict:
@@ -75,6 +77,14 @@ def on_referral_status_changed(*, session: Session, event: Event) -> None:
 @handlers.on("referral.overdue")
 def on_referral_overdue(*, session: Session, event: Event) -> None:
     to_sender(session=session, event=event, kind=kinds.REFERRAL_OVERDUE)
+
+
+@handlers.on("referral.snapshot_dropped")
+def on_referral_snapshot_dropped(*, session: Session, event: Event) -> None:
+    """The consent ended (withdrawn, expired): both sides hear that the receiver no longer sees
+    the participant's data — the sender who made the referral and the receiver's case workers."""
+    to_sender(session=session, event=event, kind=kinds.REFERRAL_CONSENT_ENDED)
+    to_receiver(session=session, event=event, kind=kinds.REFERRAL_CONSENT_ENDED)
 
 
 @handlers.on("referral.message_posted")

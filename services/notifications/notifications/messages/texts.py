@@ -171,6 +171,9 @@ INBOX_TEXTS: dict[str, str] = {
     "referral.overdue": "{to_org_name} hat auf Ihre Vermittlung ({need}) noch nicht "
                         "geantwortet; die Antwortfrist ist abgelaufen.",
     "referral.message_posted": "Neue Nachricht zu einer Vermittlung ({need}).",
+    "referral.consent_ended": "Die Einwilligung zu einer Vermittlung ({need}) an {to_org_name} "
+                              "gilt nicht mehr ({reason}); die Angaben der Person werden nicht "
+                              "mehr geteilt.",
     "appointment.booked": "Ein Termin wurde gebucht: {when}.",
     "appointment.moved": "Ein Termin wurde verschoben auf {when}.",
     "appointment.cancelled": "Ein Termin am {when} wurde abgesagt.",
@@ -188,6 +191,8 @@ INBOX_TEXTS_EN: dict[str, str] = {
     "referral.overdue": "{to_org_name} has not answered your referral ({need}); the response "
                         "time is over.",
     "referral.message_posted": "New message on a referral ({need}).",
+    "referral.consent_ended": "The consent for a referral ({need}) to {to_org_name} no longer "
+                              "holds ({reason}); the person's data is no longer shared.",
     "appointment.booked": "An appointment was booked: {when}.",
     "appointment.moved": "An appointment was moved to {when}.",
     "appointment.cancelled": "The appointment on {when} was cancelled.",

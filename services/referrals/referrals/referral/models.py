@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from buendnis_common.db import UtcDateTime, new_id, utcnow
@@ -24,6 +24,7 @@ CLOSED = frozenset({REJECTED, CANCELLED, COMPLETED, FAILED})
 
 # Why a snapshot of the participant's data is no longer held.
 CONSENT_WITHDRAWN = "consent_withdrawn"
+CONSENT_EXPIRED = "consent_expired"
 PARTICIPANT_ERASED = "participant_erased"
 
 
@@ -32,7 +33,7 @@ class Referral(Base):
 
     The receiver sees the participant's pseudonym and the snapshot of the categories the
     participant consented to share with it, taken when the referral was made; the snapshot is
-    dropped when the consent is withdrawn or the participant erased.
+    dropped when the consent is withdrawn or expires, or the participant is erased.
     """
 
     __tablename__ = "referrals"
@@ -53,6 +54,9 @@ class Referral(Base):
     note: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
     consent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The consent's last valid day, as intake confirmed it after the referral was stored: past
+    # it, the snapshot is dropped on the next read even before intake's expiry event arrives.
+    consent_valid_until: Mapped[date | None] = mapped_column(Date)
     shared_categories: Mapped[list] = mapped_column(JSON, default=list)
     snapshot: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     snapshot_dropped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

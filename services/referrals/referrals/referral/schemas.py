@@ -98,8 +98,8 @@ class Referral(Schema):
     snapshot_dropped_at = fields.DateTime(allow_none=True)
     snapshot_dropped_reason = fields.String(
         allow_none=True,
-        metadata={"description": "consent_withdrawn or participant_erased: why the "
-                                 "participant's data is no longer shown."},
+        metadata={"description": "consent_withdrawn, consent_expired or participant_erased: "
+                                 "why the participant's data is no longer shown."},
     )
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -445,7 +445,8 @@ def drop_for_withdrawn_consent(*, session: Session, participant_id: uuid.UUID, o
     made_before = Referral.created_at <= withdrawn_at
     if consent_id is not None:
         made_before = or_(Referral.consent_id == consent_id, made_before)
-    dropped = list(session.scalars(query.where(made_before)))
+    # Locked: a reader dropping one of them at the same moment (``consent_ends``) goes first.
+    dropped = list(session.scalars(query.where(made_before).with_for_update()))
     now = utcnow()
     for referral in dropped:
         _drop_snapshot(session, referral, CONSENT_WITHDRAWN, now, owner_org)

@@ -1,16 +1,19 @@
-"""Background work of referrals: the overdue sweep (beat) and intake's consent events."""
+"""Background work of referrals: the overdue sweep (beat) and intake's consent events
+(withdrawn, expired: the snapshots held under the consent are dropped and both sides told)."""
 from __future__ import annotations
 
 import logging
 import uuid
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from buendnis_common.db import utcnow
 from buendnis_common.events import Event
-from buendnis_common.service import EventHandlers, ServiceRuntime
-from referrals.referral import service
+from buendnis_common.service import EventHandlers, ServiceRuntime, current_runtime
+from referrals.referral import consent_ends, service
+from referrals.referral.models import CONSENT_EXPIRED, CONSENT_WITHDRAWN, Referral
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,25 @@ def on_consent_withdrawn(*, session: Session, event: Event) -> None:
         consent_id=uuid.UUID(event.data["consent_id"]) if event.data.get("consent_id") else None,
         withdrawn_at=event.occurred_at,
     )
+    consent_ends.drop_under_consent(current_runtime(), session, dropped, CONSENT_WITHDRAWN)
     log.info("consent withdrawn: %d referral snapshot(s) dropped", len(dropped))
+
+
+@handlers.on("consent.expired")
+def on_consent_expired(*, session: Session, event: Event) -> None:
+    """Intake's sweep found the consent past its last valid day: every snapshot held under it
+    goes, as on withdrawal (a referral under a newer consent keeps its own)."""
+    runtime = current_runtime()
+    held = session.scalars(
+        select(Referral).where(
+            Referral.consent_id == uuid.UUID(event.data["consent_id"]),
+            Referral.participant_id == uuid.UUID(event.data["participant_id"]),
+            Referral.snapshot_dropped_at.is_(None),
+        ).with_for_update()
+    ).all()
+    for referral in held:
+        consent_ends.drop(runtime, session, referral, CONSENT_EXPIRED)
+    log.info("consent expired: %d referral snapshot(s) dropped", len(held))
 
 
 def mark_overdue(runtime: ServiceRuntime, *, now: datetime | None = None) -> int:

@@ -9,9 +9,23 @@ from buendnis_common.service import current_runtime
 from buendnis_common.web import current_principal
 from referrals.appointment import service as appointments
 from referrals.context import current_context
-from referrals.referral import schemas, service
+from referrals.referral import consent_ends, schemas, service
 
 blp = Blueprint("referrals", __name__, url_prefix="/api/v1/referrals", description="Referrals")
+
+
+def _seen(runtime, session, referrals: list, principal) -> list[dict]:
+    """The referrals as ``principal`` sees them, the consent of each received one checked with
+    intake now (``consent_ends``). Call after the request's transaction is committed."""
+    unconfirmed = consent_ends.check_for_receiver(runtime, session, referrals, principal)
+    session.commit()
+    views = []
+    for referral in referrals:
+        view = service.as_seen_by(referral, principal)
+        if referral.id in unconfirmed and view["participant"] is not None:
+            view["participant"] = {"pseudonym": view["participant"]["pseudonym"]}
+        views.append(view)
+    return views
 
 
 @blp.route("")
@@ -37,7 +51,7 @@ class Referrals(MethodView):
             runtime.audit(session, "referral.list", participant_id=referral.participant_id,
                           record_id=referral.id)
         session.commit()
-        return [service.as_seen_by(referral, principal) for referral in referrals]
+        return _seen(runtime, session, referrals, principal)
 
     @blp.arguments(schemas.ReferralCreate)
     @blp.response(201, schemas.Referral)
@@ -49,6 +63,7 @@ class Referrals(MethodView):
         principal = current_principal()
         referral = service.create(ctx=ctx, session=session, principal=principal, data=data)
         session.commit()
+        consent_ends.confirm_after_commit(ctx.runtime, session, referral)
         return (service.as_seen_by(referral, principal), 201,
                 {"Location": f"/api/v1/referrals/{referral.id}"})
 
@@ -67,7 +82,7 @@ class ReferralById(MethodView):
         runtime.audit(session, "referral.read", participant_id=referral.participant_id,
                       record_id=referral.id)
         session.commit()
-        return service.as_seen_by(referral, principal)
+        return _seen(runtime, session, [referral], principal)[0]
 
 
 @blp.route("/<uuid:referral_id>/status")
@@ -89,7 +104,7 @@ class ReferralStatus(MethodView):
         if referral.is_closed:
             appointments.cancel_upcoming(runtime=runtime, session=session, referral=referral)
         session.commit()
-        return service.as_seen_by(referral, principal)
+        return _seen(runtime, session, [referral], principal)[0]
 
 
 @blp.route("/<uuid:referral_id>/history")
