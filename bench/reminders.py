@@ -135,9 +135,9 @@ def run(platform: Platform, count: int, args) -> int:
             "alliance": "leverkusen", "need_category": "language_course",
             "sender_user_id": sub, "appointment_id": uuid.uuid4(), "start": start,
             "end": start + timedelta(hours=1), "mode": "in_person", "status": "booked"})
-        celery.send_task(EVENT_TASK, queue="notifications", args=[{
+        celery.send_task(EVENT_TASK, queue="notifications", args=[platform.sign_event({
             "id": str(uuid.uuid4()), "type": "appointment.booked", "source": "referrals",
-            "occurred_at": datetime.now(UTC).isoformat(), "data": data}])
+            "occurred_at": datetime.now(UTC).isoformat(), "data": data})])
     celery.close()
     url = platform.database_urls["notifications"]
     wait_for(lambda: scalar(url, "SELECT count(*) FROM reminders") >= 2 * count,

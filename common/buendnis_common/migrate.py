@@ -2,19 +2,29 @@
 
 Each service keeps its migrations beside its package (``services/intake/migrations``); its
 ``env.py`` calls ``run_migrations`` with the service's metadata.
+
+Migrations may run as another database role than the service: ``<SERVICE>_MIGRATE_DATABASE_URL``
+(the owner), where ``<SERVICE>_DATABASE_URL`` names the role the service runs as. On PostgreSQL,
+when the two roles differ and the service's ``models`` module declares ``RUNTIME_GRANTS``, the
+running role is granted exactly those rights after every upgrade (the gateway: append to and read
+the audit trail, nothing more).
 """
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import make_url
 
 from .db import UtcDateTime, make_engine
-from .settings import ServiceSettings, SettingsError
+from .settings import ServiceSettings, SettingsError, env_str
+
+log = logging.getLogger(__name__)
 
 SERVICES = ("intake", "referrals", "notifications", "gateway")
 
@@ -29,13 +39,47 @@ def migrations_dir(service: str) -> Path:
 def alembic_config(service: str, database_url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir(service)))
-    url = database_url or ServiceSettings.from_env(service).database_url
-    config.attributes["database_url"] = url
+    config.attributes["database_url"] = database_url or migrate_url(service)
     return config
 
 
-def upgrade(service: str, database_url: str | None = None, revision: str = "head") -> None:
+def migrate_url(service: str) -> str:
+    """The owner's URL for migrations; by default the service's own."""
+    return (env_str(f"{service.upper()}_MIGRATE_DATABASE_URL", "")
+            or ServiceSettings.from_env(service).database_url)
+
+
+def upgrade(service: str, database_url: str | None = None, revision: str = "head", *,
+            runtime_role: str | None = None) -> None:
+    """Upgrade; then grant the running role its rights (from the environment, or
+    ``runtime_role`` with an explicit ``database_url``)."""
     command.upgrade(alembic_config(service, database_url), revision)
+    url = database_url or migrate_url(service)
+    if runtime_role is None and database_url is None:
+        runtime_role = make_url(ServiceSettings.from_env(service).database_url).username
+    if runtime_role:
+        grant_runtime_role(service, url, runtime_role)
+
+
+def grant_runtime_role(service: str, owner_url: str, role: str) -> None:
+    """On PostgreSQL: give ``role`` the service's ``RUNTIME_GRANTS``, if it declares any and
+    ``role`` is not the owner itself (then there is nothing to restrict: say so)."""
+    grants = getattr(importlib.import_module(f"{service}.models"), "RUNTIME_GRANTS", None)
+    if not grants or make_url(owner_url).get_backend_name() != "postgresql":
+        return
+    engine = make_engine(owner_url)
+    try:
+        with engine.begin() as connection:
+            if connection.scalar(text("SELECT current_user")) == role:
+                log.warning("%s runs as the owner of its database: nothing restricts it", service)
+                return
+            quote = connection.dialect.identifier_preparer.quote
+            for table, privileges in grants.items():
+                connection.execute(text(f"GRANT {privileges} ON {quote(table)} TO {quote(role)}"))
+            connection.execute(text(
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quote(role)}"))
+    finally:
+        engine.dispose()
 
 
 def downgrade(service: str, database_url: str | None = None, revision: str = "-1") -> None:

@@ -23,6 +23,7 @@ from .clients import ServiceClient
 from .db import Database
 from .events import EVENT_TASK, Consumer, Handler, Outbox
 from .settings import ServiceSettings, env_str
+from .signing import EventSigner, RefusedEvent, record_refusal
 from .web import configure_logging, create_flask_app
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class ServiceRuntime:
             source=self.name, db=self.db, model=models.outbox, publisher=self._publish
         )
         self.consumer = Consumer(db=self.db, model=models.processed_event)
+        self.signer = EventSigner.from_env()
+        self._redis = None
         self.services = ServiceClient(settings)
         for event_type, handler in (handlers or EventHandlers()).handlers.items():
             self.consumer.handles(event_type)(handler)
@@ -75,7 +78,27 @@ class ServiceRuntime:
         self._register_tasks()
 
     def _publish(self, envelope: dict[str, Any], queue: str) -> None:
-        self.celery.send_task(EVENT_TASK, args=[envelope], queue=queue, retry=False)
+        self.celery.send_task(EVENT_TASK, args=[self.signer.sign(envelope)], queue=queue,
+                              retry=False)
+
+    def receive(self, *args: Any, **kwargs: Any) -> bool:
+        """A message from an event queue: checked before anything else; handled only if it is
+        a genuine event (see ``buendnis_common.signing``), otherwise recorded and dropped."""
+        message = args[0] if len(args) == 1 and not kwargs else None
+        try:
+            envelope = self.signer.check(message)
+        except RefusedEvent as refused:
+            record_refusal(self.name, refused, self._refusal_counter())
+            return False
+        return self.consumer.dispatch(envelope)
+
+    def _refusal_counter(self):
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2,
+                                               socket_connect_timeout=2)
+        return self._redis
 
     def emit(self, session, event_type: str, **data: Any):
         return self.outbox.emit(session, event_type, **data)
@@ -108,8 +131,9 @@ class ServiceRuntime:
             retry_jitter=True,
             max_retries=20,
         )
-        def handle_event(envelope: dict[str, Any]) -> None:
-            runtime.consumer.dispatch(envelope)
+        def handle_event(*args: Any, **kwargs: Any) -> None:
+            # Whatever arrives, in whatever shape: the signature is checked first.
+            runtime.receive(*args, **kwargs)
 
         @self.celery.task(name=f"{self.name}.relay_outbox", shared=False)
         def relay_outbox() -> int:

@@ -101,7 +101,8 @@ def test_an_overdue_referral_is_told_to_the_case_worker_who_sent_it(platform, us
     celery = Celery(broker=platform.redis_url)
     try:
         for _ in range(2):  # delivered twice: one entry
-            celery.send_task(EVENT_TASK, args=[envelope], queue="notifications")
+            celery.send_task(EVENT_TASK, args=[platform.sign_event(envelope)],
+                             queue="notifications")
     finally:
         celery.close()
     entry = wait_entry(jmd, referral["id"], "referral.overdue")

@@ -95,12 +95,29 @@ class PostgresDatabases:
                 )
         return urls
 
+    def gateway_roles(self) -> tuple[str, str]:
+        """The audit trail's database as in production: owned by a role that migrates, used by
+        a restricted role that runs the gateway. URLs of (owner, runtime)."""
+        owner, runtime = f"{self.prefix}_gateway_owner", f"{self.prefix}_gateway_app"
+        password = secrets.token_hex(16)
+        with self.engine.connect() as connection:
+            for role in (owner, runtime):
+                connection.execute(text(f'CREATE ROLE "{role}" LOGIN PASSWORD \'{password}\''))
+            connection.execute(text(f'ALTER DATABASE "{self.prefix}_gateway" OWNER TO "{owner}"'))
+        database = f"{self.prefix}_gateway"
+        return tuple(
+            self.admin_url.set(database=database, username=role, password=password)
+            .render_as_string(hide_password=False) for role in (owner, runtime)
+        )
+
     def drop(self) -> None:
         with self.engine.connect() as connection:
             for service in DATABASES:
                 connection.execute(
                     text(f'DROP DATABASE IF EXISTS "{self.prefix}_{service}" WITH (FORCE)')
                 )
+            for role in ("gateway_app", "gateway_owner"):
+                connection.execute(text(f'DROP ROLE IF EXISTS "{self.prefix}_{role}"'))
         self.engine.dispose()
 
 
@@ -124,6 +141,13 @@ class Platform:
             self.database_urls = self.postgres.create()
         else:
             self.database_urls = {s: f"sqlite:///{workdir / f'{s}.sqlite3'}" for s in DATABASES}
+        # The gateway runs as a role that can only append to and read the audit trail (PG).
+        gateway_roles = {}
+        if self.postgres:
+            owner_url, runtime_url = self.postgres.gateway_roles()
+            gateway_roles = {"GATEWAY_MIGRATE_DATABASE_URL": owner_url,
+                             "GATEWAY_DATABASE_URL": runtime_url}
+        self.audit_checkpoint_dir = workdir / "audit-checkpoints"
         self.redis_url = f"redis://127.0.0.1:{self.ports['redis']}/0"
         self.idp_url = f"http://127.0.0.1:{self.ports['idp']}"
         self.gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
@@ -156,6 +180,12 @@ class Platform:
             "PYTHONUNBUFFERED": "1",
             **{f"{s.upper()}_PORT": str(self.ports[s]) for s in SERVICES},
             **{f"{s.upper()}_DATABASE_URL": url for s, url in self.database_urls.items()},
+            **gateway_roles,
+            # Keys of this test run: events are signed, the audit chain sealed with them.
+            "EVENT_SIGNING_KEY": secrets.token_urlsafe(32),
+            "AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
+            "AUDIT_CHECKPOINT_DIR": str(self.audit_checkpoint_dir),
+            "AUDIT_CHECKPOINT_INTERVAL_SECONDS": "2",
             **(extra_env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -211,6 +241,12 @@ class Platform:
         except ProcessLookupError:
             return  # it ended by itself meanwhile
 
+    def sign_event(self, envelope: dict) -> dict:
+        """An event envelope signed as this platform's services sign theirs."""
+        from buendnis_common.signing import EventSigner, Keyring
+
+        return EventSigner(Keyring(self.env["EVENT_SIGNING_KEY"])).sign(envelope)
+
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -240,6 +276,7 @@ class Platform:
             self.start(f"{service}-worker")
             self.start(f"{service}-beat")
         self.start("gateway-worker")
+        self.start("gateway-beat")
         self.wait_redis()
         self.wait_http(f"{self.idp_url}/realms/buendnis")
         for service in SERVICES:

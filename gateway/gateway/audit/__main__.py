@@ -1,5 +1,6 @@
-"""``python -m gateway.audit verify``: check the audit trail's hash chain; exit 1 and name the
-first broken entry if anything was changed or removed."""
+"""``python -m gateway.audit verify``: check the audit trail's sealed chain, and hold it against
+the checkpoints in ``AUDIT_CHECKPOINT_DIR``; exit 1 and name the first broken entry if anything
+was changed, removed, rewritten or truncated."""
 from __future__ import annotations
 
 import sys
@@ -17,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     db = Database(ServiceSettings.from_env("gateway").database_url)
     try:
         with db.Session() as session:
-            verdict = chain.verify(session)
+            verdict = chain.verify(session, keys=chain.chain_keys(),
+                                   directory=chain.checkpoint_dir())
     finally:
         db.dispose()
     print(verdict)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Uuid
+from sqlalchemy import Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from buendnis_common.db import BigIntPK, UtcDateTime
@@ -11,8 +11,9 @@ from gateway.db import Base
 
 
 class AuditTrailEntry(Base):
-    """One audit entry of any service, chained to the one before by its hash. Rows are only
-    ever inserted (database triggers refuse UPDATE and DELETE)."""
+    """One audit entry of any service, chained to the one before by its keyed seal (``hash``,
+    see ``gateway.audit.chain``). Rows are only ever inserted: database triggers refuse UPDATE
+    and DELETE, and on PostgreSQL the running gateway's role may only INSERT and SELECT."""
 
     __tablename__ = "audit_trail"
     __table_args__ = (
@@ -31,15 +32,4 @@ class AuditTrailEntry(Base):
     record_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     request_id: Mapped[str | None] = mapped_column(String(128))
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditChainHead(Base):
-    """The newest entry's sequence number and hash: one row, locked while appending, so that
-    appends are serialised and a removed last entry is noticed."""
-
-    __tablename__ = "audit_chain_head"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    seq: Mapped[int] = mapped_column(BigIntPK)
     hash: Mapped[str] = mapped_column(String(64))

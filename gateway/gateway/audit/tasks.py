@@ -1,24 +1,61 @@
-"""The audit trail's consumer: each service's ``audit.recorded`` event becomes one entry."""
+"""The audit trail's consumer: each service's ``audit.recorded`` event becomes one entry; and the
+periodic checkpoint of the chain's end, written outside the database."""
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
 from buendnis_common.events import Event
-from buendnis_common.service import EventHandlers
+from buendnis_common.service import EventHandlers, ServiceRuntime
+from buendnis_common.settings import env_float
 from gateway.audit import chain
 
+log = logging.getLogger(__name__)
+
 handlers = EventHandlers()
+
+CHECKPOINT_TASK = "gateway.audit_checkpoint"
 
 
 @handlers.on("audit.recorded")
 def on_audit_recorded(*, session: Session, event: Event) -> None:
-    """One entry, or one per participant of a list read (``participant_ids``)."""
+    """One entry, or one per participant of a list read (``participant_ids``). The event's
+    signature and its source (a service that records audit entries) were checked on receipt."""
     many = event.data.get("participant_ids")
     if many is None:
         chain.append(session, event_id=event.id, source=event.source, fields=event.data)
         return
-    for index, participant_id in enumerate(many):
-        chain.append(session, event_id=uuid.uuid5(event.id, str(index)), source=event.source,
-                     fields={**event.data, "participant_id": participant_id})
+    chain.append_many(session, [
+        (uuid.uuid5(event.id, str(index)), event.source,
+         {**event.data, "participant_id": participant_id})
+        for index, participant_id in enumerate(many)
+    ])
+
+
+def register_checkpoints(runtime: ServiceRuntime) -> None:
+    """Every ``AUDIT_CHECKPOINT_INTERVAL_SECONDS`` (60) the worker appends the chain's end to the
+    checkpoint file, if it moved."""
+    directory = chain.checkpoint_dir()
+    keys = chain.chain_keys()
+
+    @runtime.celery.task(name=CHECKPOINT_TASK, shared=False)
+    def audit_checkpoint() -> int | None:
+        with runtime.db.transaction() as session:
+            written = chain.write_checkpoint(session, directory, keys=keys)
+        if written is not None:
+            log.info("audit checkpoint written at entry %d", written.seq)
+            return written.seq
+        return None
+
+    interval = env_float("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 60.0)
+    runtime.celery.conf.beat_schedule = {
+        **(runtime.celery.conf.beat_schedule or {}),
+        "audit-checkpoint": {
+            "task": CHECKPOINT_TASK,
+            "schedule": timedelta(seconds=interval),
+            "options": {"queue": runtime.name, "expires": max(interval * 2, 5)},
+        },
+    }
