@@ -4,7 +4,7 @@ from referrals.db import Base
 from referrals.erasure.models import ParticipantErasure
 from referrals.offer.models import Offer, OfferLanguage
 from referrals.referral.models import Message, Referral, StatusChange, WithdrawnConsent
-from referrals.report.models import NeedCount
+from referrals.report.models import NeedCount, PersonKey
 
 __all__ = [
     "Appointment",
@@ -14,6 +14,7 @@ __all__ = [
     "Offer",
     "OfferLanguage",
     "ParticipantErasure",
+    "PersonKey",
     "Referral",
     "StatusChange",
     "WithdrawnConsent",

@@ -3,7 +3,8 @@
 Every row carries its labels (``alliance`` and the groupings), its figures, and ``suppressed``:
 the names of the figures hidden in that row so that no person can be singled out. A hidden figure
 is ``null`` and named in ``suppressed``; a figure that is ``null`` is always named there. In CSV
-and XLSX exports a hidden figure is the text ``suppressed``.
+and XLSX exports a hidden figure is the text ``suppressed``. Counts carry the Cell Key Method's
+noise (``perturbation`` says how much); rates are worked out from perturbed counts.
 """
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ class ReportQuery(_Query):
 class _Row(ma.Schema):
     alliance = ma.fields.String()
     suppressed = ma.fields.List(ma.fields.String(), metadata={
-        "description": "The figures of this row hidden (null) because they would concern fewer "
-                       "people than the threshold, or would let a hidden one be recovered."})
+        "description": "The figures of this row hidden (null) because they would rest on fewer "
+                       "different people than the threshold."})
 
 
 class ReferralRow(_Row):
@@ -72,7 +73,8 @@ class ReferralRow(_Row):
     to_org = ma.fields.String()
     need_category = ma.fields.String()
     month = ma.fields.String(metadata={"description": "YYYY-MM (UTC)"})
-    count = ma.fields.Integer(allow_none=True)
+    count = ma.fields.Integer(allow_none=True, metadata={
+        "description": "Referrals, perturbed; shown when they are of enough different people."})
     median_hours_to_first_answer = ma.fields.Float(allow_none=True)
     acceptance_rate = ma.fields.Float(allow_none=True, metadata={
         "description": "Accepted of the answered (accepted, rejected, cancelled by receiver)."})
@@ -99,7 +101,10 @@ class _Report(ma.Schema):
     alliance = ma.fields.String(allow_none=True, metadata={
         "description": "null: every alliance, one row each."})
     min_cell = ma.fields.Integer(metadata={
-        "description": "Figures about fewer people than this are suppressed."})
+        "description": "Figures about fewer different people than this are suppressed."})
+    perturbation = ma.fields.Dict(metadata={
+        "description": "How counts are perturbed: method (cell key), max_deviation (no count "
+                       "is further than this from the truth), variance (of the noise)."})
     columns = ma.fields.List(ma.fields.String())
 
 

@@ -1,22 +1,33 @@
 """Reports for the core group and the ministry: figures over referrals, gaps, stuck participants.
 
-No person can be singled out. Reports group by organisations, categories, statuses and months,
-never by person; a count below ``min_cell`` is suppressed (primary suppression), and whenever a
-line of a table (the cells that differ in one grouping only, whose sum another report shows) has
-exactly one hidden cell, its smallest visible cell is hidden too (complementary suppression), until
-no hidden cell can be recovered by subtraction. A row whose count is hidden shows nothing but its
-labels; a median or rate over fewer than ``min_cell`` referrals is hidden.
+No person can be singled out, however many reports a reader lays side by side:
 
-Periods are widened to whole months, so that two periods a day apart cannot be subtracted. No
-report shows a total over alliances, so alliances are not a line. Each table is protected on its
-own: a reader who lays two differently grouped reports side by side may still narrow a hidden
-cell down (the linked-tables problem); the groupings offered are coarse to keep that small.
+- **Every figure rests on at least ``min_cell`` different persons, or is not shown.** Reports
+  count referrals (and needs), but six referrals of one person are one person: a count is shown
+  only when its referrals are of ``min_cell`` persons or more, a median or rate only when its
+  base is. A row whose count is hidden shows nothing but its labels.
+- **Every count shown carries the noise of the Cell Key Method** (``referrals.report.ckm``):
+  each person has a random record key, a cell's key is the sum of its persons' keys (and a mix
+  of its value), and the noise is looked up in a fixed table by that key — at most
+  ``max_deviation`` either way, variance ``variance``, never negative, zero stays zero, and no
+  count shown below ``min_cell``. The same cell gets the same noise in every report, grouping,
+  period and format, so asking again averages nothing away; cells of other persons get other
+  noise, so the difference of two reports (January–March minus January–February, the alliance's
+  total minus the visible cells of a grouped report) is off by the noise of both and recovers
+  no hidden cell exactly. Rates are worked out from perturbed counts.
+- Periods are widened to whole months; no report shows a total over alliances.
+
+Complementary suppression (hiding a second cell so that a hidden one cannot be recovered from a
+table's totals) is gone: it protected one table only, did nothing across reports, and hid many
+figures; with every total and every cell perturbed on its own key, a total minus the visible
+cells is off by the noise of all of them.
 
 Data access never commits; reports only read.
 """
 from __future__ import annotations
 
 import statistics
+import uuid
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -41,7 +52,8 @@ from referrals.referral.models import (
     REQUESTED,
     Referral,
 )
-from referrals.report.models import NeedCount
+from referrals.report import ckm
+from referrals.report.models import NeedCount, PersonKey, ensure_person_key
 
 DIMENSIONS = ("status", "from_org", "to_org", "need_category", "month")
 OPEN_REFERRAL = (REQUESTED, ACCEPTED, IN_PROGRESS, ON_HOLD)
@@ -69,6 +81,7 @@ class Report:
     min_cell: int
     rows: list[dict[str, Any]] = field(default_factory=list)
     period: dict[str, str] | None = None
+    perturbation: dict[str, Any] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -103,59 +116,106 @@ def whole_months(start: date | None, end: date | None) -> tuple[date | None, dat
     return first, after
 
 
-# -- suppression ------------------------------------------------------------------------------
+# -- disclosure control -----------------------------------------------------------------------
 
 Key = tuple[Hashable, ...]
 
 
-def suppress(values: dict[Key, int], *, line_positions: Iterable[int], min_cell: int,
-             hidden: Iterable[Key] = ()) -> set[Key]:
-    """The keys to hide: cells ``0 < value < min_cell``, the given ones, and complements.
+@dataclass(frozen=True)
+class Disclosure:
+    """The threshold and the perturbation of every figure of a report."""
 
-    A line is the cells whose keys agree everywhere except at one position of
-    ``line_positions``; its total is public (a coarser report), so a line with exactly one hidden
-    cell gets its smallest visible non-zero cell hidden as well (a zero only if nothing else is
-    left), repeated until every line has none or at least two hidden cells."""
-    result = set(hidden) | {key for key, value in values.items() if 0 < value < min_cell}
-    positions = list(line_positions)
-    changed = True
-    while changed:
-        changed = False
-        for position in positions:
-            lines: dict[Key, list[Key]] = defaultdict(list)
-            for key in values:
-                lines[key[:position] + key[position + 1:]].append(key)
-            for cells in lines.values():
-                if sum(1 for key in cells if key in result) != 1:
-                    continue
-                visible = [key for key in cells if key not in result]
-                if not visible:
-                    continue
-                complement = min(visible, key=lambda k: (values[k] == 0, values[k], str(k)))
-                result.add(complement)
-                changed = True
-    return result
+    min_cell: int = 5
+    max_deviation: int = 3
+    variance: float = 2.0
+
+    @property
+    def shown(self) -> ckm.PerturbationTable:
+        """Counts shown: never below ``min_cell`` (nor negative)."""
+        return ckm.table(self.max_deviation, self.variance, self.min_cell)
+
+    @property
+    def parts(self) -> ckm.PerturbationTable:
+        """The parts of a rate, never shown themselves: never negative."""
+        return ckm.table(self.max_deviation, self.variance, 0)
+
+    def count(self, value: int, persons: int, key_sum: int | None) -> int | None:
+        """A count as shown: 0 stays 0, fewer than ``min_cell`` persons is hidden (``None``),
+        anything else perturbed on its cell key."""
+        if value <= 0:
+            return 0
+        if persons < self.min_cell:
+            return None
+        return self.shown.perturb(value, ckm.cell_key(key_sum, value))
+
+    def rate(self, part: tuple[int, int | None], whole: tuple[int, int | None],
+             persons: int) -> float | None:
+        """``part / whole`` of perturbed counts (each ``(value, key_sum)``), or ``None`` when the
+        whole is about fewer than ``min_cell`` persons."""
+        if persons < self.min_cell or whole[0] <= 0:
+            return None
+        numerator = self.parts.perturb(part[0], ckm.cell_key(part[1], part[0]))
+        denominator = self.parts.perturb(whole[0], ckm.cell_key(whole[1], whole[0]))
+        if denominator <= 0:
+            return None
+        return round(min(numerator / denominator, 1.0), 3)
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": "cell key", "max_deviation": self.max_deviation,
+                "variance": self.variance}
 
 
-def _finish(report: Report, keyed: dict[Key, dict[str, Any]], hidden: dict[str, set[Key]],
-            rate_bases: dict[str, dict[Key, int]]) -> Report:
-    """Rows in key order with hidden figures set to ``None`` and named in ``suppressed``."""
+def _finish(report: Report, keyed: dict[Key, dict[str, Any]], *,
+            whole_row: str | None = None) -> Report:
+    """Rows in key order; a figure that is ``None`` is hidden and named in ``suppressed``, and
+    when ``whole_row``'s figure is hidden, so are all the row's figures."""
     for key in sorted(keyed, key=lambda k: tuple("" if v is None else str(v) for v in k)):
         row = dict(zip(report.labels, key, strict=True))
         figures = keyed[key]
+        hide_all = whole_row is not None and figures.get(whole_row) is None
         suppressed = []
         for measure in report.measures:
-            value = figures.get(measure)
-            base = rate_bases.get(measure, {}).get(key)
-            if key in hidden.get(measure, set()) or (
-                base is not None and base < report.min_cell
-            ):
-                value = None
+            value = None if hide_all else figures.get(measure)
+            if value is None:
                 suppressed.append(measure)
             row[measure] = value
         row["suppressed"] = suppressed
         report.rows.append(row)
     return report
+
+
+def _per_person(group: list, where: list, flags: dict[str, Any]):
+    """The rows of ``where`` grouped by ``group`` and person: each person's number of
+    referrals (``n``) and of those meeting each of ``flags``."""
+    return select(
+        *group, Referral.participant_id.label("participant_id"),
+        func.count().label("n"),
+        *(func.sum(case((condition, 1), else_=0)).label(name)
+          for name, condition in flags.items()),
+    ).where(*where).group_by(*group, Referral.participant_id).subquery()
+
+
+def _per_cell(per_person, labels: list[str], parts: Iterable[str]):
+    """Per cell: its persons, referrals and key sum, and the same for each part (the persons
+    with at least one referral of that part)."""
+    key = func.coalesce(PersonKey.record_key, 0)
+    columns = [per_person.c[name] for name in labels]
+    figures = [func.count().label("persons"), func.sum(per_person.c.n).label("n"),
+               func.sum(key).label("key_sum")]
+    for part in parts:
+        counted = per_person.c[part] > 0
+        figures += [
+            func.sum(per_person.c[part]).label(part),
+            func.sum(case((counted, 1), else_=0)).label(f"{part}_persons"),
+            func.sum(case((counted, key), else_=0)).label(f"{part}_key_sum"),
+        ]
+    return select(*columns, *figures).select_from(
+        per_person.outerjoin(PersonKey, PersonKey.participant_id == per_person.c.participant_id)
+    ).group_by(*columns)
+
+
+def _part(row, name: str) -> tuple[int, int | None]:
+    return int(getattr(row, name) or 0), getattr(row, f"{name}_key_sum")
 
 
 # -- referrals --------------------------------------------------------------------------------
@@ -164,10 +224,6 @@ def _month(session: Session):
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone("UTC", Referral.created_at), "YYYY-MM")
     return func.strftime("%Y-%m", Referral.created_at)
-
-
-def _flag(condition) -> Any:
-    return func.sum(case((condition, 1), else_=0))
 
 
 def _period_filter(alliance: str | None, start: date | None, after: date | None) -> list:
@@ -183,86 +239,77 @@ def _period_filter(alliance: str | None, start: date | None, after: date | None)
 
 def referrals_report(*, session: Session, alliance: str | None, start: date | None = None,
                      end: date | None = None, group_by: Iterable[str] = (),
-                     min_cell: int = 5) -> Report:
+                     min_cell: int = 5, disclosure: Disclosure | None = None) -> Report:
     """Counts, median hours to the first answer, acceptance rate (accepted of answered),
     completion rate (completed of accepted and ended) and unanswered overdue referrals, per
     alliance and the chosen groupings, over referrals made in the period (whole months)."""
+    disclosure = disclosure or Disclosure(min_cell=min_cell)
     dims = tuple(dict.fromkeys(group_by))
     start, after = whole_months(start, end)
     month = _month(session)
     columns = {"status": Referral.status, "from_org": Referral.from_org,
                "to_org": Referral.to_org, "need_category": Referral.need_category,
                "month": month}
-    group = [Referral.alliance, *(columns[d] for d in dims)]
+    labels = ["alliance", *dims]
+    group = [Referral.alliance.label("alliance"), *(columns[d].label(d) for d in dims)]
     answered = Referral.answered_at.is_not(None)
     accepted = or_(
         Referral.status.in_(AFTER_ACCEPTANCE),
         and_(Referral.status == CANCELLED, answered,
              Referral.answered_at < Referral.closed_at),
     )
-    ended_after_acceptance = and_(accepted, Referral.status.in_(sorted(CLOSED)))
+    flags = {
+        "answered": answered,
+        "accepted": accepted,
+        "ended": and_(accepted, Referral.status.in_(sorted(CLOSED))),
+        "completed": Referral.status == COMPLETED,
+        "overdue": and_(Referral.overdue_at.is_not(None), Referral.status == REQUESTED),
+    }
     where = _period_filter(alliance, start, after)
-    measures = [
-        func.count().label("count"),
-        _flag(answered).label("answered"),
-        _flag(accepted).label("accepted"),
-        _flag(ended_after_acceptance).label("ended"),
-        _flag(Referral.status == COMPLETED).label("completed"),
-        _flag(and_(Referral.overdue_at.is_not(None), Referral.status == REQUESTED))
-        .label("overdue_open"),
-    ]
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        hours = func.extract("epoch", Referral.answered_at - Referral.created_at) / 3600.0
-        measures.append(func.percentile_cont(0.5).within_group(hours).label("median"))
-    rows = session.execute(select(*group, *measures).where(*where).group_by(*group)).all()
-    medians: dict[Key, float | None] = {}
-    if postgres:
-        medians = {tuple(row[:len(group)]): row.median for row in rows}
-    else:
-        durations: dict[Key, list[float]] = defaultdict(list)
-        query = select(*group, Referral.created_at, Referral.answered_at).where(*where, answered)
-        for row in session.execute(query):
-            key = tuple(row[:len(group)])
-            durations[key].append((row.answered_at - row.created_at).total_seconds() / 3600)
-        medians = {key: statistics.median(values) for key, values in durations.items()}
+    per_person = _per_person(group, where, flags)
+    cells = session.execute(_per_cell(per_person, labels, flags)).all()
+
+    # Medians over the answered referrals of the cells whose answered persons are enough.
+    enough = {tuple(row[:len(labels)]) for row in cells
+              if row.answered_persons >= disclosure.min_cell}
+    medians: dict[Key, float] = {}
+    if enough:
+        if session.get_bind().dialect.name == "postgresql":
+            hours = func.extract("epoch", Referral.answered_at - Referral.created_at) / 3600.0
+            query = select(*group, func.percentile_cont(0.5).within_group(hours)) \
+                .where(*where, answered).group_by(*group)
+            medians = {tuple(row[:-1]): row[-1] for row in session.execute(query)}
+        else:
+            durations: dict[Key, list[float]] = defaultdict(list)
+            query = select(*group, Referral.created_at, Referral.answered_at) \
+                .where(*where, answered)
+            for row in session.execute(query):
+                durations[tuple(row[:len(group)])].append(
+                    (row.answered_at - row.created_at).total_seconds() / 3600)
+            medians = {key: statistics.median(values) for key, values in durations.items()}
 
     keyed: dict[Key, dict[str, Any]] = {}
-    bases: dict[str, dict[Key, int]] = defaultdict(dict)
-    for row in rows:
-        key = tuple(row[:len(group)])
-        median = medians.get(key)
+    for row in cells:
+        key = tuple(row[:len(labels)])
+        median = medians.get(key) if key in enough else None
+        overdue, overdue_keys = _part(row, "overdue")
         keyed[key] = {
-            "count": row.count,
+            "count": disclosure.count(int(row.n), row.persons, row.key_sum),
             "median_hours_to_first_answer": None if median is None else round(median, 1),
-            "acceptance_rate": _rate(row.accepted, row.answered),
-            "completion_rate": _rate(row.completed, row.ended),
-            "overdue_open": int(row.overdue_open),
+            "acceptance_rate": disclosure.rate(_part(row, "accepted"), _part(row, "answered"),
+                                               row.answered_persons),
+            "completion_rate": disclosure.rate(_part(row, "completed"), _part(row, "ended"),
+                                               row.ended_persons),
+            "overdue_open": disclosure.count(overdue, row.overdue_persons, overdue_keys),
         }
-        bases["median_hours_to_first_answer"][key] = int(row.answered)
-        bases["acceptance_rate"][key] = int(row.answered)
-        bases["completion_rate"][key] = int(row.ended)
-    # Position 0 is the alliance: no report shows a total over alliances, so no line runs
-    # across them.
-    positions = range(1, len(group))
-    counts = {key: figures["count"] for key, figures in keyed.items()}
-    hidden_rows = suppress(counts, line_positions=positions, min_cell=min_cell)
-    overdue = {key: figures["overdue_open"] for key, figures in keyed.items()}
-    hidden_overdue = suppress(overdue, line_positions=positions, min_cell=min_cell,
-                              hidden=hidden_rows)
-    hidden = {measure: hidden_rows for measure in REFERRAL_MEASURES}
-    hidden["overdue_open"] = hidden_overdue
     report = Report(
-        kind="referrals", alliance=alliance, labels=("alliance", *dims),
-        measures=REFERRAL_MEASURES, min_cell=min_cell,
+        kind="referrals", alliance=alliance, labels=tuple(labels),
+        measures=REFERRAL_MEASURES, min_cell=disclosure.min_cell,
+        perturbation=disclosure.describe(),
         period={"from": start.isoformat() if start else None,
                 "to": _last_day(after).isoformat() if after else None},
     )
-    return _finish(report, keyed, hidden, bases)
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 3) if whole else None
+    return _finish(report, keyed, whole_row="count")
 
 
 def _last_day(after: date) -> date:
@@ -271,9 +318,16 @@ def _last_day(after: date) -> date:
 
 # -- gaps -------------------------------------------------------------------------------------
 
-def gaps_report(*, session: Session, alliance: str | None, min_cell: int = 5) -> Report:
+def gaps_report(*, session: Session, alliance: str | None, min_cell: int = 5,
+                disclosure: Disclosure | None = None) -> Report:
     """Per alliance and need category: open needs (from intake's events), active offers, their
-    stated capacity, and open referrals. Offers are organisations' figures and never hidden."""
+    stated capacity, and open referrals. Offers are organisations' figures and never hidden.
+
+    Open needs are kept as counts with the sum of their persons' keys (one key per open need),
+    not per person: their threshold counts needs, so a person with several open needs of one
+    category counts several times there."""
+    disclosure = disclosure or Disclosure(min_cell=min_cell)
+
     def scoped(column, query):
         return query.where(column == alliance) if alliance is not None else query
 
@@ -282,7 +336,9 @@ def gaps_report(*, session: Session, alliance: str | None, min_cell: int = 5) ->
     )
     alliances: set[str] = set()
     for row in session.execute(scoped(NeedCount.alliance, select(NeedCount))).scalars():
-        keyed[(row.alliance, row.category)]["open_needs"] = max(row.open_needs, 0)
+        needs = max(row.open_needs, 0)
+        keyed[(row.alliance, row.category)]["open_needs"] = disclosure.count(
+            needs, needs, row.key_sum)
         alliances.add(row.alliance)
     offers = scoped(Offer.alliance, select(
         Offer.alliance, Offer.category, func.count(),
@@ -291,44 +347,48 @@ def gaps_report(*, session: Session, alliance: str | None, min_cell: int = 5) ->
     for row_alliance, category, count, capacity in session.execute(offers):
         keyed[(row_alliance, category)].update(active_offers=count, capacity=int(capacity))
         alliances.add(row_alliance)
-    open_referrals = scoped(Referral.alliance, select(
-        Referral.alliance, Referral.need_category, func.count(),
-    ).where(Referral.status.in_(OPEN_REFERRAL))
-     .group_by(Referral.alliance, Referral.need_category))
-    for row_alliance, category, count in session.execute(open_referrals):
-        keyed[(row_alliance, category)]["open_referrals"] = count
-        alliances.add(row_alliance)
+    where = [Referral.status.in_(OPEN_REFERRAL)]
+    if alliance is not None:
+        where.append(Referral.alliance == alliance)
+    per_person = _per_person([Referral.alliance.label("alliance"),
+                              Referral.need_category.label("need_category")], where, {})
+    for row in session.execute(_per_cell(per_person, ["alliance", "need_category"], ())):
+        keyed[(row.alliance, row.need_category)]["open_referrals"] = disclosure.count(
+            int(row.n), row.persons, row.key_sum)
+        alliances.add(row.alliance)
     # Every category of every alliance shown: a missing row would be a zero in disguise.
     for each in alliances:
         for category in NEED_CATEGORIES:
             keyed[(each, category)]  # noqa: B018 - creates the zero row
-    hidden = {
-        measure: suppress({key: figures[measure] for key, figures in keyed.items()},
-                          line_positions=[1], min_cell=min_cell)
-        for measure in ("open_needs", "open_referrals")
-    }
     report = Report(kind="gaps", alliance=alliance, labels=("alliance", "need_category"),
-                    measures=GAP_MEASURES, min_cell=min_cell)
-    return _finish(report, dict(keyed), hidden, {})
+                    measures=GAP_MEASURES, min_cell=disclosure.min_cell,
+                    perturbation=disclosure.describe())
+    return _finish(report, dict(keyed))
 
 
 # -- stuck ------------------------------------------------------------------------------------
 
-def stuck_report(*, session: Session, alliance: str | None, min_cell: int = 5) -> Report:
+def stuck_report(*, session: Session, alliance: str | None, min_cell: int = 5,
+                 disclosure: Disclosure | None = None) -> Report:
     """Per alliance: how many participants have at least two closed referrals and not one
     completed ("Maßnahmen-Karrieren"). A count only; the people stay unnamed."""
+    disclosure = disclosure or Disclosure(min_cell=min_cell)
     closed = func.sum(case((Referral.status.in_(sorted(CLOSED)), 1), else_=0))
     completed = func.sum(case((Referral.status == COMPLETED, 1), else_=0))
-    per_person = select(Referral.alliance.label("alliance")).group_by(
+    per_person = select(Referral.alliance.label("alliance"),
+                        Referral.participant_id.label("participant_id")).group_by(
         Referral.alliance, Referral.participant_id
     ).having(and_(closed >= 2, completed == 0))
     if alliance is not None:
         per_person = per_person.where(Referral.alliance == alliance)
     per_person = per_person.subquery()
-    counted = select(per_person.c.alliance, func.count()).group_by(per_person.c.alliance)
+    key = func.coalesce(PersonKey.record_key, 0)
+    counted = select(per_person.c.alliance, func.count(), func.sum(key)).select_from(
+        per_person.outerjoin(PersonKey, PersonKey.participant_id == per_person.c.participant_id)
+    ).group_by(per_person.c.alliance)
     keyed: dict[Key, dict[str, Any]] = {
-        (row_alliance,): {"stuck_participants": count}
-        for row_alliance, count in session.execute(counted)
+        (row_alliance,): {"stuck_participants": disclosure.count(count, count, key_sum)}
+        for row_alliance, count, key_sum in session.execute(counted)
     }
     every = select(Referral.alliance).distinct()
     if alliance is not None:
@@ -337,17 +397,17 @@ def stuck_report(*, session: Session, alliance: str | None, min_cell: int = 5) -
         keyed.setdefault((row_alliance,), {"stuck_participants": 0})
     if alliance is not None:
         keyed.setdefault((alliance,), {"stuck_participants": 0})
-    hidden = suppress({key: f["stuck_participants"] for key, f in keyed.items()},
-                      line_positions=[], min_cell=min_cell)
     report = Report(kind="stuck", alliance=alliance, labels=("alliance",),
-                    measures=STUCK_MEASURES, min_cell=min_cell)
-    return _finish(report, keyed, {"stuck_participants": hidden}, {})
+                    measures=STUCK_MEASURES, min_cell=disclosure.min_cell,
+                    perturbation=disclosure.describe())
+    return _finish(report, keyed)
 
 
 # -- reporting store --------------------------------------------------------------------------
 
 def count_need_change(*, session: Session, alliance: str, category: str, status: str | None,
-                      previous_status: str | None) -> int:
+                      previous_status: str | None,
+                      participant_id: uuid.UUID | None = None) -> int:
     """Fold one ``need.changed`` event into the open-need counts; returns the change applied.
 
     A change is +1 or −1 whatever the order events arrive in, so redelivered events (skipped
@@ -360,10 +420,18 @@ def count_need_change(*, session: Session, alliance: str, category: str, status:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(NeedCount).values(alliance=alliance, category=category, open_needs=delta)
+    # The person's record key goes into the count's key sum with the need (out with it).
+    record_key = 0
+    if participant_id is not None:
+        ensure_person_key(session.connection(), participant_id)
+        record_key = session.scalar(select(PersonKey.record_key).where(
+            PersonKey.participant_id == participant_id)) or 0
+    statement = insert(NeedCount).values(alliance=alliance, category=category, open_needs=delta,
+                                         key_sum=delta * record_key)
     statement = statement.on_conflict_do_update(
         index_elements=[NeedCount.alliance, NeedCount.category],
-        set_={"open_needs": NeedCount.open_needs + delta},
+        set_={"open_needs": NeedCount.open_needs + delta,
+              "key_sum": NeedCount.key_sum + delta * record_key},
     )
     session.execute(statement)
     return delta
@@ -371,14 +439,32 @@ def count_need_change(*, session: Session, alliance: str, category: str, status:
 
 @dataclass(frozen=True)
 class ReportSettings:
-    # Figures about fewer people than this are suppressed (REPORT_MIN_CELL).
+    # Figures about fewer people than this are not shown (REPORT_MIN_CELL).
     min_cell: int = 5
+    # The Cell Key Method's maximum deviation D and variance V (REPORT_NOISE_MAX_DEVIATION,
+    # REPORT_NOISE_VARIANCE). Changing them changes every figure: set them once.
+    max_deviation: int = 3
+    variance: float = 2.0
+
+    @property
+    def disclosure(self) -> Disclosure:
+        return Disclosure(min_cell=self.min_cell, max_deviation=self.max_deviation,
+                          variance=self.variance)
 
     @classmethod
     def from_env(cls) -> ReportSettings:
-        from buendnis_common.settings import SettingsError, env_int
+        from buendnis_common.settings import SettingsError, env_float, env_int
 
         value = env_int("REPORT_MIN_CELL", 5)
         if value < 2:
             raise SettingsError(f"REPORT_MIN_CELL must be at least 2, got {value}")
-        return cls(min_cell=value)
+        deviation = env_int("REPORT_NOISE_MAX_DEVIATION", 3)
+        if deviation < 1:
+            raise SettingsError(
+                f"REPORT_NOISE_MAX_DEVIATION must be at least 1, got {deviation}")
+        variance = env_float("REPORT_NOISE_VARIANCE", 2.0)
+        if not 0 < variance < deviation ** 2:
+            raise SettingsError(
+                f"REPORT_NOISE_VARIANCE must be above 0 and below "
+                f"REPORT_NOISE_MAX_DEVIATION² ({deviation ** 2}), got {variance}")
+        return cls(min_cell=value, max_deviation=deviation, variance=variance)

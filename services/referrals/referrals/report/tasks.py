@@ -1,6 +1,8 @@
 """Intake's ``need.changed`` events, folded into the reporting store's open-need counts."""
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.orm import Session
 
 from buendnis_common.events import Event
@@ -22,4 +24,6 @@ def on_need_changed(*, session: Session, event: Event) -> None:
         category=event.data["category"],
         status=event.data.get("status"),
         previous_status=event.data.get("previous_status"),
+        participant_id=(uuid.UUID(str(event.data["participant_id"]))
+                        if event.data.get("participant_id") else None),
     )

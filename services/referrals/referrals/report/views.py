@@ -14,7 +14,8 @@ from buendnis_common.web import current_principal
 from referrals.report import schemas, service
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
-                description="Reports without personal data: small cells suppressed")
+                description="Reports without personal data: small cells suppressed, "
+                            "counts perturbed (Cell Key Method)")
 
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -23,8 +24,8 @@ _BY_FORMAT = {"json": JSON, "csv": CSV, "xlsx": XLSX}
 SUPPRESSED = "suppressed"
 
 
-def min_cell() -> int:
-    return current_app.extensions["reports"].min_cell
+def disclosure() -> service.Disclosure:
+    return current_app.extensions["reports"].disclosure
 
 
 def _wanted(query: dict) -> str:
@@ -74,6 +75,7 @@ def _answer(report: service.Report, query: dict, **extra):
     if exported is not None:
         return exported
     return {"alliance": report.alliance, "min_cell": report.min_cell,
+            "perturbation": report.perturbation,
             "columns": list(report.columns), "rows": report.rows, **extra}
 
 
@@ -98,7 +100,7 @@ class ReferralsReport(MethodView):
         report = service.referrals_report(
             session=current_runtime().db.session, alliance=alliance,
             start=query.get("from_"), end=query.get("to"), group_by=query["group_by"],
-            min_cell=min_cell(),
+            disclosure=disclosure(),
         )
         return _answer(report, query, period=report.period, group_by=query["group_by"])
 
@@ -113,7 +115,7 @@ class GapsReport(MethodView):
         """Per need category: open needs, active offers and their capacity, open referrals."""
         alliance = _scope(query)
         report = service.gaps_report(session=current_runtime().db.session, alliance=alliance,
-                                     min_cell=min_cell())
+                                     disclosure=disclosure())
         return _answer(report, query)
 
 
@@ -127,5 +129,5 @@ class StuckReport(MethodView):
         """Per alliance: participants with several closed referrals and none completed."""
         alliance = _scope(query)
         report = service.stuck_report(session=current_runtime().db.session, alliance=alliance,
-                                      min_cell=min_cell())
+                                      disclosure=disclosure())
         return _answer(report, query)
