@@ -11,6 +11,7 @@ import marshmallow as ma
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
 
+from . import policy
 from .auth import PLATFORM_ROLES, Principal, TokenVerifier, bearer_token
 from .errors import Forbidden, register_error_handlers
 
@@ -129,6 +130,24 @@ def install_auth(
         g.access_token = token
 
 
+def install_policy(app: Flask, public_paths: Iterable[str] = ()) -> None:
+    """The role policy (``buendnis_common.policy``) on every request a service answers, after
+    the token check: the same table the gateway applies, so a token sent straight to the
+    service's port gets the gateway's answer (403 for a role, 404 for a route in no table).
+    ``/internal/`` routes take only the service account of the one service each is for."""
+    public = PUBLIC_PATHS | frozenset(public_paths)
+
+    @app.before_request
+    def _apply_policy():
+        if request.path in public or request.method == "OPTIONS":
+            return
+        principal = g.principal
+        if request.path.startswith(INTERNAL_PREFIX):
+            policy.enforce(policy.decide_internal(principal, request.path, request.method))
+        else:
+            policy.enforce(policy.decide(principal, request.path, request.method, request.args))
+
+
 def create_flask_app(
     import_name: str,
     *,
@@ -156,6 +175,7 @@ def create_flask_app(
     register_error_handlers(app)
     install_request_ids(app)
     install_auth(app, verifier, public_paths)
+    install_policy(app, public_paths)
 
     @app.get("/healthz")
     def healthz():

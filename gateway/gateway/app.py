@@ -7,12 +7,13 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
+from buendnis_common import policy
 from buendnis_common.auth import TokenVerifier
-from buendnis_common.errors import DomainError, Forbidden, NotFound, register_error_handlers
+from buendnis_common.errors import NotFound, register_error_handlers
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_str
 from buendnis_common.web import configure_logging, install_auth, install_request_ids
-from gateway import identity, organizations, policy, protection
+from gateway import identity, organizations, protection
 from gateway.audit import views as audit_views
 from gateway.audit.tasks import handlers as audit_handlers
 from gateway.config import GatewaySettings
@@ -23,13 +24,6 @@ from gateway.routes import owner
 
 PUBLIC_PATHS = ("/healthz", "/readyz", "/api/openapi.json")
 DOCS_PREFIX = "/api/docs"
-
-
-class MethodNotAllowed(DomainError):
-    status = 405
-
-
-POLICY_ERRORS = {403: Forbidden, 404: NotFound, 405: MethodNotAllowed}
 
 
 def create_app(settings: GatewaySettings | None = None) -> Flask:
@@ -68,11 +62,9 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     def _apply_policy():
         if not request.path.startswith("/api/v1/") or request.method == "OPTIONS":
             return None
-        method = "GET" if request.method == "HEAD" else request.method
-        decision = policy.decide(g.principal, request.path, method)
-        if decision.allowed:
-            return None
-        raise POLICY_ERRORS[decision.status](decision.message)
+        # The same table every service applies again on its own (buendnis_common.policy).
+        policy.enforce(policy.decide(g.principal, request.path, request.method, request.args))
+        return None
 
     @app.get("/healthz")
     def healthz():

@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
+from buendnis_common import policy
 from buendnis_common.errors import ServiceUnavailable
-from gateway import policy
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 

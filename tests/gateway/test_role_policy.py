@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from buendnis_common import policy
 from buendnis_common.auth import Principal
-from gateway import policy
 
 pytestmark = pytest.mark.platform
 

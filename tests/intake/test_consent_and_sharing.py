@@ -11,10 +11,10 @@ from tests.intake.conftest import person, sql
 pytestmark = pytest.mark.platform
 
 
-def sharing(platform, participant_id: str, recipient: str, owner="jmd-leverkusen"):
+def sharing(platform, participant_id: str, recipient: str, **params):
     return requests.get(
         f"{platform.service_urls['intake']}/internal/participants/{participant_id}/sharing",
-        params={"owner_org": owner, "recipient_org": recipient},
+        params={"recipient_org": recipient, **params},
         headers={"Authorization": f"Bearer {platform.service_token('referrals')}"},
         timeout=10,
     )
@@ -105,7 +105,7 @@ def test_an_expired_consent_is_not_valid(platform, jmd, registered):
 
 def test_internal_endpoints_are_for_services_only(platform, registered):
     url = (f"{platform.service_urls['intake']}/internal/participants/{registered['id']}/sharing"
-           "?owner_org=jmd-leverkusen&recipient_org=caritas-leverkusen")
+           "?recipient_org=caritas-leverkusen")
     as_person = requests.get(
         url, headers={"Authorization": f"Bearer {platform.token('cw.jmd-leverkusen')}"},
         timeout=10)
@@ -118,9 +118,13 @@ def test_internal_endpoints_are_for_services_only(platform, registered):
     assert "pseudonym" not in through_gateway.text
 
 
-def test_sharing_is_404_for_a_participant_of_another_owner(platform, registered):
-    assert sharing(platform, registered["id"], "caritas-leverkusen",
-                   owner="awo-leverkusen").status_code == 404
+def test_sharing_names_the_owner_from_intakes_record_whatever_the_caller_claims(platform,
+                                                                                registered):
+    # The owner is intake's to say (referrals compares it with the signed-in person's
+    # organisation); an owner_org in the query changes nothing.
+    answer = sharing(platform, registered["id"], "caritas-leverkusen", owner_org="awo-leverkusen")
+    assert answer.status_code == 200
+    assert answer.json()["owner_org"] == "jmd-leverkusen"
 
 
 def test_the_duplicate_hint_names_the_organisation_and_nothing_else(jmd, caritas, meerbusch):
@@ -149,12 +153,12 @@ def test_the_duplicate_hint_names_the_organisation_and_nothing_else(jmd, caritas
 def test_notifications_fetch_the_contact_at_send_time(platform, registered):
     url = (f"{platform.service_urls['intake']}/internal/participants/{registered['id']}/contact")
     headers = {"Authorization": f"Bearer {platform.service_token('notifications')}"}
-    answer = requests.get(url, params={"owner_org": "jmd-leverkusen"}, headers=headers,
-                          timeout=10)
+    answer = requests.get(url, headers=headers, timeout=10)
     assert answer.status_code == 200
     assert answer.json()["contact"] == {"phone": "+4917612345678",
                                         "email": registered["contact"]["email"],
                                         "preferred_channel": "sms", "language": "ar"}
-    wrong_owner = requests.get(url, params={"owner_org": "caritas-leverkusen"}, headers=headers,
-                               timeout=10)
-    assert wrong_owner.status_code == 404
+    # Whose participant it is comes from intake's record, not from the caller.
+    claimed = requests.get(url, params={"owner_org": "caritas-leverkusen"}, headers=headers,
+                           timeout=10)
+    assert claimed.json()["owner_org"] == "jmd-leverkusen"

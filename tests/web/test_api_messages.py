@@ -322,7 +322,7 @@ def referral_messages() -> list[Found]:
 
 
 def notification_and_gateway_messages() -> list[Found]:
-    from gateway import policy
+    from buendnis_common import policy
     from gateway.audit.views import AuditQuery
     from notifications.inbox.schemas import NotificationQuery, Preferences
     from notifications.reminder.schemas import ReminderQuery

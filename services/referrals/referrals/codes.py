@@ -4,7 +4,7 @@ from __future__ import annotations
 from buendnis_common.vocabulary import DATA_CATEGORIES, NEED_CATEGORIES, RESIDENCE_STATUSES
 
 __all__ = ["DATA_CATEGORIES", "NEED_CATEGORIES", "RESIDENCE_STATUSES", "MODES", "OFFER_MODES",
-           "LANGUAGE_PATTERN", "CASE_ROLES"]
+           "LANGUAGE_PATTERN"]
 
 # How an offer or an appointment takes place (the seeds: counselling by phone and video worked).
 MODES = ("in_person", "phone", "video")
@@ -12,6 +12,3 @@ OFFER_MODES = (*MODES, "mixed")
 
 # ISO 639-1: two lower-case letters.
 LANGUAGE_PATTERN = r"^[a-z]{2}$"
-
-# The roles that work cases and curate the catalogue for their own organisation.
-CASE_ROLES = ("case_worker", "coordinator")

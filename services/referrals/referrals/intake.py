@@ -3,6 +3,10 @@
 The calls carry the service account's token; a connection failure, time-out or 5xx from intake
 becomes a 503 (``ServiceUnavailable``) in ``ServiceClient``. Anything else intake answers that
 does not fit the contract is treated the same way: we cannot decide on consent without an answer.
+
+Intake answers for the participant's owner as its own record says (``owner_org`` in the answer);
+whether that is the signed-in person's organisation is decided here, where the person's verified
+token is, and a participant of another organisation is "not found" like any unknown id.
 """
 from __future__ import annotations
 
@@ -55,7 +59,9 @@ def _unexpected(what: str) -> ServiceUnavailable:
     )
 
 
-def _get(runtime: ServiceRuntime, path: str, params: dict[str, str]) -> dict[str, Any] | None:
+def _get(runtime: ServiceRuntime, path: str, params: dict[str, str],
+         owner_org: str) -> dict[str, Any] | None:
+    """Intake's answer about a participant of ``owner_org``; ``None`` for anyone else's."""
     response = runtime.services.get("intake", path, params=params)
     if response.status_code == 404:
         return None
@@ -68,6 +74,10 @@ def _get(runtime: ServiceRuntime, path: str, params: dict[str, str]) -> dict[str
         raise _unexpected("not JSON") from None
     if not isinstance(body, dict):
         raise _unexpected("not an object")
+    if "owner_org" not in body:
+        raise _unexpected("no owner")
+    if body["owner_org"] != owner_org:
+        return None
     return body
 
 
@@ -78,7 +88,8 @@ def sharing(
     body = _get(
         runtime,
         f"/internal/participants/{participant_id}/sharing",
-        {"owner_org": owner_org, "recipient_org": recipient_org},
+        {"recipient_org": recipient_org},
+        owner_org,
     )
     if body is None:
         return None
@@ -112,7 +123,7 @@ def profile(
 ) -> Profile | None:
     """``None`` when the participant does not exist or is not ``owner_org``'s."""
     body = _get(
-        runtime, f"/internal/participants/{participant_id}/profile", {"owner_org": owner_org}
+        runtime, f"/internal/participants/{participant_id}/profile", {}, owner_org
     )
     if body is None:
         return None

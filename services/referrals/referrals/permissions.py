@@ -1,15 +1,31 @@
-"""Who may work cases and curate offers: a person of an organisation in an alliance."""
+"""Who may work cases and curate offers: the shared role policy's answer, and an alliance.
+
+The roles come from ``buendnis_common.policy`` — the table the gateway and every service's
+request hook apply — so that the service's own check can never give a different answer than the
+policy (coordinators curate the catalogue but do not work on referrals or appointments).
+"""
 from __future__ import annotations
 
+from buendnis_common import policy
 from buendnis_common.auth import Principal
 from buendnis_common.errors import Forbidden
-from referrals.codes import CASE_ROLES
 
 
-def require_case_role(principal: Principal, what: str) -> None:
-    """Case workers and coordinators act for their own organisation; core group members,
-    auditors and the ministry read reports, not cases."""
-    if not principal.has_role(*CASE_ROLES):
-        raise Forbidden(f"Only case workers and coordinators can {what}.")
+def _in_alliance(principal: Principal) -> None:
     if not principal.alliance:
         raise Forbidden("Your organisation belongs to no alliance.")
+
+
+def require_case_work(principal: Principal, what: str) -> None:
+    """Referrals and appointments (``what`` is done): case workers of the organisation only,
+    refused in the policy's own words."""
+    if not principal.roles & policy.CASE_WORK:
+        raise Forbidden(policy.refusal(principal, policy.CASE_WORK))
+    _in_alliance(principal)
+
+
+def require_catalogue_editor(principal: Principal, what: str) -> None:
+    """The offer catalogue: case workers and coordinators, each for their own organisation."""
+    if not principal.roles & policy.CATALOGUE_EDITORS:
+        raise Forbidden(f"Only case workers and coordinators can {what}.")
+    _in_alliance(principal)

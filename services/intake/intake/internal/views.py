@@ -1,16 +1,22 @@
-"""Endpoints for the other services only (service-account token, role ``service``); the gateway
-does not route ``/internal/``."""
+"""Endpoints for the other services only; the gateway does not route ``/internal/``.
+
+Each route takes the service account of the one service it is for (``INTERNAL_POLICY`` in
+``buendnis_common.policy``, enforced before the view runs). The owner organisation comes from the
+participant's own record and is returned with the answer, never taken from the caller: the caller
+compares it with what it knows (the signed-in person's organisation, the referral's sender), so a
+query parameter cannot make intake act for, or record an access by, an organisation of the
+caller's choosing."""
 from __future__ import annotations
 
 import uuid
 
 from flask import Blueprint, request
 
-from buendnis_common.errors import Unprocessable
+from buendnis_common.errors import NotFound, Unprocessable
 from buendnis_common.service import current_runtime
 from buendnis_common.timeutil import age_on, berlin_today
 from intake.consent import service as consents
-from intake.participant import service as participants
+from intake.participant.models import Participant
 
 blp = Blueprint("internal", __name__, url_prefix="/internal/participants")
 
@@ -22,15 +28,21 @@ def _required(name: str) -> str:
     return value
 
 
+def _participant(session, participant_id: uuid.UUID) -> Participant:
+    participant = session.get(Participant, participant_id)
+    if participant is None:
+        raise NotFound("No such participant.")
+    return participant
+
+
 @blp.get("/<uuid:participant_id>/sharing")
 def sharing(participant_id: uuid.UUID):
-    """May ``owner_org`` share this participant with ``recipient_org``, and what exactly?
+    """May the participant's owner share them with ``recipient_org``, and what exactly?
     Only the categories of a valid consent are in the snapshot."""
     runtime = current_runtime()
     session = runtime.db.session
-    owner_org, recipient_org = _required("owner_org"), _required("recipient_org")
-    participant = participants.get_owned_by(session=session, owner_org=owner_org,
-                                            participant_id=participant_id)
+    recipient_org = _required("recipient_org")
+    participant = _participant(session, participant_id)
     consent = consents.valid_consent(session=session, participant=participant,
                                      recipient_org=recipient_org, today=berlin_today())
     body = {
@@ -51,8 +63,10 @@ def sharing(participant_id: uuid.UUID):
             "granted_at": consent.recorded_at.isoformat(),
         }
         body["snapshot"] = consents.snapshot(participant, list(consent.data_categories))
+        # The receiver's auditors read this entry in the trail: without the owner's id.
         runtime.audit(session, "participant.share", participant_id=participant.id,
-                      record_id=consent.id, actor_org=recipient_org)
+                      owner_org=participant.owner_org, record_id=consent.id,
+                      actor_org=consent.recipient_org)
     session.commit()
     return body
 
@@ -62,14 +76,14 @@ def profile(participant_id: uuid.UUID):
     """What the owner's offer matching needs: no names, no contact data."""
     runtime = current_runtime()
     session = runtime.db.session
-    participant = participants.get_owned_by(session=session, owner_org=_required("owner_org"),
-                                            participant_id=participant_id)
+    participant = _participant(session, participant_id)
     runtime.audit(session, "participant.profile", participant_id=participant.id,
                   actor_org=participant.owner_org)
     session.commit()
     return {
         "participant_id": str(participant.id),
         "pseudonym": participant.pseudonym,
+        "owner_org": participant.owner_org,
         "residence_status": participant.residence_status,
         "age": age_on(participant.birth_date, berlin_today()),
         "languages": list(participant.languages or []),
@@ -84,14 +98,14 @@ def contact(participant_id: uuid.UUID):
     """How to reach the participant, fetched by notifications at send time and not kept there."""
     runtime = current_runtime()
     session = runtime.db.session
-    participant = participants.get_owned_by(session=session, owner_org=_required("owner_org"),
-                                            participant_id=participant_id)
+    participant = _participant(session, participant_id)
     runtime.audit(session, "participant.contact", participant_id=participant.id,
                   actor_org=participant.owner_org)
     session.commit()
     return {
         "participant_id": str(participant.id),
         "pseudonym": participant.pseudonym,
+        "owner_org": participant.owner_org,
         "given_name": participant.given_name,
         "contact": participant.contact or {},
         "languages": list(participant.languages or []),

@@ -33,7 +33,6 @@ def gather(*, runtime: ServiceRuntime, session: Session, participant: Participan
     for service in HOLDERS:
         response = runtime.services.get(
             service, f"/internal/participants/{participant.id}/export",
-            params={"owner_org": participant.owner_org},
         )
         if response.status_code != 200:
             raise ServiceUnavailable(

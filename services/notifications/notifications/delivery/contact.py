@@ -32,11 +32,12 @@ class Contact:
 
 
 def fetch(runtime: ServiceRuntime, *, participant_id: uuid.UUID, owner_org: str) -> Contact | None:
-    """``None`` when intake has no such participant of ``owner_org`` (erased, or never was)."""
+    """``None`` when intake has no such participant of ``owner_org`` (erased, or never was).
+    Intake says whose participant it is from its own record; a participant of another
+    organisation than the referral's sender is nobody this reminder may reach."""
     try:
         response = runtime.services.get(
             "intake", f"/internal/participants/{participant_id}/contact",
-            params={"owner_org": owner_org},
         )
     except ServiceUnavailable:
         raise TemporaryFailure("intake_unavailable") from None
@@ -46,6 +47,8 @@ def fetch(runtime: ServiceRuntime, *, participant_id: uuid.UUID, owner_org: str)
         raise TemporaryFailure(f"intake_{response.status_code}")
     try:
         body = response.json()
+        if body.get("owner_org") != owner_org:
+            return None
         contact = body.get("contact") or {}
         return Contact(
             given_name=body.get("given_name"),

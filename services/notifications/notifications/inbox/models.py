@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from buendnis_common.db import UtcDateTime, new_id, utcnow
+from buendnis_common.policy import CASE_WORK
 from notifications.db import Base
 from notifications.delivery.models import ClaimMixin
 
@@ -32,8 +33,9 @@ KINDS = (
     APPOINTMENT_CANCELLED, APPOINTMENT_REMINDER, REMINDER_FAILED,
 )
 
-# Entries addressed to an organisation are for the people who work its cases.
-CASE_ROLES = ("case_worker", "coordinator")
+# Entries addressed to an organisation are for the people who work its cases: the role policy's
+# case workers (the only ones who can open the referral or appointment an entry points to).
+CASE_ROLES = tuple(sorted(CASE_WORK))
 
 
 class InboxEntry(Base):

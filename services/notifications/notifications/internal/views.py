@@ -1,13 +1,16 @@
-"""Endpoints for the other services only (service-account token, role ``service``)."""
+"""Endpoints for the other services only: each for the service account of the one service it
+serves (``INTERNAL_POLICY`` in ``buendnis_common.policy``). The owner organisation comes from our
+own records (the appointments and inbox entries, which carry the referral's sender), never from
+the caller."""
 from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, request
+from flask import Blueprint
 from sqlalchemy import select
 
-from buendnis_common.errors import Unprocessable
 from buendnis_common.service import current_runtime
+from notifications.appointment.models import Appointment
 from notifications.delivery.models import Delivery
 from notifications.inbox import service as inbox
 from notifications.inbox.sending import describe
@@ -26,24 +29,23 @@ def export(participant_id: uuid.UUID):
     """What notifications holds about the participant, for intake's Art. 15 export: the
     reminders of their appointments, every delivery attempt (channel, masked address, language,
     outcome — the address itself is never kept) and the inbox entries about them."""
-    owner_org = request.args.get("owner_org", "").strip()
-    if not owner_org:
-        raise Unprocessable("owner_org is required.", errors={"owner_org": ["Missing."]})
     runtime = current_runtime()
     session = runtime.db.session
-    found = reminders.of_participant(session=session, participant_id=participant_id,
-                                     owner_org=owner_org)
+    found = reminders.of_participant(session=session, participant_id=participant_id)
     deliveries = session.scalars(
         select(Delivery).where(Delivery.reminder_id.in_([r.id for r in found]))
         .order_by(Delivery.at)
     ).all() if found else []
-    entries = [entry for entry in session.scalars(
+    entries = list(session.scalars(
         select(inbox.InboxEntry).where(inbox.InboxEntry.participant_id == participant_id)
-        .order_by(inbox.InboxEntry.created_at))
-        if (entry.data or {}).get("from_org") == owner_org]
-    if found or entries:
+        .order_by(inbox.InboxEntry.created_at)))
+    owners = set(session.scalars(select(Appointment.from_org).where(
+        Appointment.participant_id == participant_id))) | {
+        (entry.data or {}).get("from_org") for entry in entries}
+    owners.discard(None)
+    if owners:
         runtime.audit(session, "participant.export", participant_id=participant_id,
-                      actor_org=owner_org)
+                      actor_org=min(owners))
     session.commit()
     return {
         "reminders": [

@@ -122,10 +122,10 @@ def of_appointment(*, session: Session, principal: Principal,
     return appointment, list(reminders)
 
 
-def of_participant(*, session: Session, participant_id: uuid.UUID,
-                   owner_org: str) -> list[Reminder]:
+def of_participant(*, session: Session, participant_id: uuid.UUID) -> list[Reminder]:
+    """The reminders of the participant's appointments (all on referrals their owner sent)."""
     return list(session.scalars(
         select(Reminder).join(Appointment, Appointment.id == Reminder.appointment_id)
-        .where(Reminder.participant_id == participant_id, Appointment.from_org == owner_org)
+        .where(Reminder.participant_id == participant_id)
         .order_by(Reminder.created_at, Reminder.nominal_due_at)
     ))

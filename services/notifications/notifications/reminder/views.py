@@ -56,6 +56,6 @@ class Reminders(MethodView):
             session=session, principal=current_principal(),
             appointment_id=query["appointment_id"])
         runtime.audit(session, "reminder.list", participant_id=appointment.participant_id,
-                      record_id=appointment.id)
+                      owner_org=appointment.from_org, record_id=appointment.id)
         session.commit()
         return [view(reminder) for reminder in reminders]

@@ -22,7 +22,7 @@ from referrals.appointment.models import (
     NOSHOW,
     Appointment,
 )
-from referrals.permissions import require_case_role
+from referrals.permissions import require_case_work
 from referrals.referral.models import Referral
 from referrals.referral.service import ListFilters, _listing, event_fields, side_of
 
@@ -67,6 +67,7 @@ def book(*, runtime: ServiceRuntime, session: Session, principal: Principal,
     session.add(appointment)
     session.flush()
     runtime.audit(session, "appointment.create", participant_id=referral.participant_id,
+                  owner_org=referral.from_org,
                   record_id=appointment.id)
     runtime.emit(session, "appointment.booked", **_fields(referral, appointment))
     return appointment
@@ -82,7 +83,7 @@ def of_referral(*, session: Session, referral: Referral) -> list[Appointment]:
 def get_visible(*, session: Session, principal: Principal,
                 appointment_id: uuid.UUID) -> tuple[Appointment, Referral]:
     """An appointment on a referral the caller's organisation sent or received; else 404."""
-    require_case_role(principal, "work on appointments")
+    require_case_work(principal, "work on appointments")
     appointment = session.get(Appointment, appointment_id)
     referral = session.get(Referral, appointment.referral_id) if appointment else None
     if referral is None or side_of(referral, principal) is None:
@@ -92,24 +93,26 @@ def get_visible(*, session: Session, principal: Principal,
 
 def list_visible(*, session: Session, principal: Principal, start: datetime | None = None,
                  end: datetime | None = None, status: str | None = None, offset: int,
-                 limit: int) -> tuple[list[tuple[Appointment, uuid.UUID]], int]:
+                 limit: int) -> tuple[list[tuple[Appointment, uuid.UUID, str]], int]:
     """The appointments on referrals the caller's organisation sent or received (the same rule
     as the referrals' own list) that start in [``start``, ``end``), earliest first, each with
-    its referral's participant id (for the audit entry). ``start`` defaults to now."""
-    require_case_role(principal, "work on appointments")
+    its referral's participant id and sender (for the audit entry). ``start`` defaults to
+    now."""
+    require_case_work(principal, "work on appointments")
     visible = _listing(principal, ListFilters()).subquery()
     conditions = [Appointment.start >= (start or utcnow())]
     if end is not None:
         conditions.append(Appointment.start < end)
     if status is not None:
         conditions.append(Appointment.status == status)
-    query = (select(Appointment, visible.c.participant_id)
+    query = (select(Appointment, visible.c.participant_id, visible.c.from_org)
              .join(visible, Appointment.referral_id == visible.c.id).where(*conditions))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(
         query.order_by(Appointment.start, Appointment.id).offset(offset).limit(limit)
     )
-    return [(appointment, participant_id) for appointment, participant_id in rows], total
+    return [(appointment, participant_id, owner) for appointment, participant_id, owner in rows], \
+        total
 
 
 def update(*, runtime: ServiceRuntime, session: Session, principal: Principal,
@@ -159,6 +162,7 @@ def update(*, runtime: ServiceRuntime, session: Session, principal: Principal,
     appointment.updated_at = now
     session.flush()
     runtime.audit(session, "appointment.update", participant_id=referral.participant_id,
+                  owner_org=referral.from_org,
                   record_id=appointment.id)
     if event == "appointment.rescheduled":
         runtime.emit(session, event, **_fields(referral, appointment),
@@ -184,6 +188,7 @@ def cancel_upcoming(*, runtime: ServiceRuntime, session: Session, referral: Refe
     session.flush()
     for appointment in upcoming:
         runtime.audit(session, "appointment.cancel", participant_id=referral.participant_id,
+                      owner_org=referral.from_org,
                       record_id=appointment.id)
         runtime.emit(session, "appointment.cancelled", **_fields(referral, appointment))
     return upcoming

@@ -28,6 +28,7 @@ class ReferralAppointments(MethodView):
                                          referral_id=referral_id)
         found = service.of_referral(session=session, referral=referral)
         runtime.audit(session, "appointment.list", participant_id=referral.participant_id,
+                      owner_org=referral.from_org,
                       record_id=referral.id)
         session.commit()
         return found
@@ -65,11 +66,11 @@ class Appointments(MethodView):
             offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
         )
         pagination_parameters.item_count = total
-        for appointment, participant_id in found:
+        for appointment, participant_id, owner in found:
             runtime.audit(session, "appointment.list", participant_id=participant_id,
-                          record_id=appointment.id)
+                          owner_org=owner, record_id=appointment.id)
         session.commit()
-        return [appointment for appointment, _participant_id in found]
+        return [appointment for appointment, _participant_id, _owner in found]
 
 
 @blp.route("/appointments/<uuid:appointment_id>")
@@ -83,6 +84,7 @@ class AppointmentById(MethodView):
             session=session, principal=current_principal(), appointment_id=appointment_id
         )
         runtime.audit(session, "appointment.read", participant_id=referral.participant_id,
+                      owner_org=referral.from_org,
                       record_id=appointment.id)
         session.commit()
         blp.set_etag(etag_of(appointment))

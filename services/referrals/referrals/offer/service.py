@@ -15,7 +15,7 @@ from buendnis_common.db import utcnow
 from buendnis_common.errors import Forbidden, NotFound, Unprocessable
 from referrals.intake import Profile
 from referrals.offer.models import Offer, OfferLanguage
-from referrals.permissions import require_case_role
+from referrals.permissions import require_catalogue_editor
 
 
 @dataclass
@@ -127,7 +127,7 @@ def get_visible(*, session: Session, principal: Principal, offer_id: uuid.UUID) 
 
 
 def create(*, session: Session, principal: Principal, data: dict) -> Offer:
-    require_case_role(principal, "add offers to the catalogue")
+    require_catalogue_editor(principal, "add offers to the catalogue")
     languages = data.pop("languages", None) or []
     now = utcnow()
     offer = Offer(
@@ -149,7 +149,7 @@ def create(*, session: Session, principal: Principal, data: dict) -> Offer:
 def require_provider(*, principal: Principal, offer: Offer) -> None:
     """Only the providing organisation changes its offers. Its partners in the alliance read
     the offer, so its existence is no secret to them: they get 403, not 404."""
-    require_case_role(principal, "change offers")
+    require_catalogue_editor(principal, "change offers")
     if offer.provider_org != principal.org_alias:
         raise Forbidden("Only the organisation that provides this offer can change it.")
 

@@ -24,7 +24,7 @@ from referrals.config import ReferralsConfig
 from referrals.db import AuditEntry
 from referrals.erasure.models import ParticipantErasure
 from referrals.offer.models import Offer
-from referrals.permissions import require_case_role
+from referrals.permissions import require_case_work
 from referrals.referral.models import (
     ACCEPTED,
     CANCELLED,
@@ -105,7 +105,7 @@ def event_fields(referral: Referral) -> dict[str, Any]:
 
 def get_visible(*, session: Session, principal: Principal, referral_id: uuid.UUID) -> Referral:
     """A referral the caller's organisation sent or received; anyone else's answers 404."""
-    require_case_role(principal, "work on referrals")
+    require_case_work(principal, "work on referrals")
     referral = session.get(Referral, referral_id)
     if referral is None or side_of(referral, principal) is None:
         raise NotFound("No such referral.")
@@ -145,7 +145,7 @@ def _listing(principal: Principal, filters: ListFilters) -> Select:
 def list_visible(
     *, session: Session, principal: Principal, filters: ListFilters, offset: int, limit: int
 ) -> tuple[list[Referral], int]:
-    require_case_role(principal, "work on referrals")
+    require_case_work(principal, "work on referrals")
     query = _listing(principal, filters)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     referrals = session.scalars(
@@ -257,7 +257,7 @@ def create(*, ctx: Context, session: Session, principal: Principal, data: dict,
     """Refer the caller's participant to another organisation of the alliance, if the
     participant consented to share data with it. Asks intake first; if intake cannot answer,
     nothing is written."""
-    require_case_role(principal, "refer participants")
+    require_case_work(principal, "refer participants")
     participant_id: uuid.UUID = data["participant_id"]
     to_org: str = data["to_org"]
     _check_receiver(principal=principal, to_org=to_org)
@@ -359,7 +359,7 @@ def change_status(*, runtime: ServiceRuntime, session: Session, principal: Princ
     )
     session.flush()
     runtime.audit(session, "referral.status", participant_id=referral.participant_id,
-                  record_id=referral.id)
+                  owner_org=referral.from_org, record_id=referral.id)
     runtime.emit(session, "referral.status_changed", **event_fields(referral), status=status,
                  previous_status=previous, changed_by_org=principal.org_alias)
     return referral
@@ -382,7 +382,7 @@ def post_message(*, runtime: ServiceRuntime, session: Session, principal: Princi
     )
     session.add(message)
     runtime.audit(session, "referral.message.post", participant_id=referral.participant_id,
-                  record_id=referral.id)
+                  owner_org=referral.from_org, record_id=referral.id)
     runtime.emit(session, "referral.message_posted", **event_fields(referral),
                  message_id=message.id, author_org=principal.org_alias)
     return message
@@ -481,10 +481,11 @@ def erase_participant(*, session: Session, participant_id: uuid.UUID, owner_org:
 
 # -- Art. 15 ----------------------------------------------------------------------------------
 
-def of_participant(*, session: Session, participant_id: uuid.UUID,
-                   owner_org: str) -> list[Referral]:
+def of_participant(*, session: Session, participant_id: uuid.UUID) -> list[Referral]:
+    """Every referral of the participant: all sent by their owner (only the owner can refer, as
+    intake's record says), so each one's ``from_org`` is the owner."""
     return list(session.scalars(
         select(Referral)
-        .where(Referral.participant_id == participant_id, Referral.from_org == owner_org)
+        .where(Referral.participant_id == participant_id)
         .order_by(Referral.created_at, Referral.id)
     ))

@@ -49,7 +49,7 @@ class Referrals(MethodView):
         pagination_parameters.item_count = total
         for referral in referrals:
             runtime.audit(session, "referral.list", participant_id=referral.participant_id,
-                          record_id=referral.id)
+                          owner_org=referral.from_org, record_id=referral.id)
         session.commit()
         return _seen(runtime, session, referrals, principal)
 
@@ -80,7 +80,7 @@ class ReferralById(MethodView):
         referral = service.get_visible(session=session, principal=principal,
                                        referral_id=referral_id)
         runtime.audit(session, "referral.read", participant_id=referral.participant_id,
-                      record_id=referral.id)
+                      owner_org=referral.from_org, record_id=referral.id)
         session.commit()
         return _seen(runtime, session, [referral], principal)[0]
 
@@ -117,7 +117,7 @@ class ReferralHistory(MethodView):
         referral = service.get_visible(session=session, principal=current_principal(),
                                        referral_id=referral_id)
         runtime.audit(session, "referral.history.read", participant_id=referral.participant_id,
-                      record_id=referral.id)
+                      owner_org=referral.from_org, record_id=referral.id)
         session.commit()
         return referral.history
 
@@ -133,7 +133,7 @@ class ReferralMessages(MethodView):
                                        referral_id=referral_id)
         thread = service.messages(session=session, referral=referral)
         runtime.audit(session, "referral.message.list", participant_id=referral.participant_id,
-                      record_id=referral.id)
+                      owner_org=referral.from_org, record_id=referral.id)
         session.commit()
         return thread
 

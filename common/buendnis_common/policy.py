@@ -1,0 +1,218 @@
+"""The role policy: which realm roles may call which route, and which service may call which
+internal route — one table, enforced by the gateway *and* by every service on every request.
+
+Why both: a service's port is reachable by anyone on its network, so a service trusts nothing the
+network gives it, not even "the gateway already checked". The gateway refuses early (and keeps
+the audit trail of refusals); each service refuses again with the same answer, through one hook
+in the shared service wiring (``buendnis_common.web.install_policy``). A route that is in
+neither table is refused (404) before its view runs: a new route without a policy entry is
+closed by default, not forgotten.
+
+This table says *who may ask*; the services say *what they may see* (their own organisation's
+records; another organisation's record answers 404).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from werkzeug.exceptions import MethodNotAllowed as _RoutingMethodNotAllowed
+from werkzeug.exceptions import NotFound as _RoutingNotFound
+from werkzeug.routing import Map, Rule
+
+from .auth import Principal
+from .errors import DomainError, Forbidden, NotFound
+from .settings import SERVICE_PORTS, env_str
+
+CASE_WORK = frozenset({"case_worker"})
+CATALOGUE_READERS = frozenset({"case_worker", "coordinator", "core_group"})
+CATALOGUE_EDITORS = frozenset({"case_worker", "coordinator"})
+REPORT_READERS = frozenset({"core_group", "coordinator", "ministry"})
+AUDITORS = frozenset({"auditor"})
+EVERYONE = frozenset({"case_worker", "coordinator", "core_group", "ministry", "auditor"})
+
+# (path, {method: roles}). Path segments in <> are ids.
+POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
+    ("/api/v1/me", {"GET": EVERYONE}),
+    ("/api/v1/organizations", {"GET": EVERYONE}),
+    # intake
+    ("/api/v1/participants", {"GET": CASE_WORK, "POST": CASE_WORK}),
+    ("/api/v1/participants/import", {"POST": CASE_WORK}),
+    ("/api/v1/participants/imports/<import_id>", {"GET": CASE_WORK}),
+    ("/api/v1/participants/imports/<import_id>", {"GET": CASE_WORK}),
+    ("/api/v1/participants/<participant_id>",
+     {"GET": CASE_WORK, "PATCH": CASE_WORK, "DELETE": CASE_WORK}),
+    ("/api/v1/participants/<participant_id>/export", {"GET": CASE_WORK}),
+    ("/api/v1/participants/<participant_id>/needs", {"GET": CASE_WORK, "POST": CASE_WORK}),
+    ("/api/v1/participants/<participant_id>/needs/<need_id>",
+     {"GET": CASE_WORK, "PATCH": CASE_WORK}),
+    ("/api/v1/participants/<participant_id>/consents", {"GET": CASE_WORK, "POST": CASE_WORK}),
+    ("/api/v1/participants/<participant_id>/consents/<consent_id>",
+     {"GET": CASE_WORK, "DELETE": CASE_WORK}),
+    # referrals: the offer catalogue
+    ("/api/v1/offers", {"GET": CATALOGUE_READERS, "POST": CATALOGUE_EDITORS}),
+    ("/api/v1/offers/<offer_id>", {"GET": CATALOGUE_READERS, "PATCH": CATALOGUE_EDITORS}),
+    # referrals: referrals and appointments
+    ("/api/v1/referrals", {"GET": CASE_WORK, "POST": CASE_WORK}),
+    ("/api/v1/referrals/<referral_id>", {"GET": CASE_WORK}),
+    ("/api/v1/referrals/<referral_id>/status", {"POST": CASE_WORK}),
+    ("/api/v1/referrals/<referral_id>/history", {"GET": CASE_WORK}),
+    ("/api/v1/referrals/<referral_id>/messages", {"GET": CASE_WORK, "POST": CASE_WORK}),
+    ("/api/v1/referrals/<referral_id>/appointments", {"GET": CASE_WORK, "POST": CASE_WORK}),
+    ("/api/v1/appointments", {"GET": CASE_WORK}),
+    ("/api/v1/appointments/<appointment_id>", {"GET": CASE_WORK, "PATCH": CASE_WORK}),
+    # referrals: reports without personal data
+    ("/api/v1/reports/referrals", {"GET": REPORT_READERS}),
+    ("/api/v1/reports/gaps", {"GET": REPORT_READERS}),
+    ("/api/v1/reports/stuck", {"GET": REPORT_READERS}),
+    # notifications
+    ("/api/v1/notifications", {"GET": EVERYONE}),
+    ("/api/v1/notifications/<notification_id>/read", {"POST": EVERYONE}),
+    ("/api/v1/notifications/preferences", {"GET": EVERYONE, "PUT": EVERYONE}),
+    ("/api/v1/reminders", {"GET": CASE_WORK}),
+    # the gateway's own
+    ("/api/v1/audit", {"GET": AUDITORS}),
+)
+
+# Query parameters that turn a route into a read of personal data: with the parameter, the route
+# needs these roles as well. The offer catalogue is for coordinators and the core group too, but
+# ``?participant_id=`` matches offers against a person's profile (residence status, age, needs).
+QUERY_POLICY: dict[tuple[str, str], dict[str, frozenset[str]]] = {
+    ("/api/v1/offers", "GET"): {"participant_id": CASE_WORK},
+}
+
+# Internal routes: (path, {method: the services whose service account may call it}). Each route
+# serves exactly the one caller that needs it.
+INTERNAL_POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
+    # intake, for referrals: may this participant's data go to that organisation, and the
+    # (nameless) profile the offer matching needs
+    ("/internal/participants/<participant_id>/sharing", {"GET": frozenset({"referrals"})}),
+    ("/internal/participants/<participant_id>/profile", {"GET": frozenset({"referrals"})}),
+    # intake, for notifications: how to reach the participant at the moment of sending
+    ("/internal/participants/<participant_id>/contact", {"GET": frozenset({"notifications"})}),
+    # intake: does a consent hold now (ids and codes only) — checked at the moment of use
+    ("/internal/consents/status", {"POST": frozenset({"referrals"})}),
+    ("/internal/consents/current", {"GET": frozenset({"notifications"})}),
+    # referrals and notifications, for intake's Art. 15 export
+    ("/internal/participants/<participant_id>/export", {"GET": frozenset({"intake"})}),
+    # intake, whether consents hold now: referrals before it shows a receiver shared data,
+    # notifications before it shows a receiver how a reminder reached the participant
+    ("/internal/consents/status", {"POST": frozenset({"referrals"})}),
+    ("/internal/consents/current", {"GET": frozenset({"notifications"})}),
+)
+
+
+def _rule_path(path: str) -> str:
+    return path.replace("<", "<string:")
+
+
+def _map(table) -> Map:
+    return Map(
+        [
+            Rule(_rule_path(path), endpoint=(path, method), methods=[method])
+            for path, methods in table
+            for method in methods
+        ],
+        strict_slashes=False,
+    )
+
+
+_MAP = _map(POLICY)
+_INTERNAL_MAP = _map(INTERNAL_POLICY)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    status: int  # 200, 403, 404 or 405
+    message: str
+    route: str | None = None
+
+
+class MethodNotAllowed(DomainError):
+    status = 405
+
+
+_ERRORS = {403: Forbidden, 404: NotFound, 405: MethodNotAllowed}
+
+
+def enforce(decision: Decision) -> None:
+    """Raise the decision's error (API.md's body), or return when the request may go on."""
+    if not decision.allowed:
+        raise _ERRORS[decision.status](decision.message)
+
+
+def roles_for(path_template: str, method: str) -> frozenset[str] | None:
+    """The roles for a documented path such as ``/api/v1/participants/<participant_id>``
+    (parameter names may differ from the table's)."""
+    concrete = re.sub(r"<[^>]+>", "x", path_template)
+    try:
+        (template, rule_method), _args = _MAP.bind("policy").match(concrete, method=method.upper())
+    except (_RoutingMethodNotAllowed, _RoutingNotFound):
+        return None
+    return dict(POLICY)[template][rule_method]
+
+
+def _match(routes: Map, path: str, method: str) -> tuple[str, str] | Decision:
+    try:
+        (template, rule_method), _args = routes.bind("policy").match(path, method=method)
+    except _RoutingMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(m for m in exc.valid_methods or [] if m != "HEAD"))
+        return Decision(False, 405, f"{method} is not allowed here; allowed: {allowed}.")
+    except _RoutingNotFound:
+        return Decision(False, 404, "There is no such endpoint.")
+    return template, rule_method
+
+
+def refusal(principal: Principal, needed: frozenset[str]) -> str:
+    """The one wording of a refused role, wherever the refusal happens."""
+    names = " or ".join(sorted(needed))
+    yours = ", ".join(sorted(principal.roles & EVERYONE)) or "none"
+    return f"This needs the role {names}; your roles: {yours}."
+
+
+def _given(args: Mapping[str, str] | None, name: str) -> bool:
+    return bool(args) and bool(str(args.get(name, "") or "").strip())
+
+
+def decide(principal: Principal, path: str, method: str,
+           args: Mapping[str, str] | None = None) -> Decision:
+    """May this person call ``method path`` (with the query ``args``)?"""
+    method = "GET" if method == "HEAD" else method
+    matched = _match(_MAP, path, method)
+    if isinstance(matched, Decision):
+        return matched
+    template, rule_method = matched
+    needed = dict(POLICY)[template][rule_method]
+    if not principal.roles & needed:
+        return Decision(False, 403, refusal(principal, needed), template)
+    for parameter, roles in QUERY_POLICY.get((template, rule_method), {}).items():
+        if _given(args, parameter) and not principal.roles & roles:
+            return Decision(False, 403, refusal(principal, roles), template)
+    return Decision(True, 200, "", template)
+
+
+def service_of(client_id: str) -> str | None:
+    """The service whose service account ``client_id`` is (``<SERVICE>_CLIENT_ID``)."""
+    for name in SERVICE_PORTS:
+        if env_str(f"{name.upper()}_CLIENT_ID", f"{name}-service") == client_id:
+            return name
+    return None
+
+
+def decide_internal(principal: Principal, path: str, method: str) -> Decision:
+    """May this caller use an internal route? Only the service account of the one service the
+    route is for; a person's token never, whatever its roles."""
+    if not principal.is_service:
+        return Decision(False, 403, "This endpoint is for Bündnis services only.")
+    method = "GET" if method == "HEAD" else method
+    matched = _match(_INTERNAL_MAP, path, method)
+    if isinstance(matched, Decision):
+        return matched
+    template, rule_method = matched
+    callers = dict(INTERNAL_POLICY)[template][rule_method]
+    if service_of(principal.client_id) not in callers:
+        names = " or ".join(sorted(callers))
+        return Decision(False, 403, f"This endpoint is for the {names} service only.", template)
+    return Decision(True, 200, "", template)
