@@ -191,10 +191,11 @@ class ReminderPlatform:
     """The whole platform with reminders seconds before the appointment, our SMTP server in
     place of the sink, an SMS sink, and extra notifications workers and beats on demand."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
         sms_port = free_port()
         self.platform = Platform(workdir, extra_env={
             **REMINDER_ENV, "SMS_PROVIDER_URL": f"http://127.0.0.1:{sms_port}/messages",
+            **(env or {}),
         })
         self.mail = MailCatcher(self.platform.ports["smtp"])
         self.sms = SmsProvider(sms_port, workdir / "sms" / "messages.jsonl")

@@ -11,6 +11,7 @@ import pytest
 from tests.notifications.conftest import (
     Users,
     book,
+    inbox,
     now,
     patch_appointment,
     reminders_of,
@@ -59,8 +60,15 @@ def test_a_worker_killed_after_handing_over_the_email_does_not_cause_a_second_on
     jmd = users["cw.jmd-leverkusen"]
     found = wait_reminders(jmd, booking.appointment_id, count=4, status="sent", timeout=60)
     first = next(r for r in found if r["recipient"] == "participant" and r["offset"] == "8s")
-    # The worker died waiting for the answer: the server may have it, so it is not sent again.
+    # The worker died waiting for the answer: the server may have it, so it is not sent again,
+    # and the case worker reads that it may not have arrived.
     assert first["confirmed"] is False
+    uncertain = [e for e in inbox(jmd, kind="reminder.unconfirmed")
+                 if e["appointment_id"] == booking.appointment_id]
+    assert [e["reminder_id"] for e in uncertain] == [first["id"]]
+    assert "may not have arrived" in jmd.get(
+        "/api/v1/notifications", params={"kind": "reminder.unconfirmed"},
+        headers={"Accept-Language": "en"}).json()[0]["text"]
     sleep_until(max(start, now() + timedelta(seconds=3)))
     keys = Counter(m.key for m in reminders.mail.to(address))
     assert len(keys) == 2 and set(keys.values()) == {1}, keys
@@ -86,14 +94,14 @@ def test_a_worker_killed_before_handing_over_leaves_the_message_to_another_worke
         return found if found and found[0]["status"] == "sent" else None
 
     (sent,) = wait_for(notice, timeout=60, what="the notice sent by the new worker")
-    assert sent["confirmed"] is True and sent["attempts"] == 2
     # The first try left no trace at the server and no delivery record: it was taken back from
-    # the dead worker, not retried after an error.
+    # the dead worker, not retried after an error, and is not counted as a try.
+    assert sent["confirmed"] is True and sent["attempts"] == 1
     attempts = sql(reminders.platform, "notifications",
                    "SELECT d.attempt, d.outcome FROM deliveries d JOIN reminders r "
                    "ON r.id = d.reminder_id WHERE r.idempotency_key = :key",
                    key=sent_key(reminders, sent["id"]))
-    assert attempts == [(2, "accepted")]
+    assert attempts == [(1, "accepted")]
     received = reminders.mail.to(address)
     assert len(received) == 1, [m.key for m in received]
 

@@ -138,6 +138,7 @@ LABELS = {
         "appointment.cancelled": _l("Termin abgesagt"),
         "appointment.reminder": _l("Terminerinnerung"),
         "reminder.failed": _l("Erinnerung nicht zugestellt"),
+        "reminder.unconfirmed": _l("Erinnerung vielleicht nicht angekommen"),
     },
     "org_type": {
         "ministry": _l("Ministerium"),

@@ -95,6 +95,9 @@ class NotificationsConfig:
     lease: timedelta
     smtp: SmtpSettings
     sms: SmsSettings
+    # Messages to the participant about one appointment at least this far apart (moves),
+    # CHANGE_NOTICE_INTERVAL like 30m.
+    change_notice_interval: timedelta = timedelta(minutes=30)
 
     @classmethod
     def from_env(cls) -> NotificationsConfig:
@@ -103,14 +106,11 @@ class NotificationsConfig:
             raise SettingsError("REMINDER_OFFSETS must be positive durations")
         smtp = SmtpSettings.from_env()
         sms = SmsSettings.from_env()
-        lease = timedelta(seconds=env_float("REMINDER_LEASE_SECONDS", 300.0))
-        # A live worker must always finish (or give up) a send before its lease runs out, or
-        # the row could be handed to another worker while the first one is still at it.
-        slowest = max(smtp.timeout_seconds, sms.timeout_seconds) * 2
-        if lease.total_seconds() <= slowest:
-            raise SettingsError(
-                f"REMINDER_LEASE_SECONDS must exceed twice the SMTP/SMS time-out ({slowest} s)"
-            )
+        # A claim's lease: a live worker renews it every third of it (the heartbeat), a dead
+        # worker's claims come back once it has run out (at once, on the same machine).
+        lease = timedelta(seconds=env_float("REMINDER_LEASE_SECONDS", 15.0))
+        if lease.total_seconds() < 3:
+            raise SettingsError("REMINDER_LEASE_SECONDS must be at least 3")
         return cls(
             offsets=offsets,
             quiet_hours=QuietHours.parse(
@@ -128,4 +128,5 @@ class NotificationsConfig:
             lease=lease,
             smtp=smtp,
             sms=sms,
+            change_notice_interval=env_durations("CHANGE_NOTICE_INTERVAL", "30m")[0],
         )

@@ -1,15 +1,16 @@
 """The periodic dispatcher: claims what is due, sends it on a few threads, settles the outcome.
 
 One run (a beat-triggered task) first settles the rows of dead workers, then claims and sends
-batch after batch until nothing is due or its time budget is spent. Several runs on several
-workers share the work through the claims (``delivery.claims``).
+batch after batch until nothing is due, its time budget is spent or the worker is told to stop.
+Several runs on several workers share the work through the claims (``delivery.claims``); while a
+run holds claims, a heartbeat thread renews their lease, so that only a dead worker's claims
+run out. Told to stop (SIGTERM, Celery's warm shutdown), a run gives back every claim it has
+not handed over yet and waits only for the messages already handed over.
 """
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from buendnis_common.db import utcnow
 from buendnis_common.service import ServiceRuntime
 from notifications.config import NotificationsConfig
 from notifications.delivery.channels import SmsSender, SmtpSender
-from notifications.delivery.claims import Claims
+from notifications.delivery.claims import Claims, ProcessIdentity
 from notifications.inbox.models import EmailCopy
 from notifications.reminder.models import Reminder
 
@@ -50,18 +51,26 @@ class Senders(threading.local):
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process start's identity (``claimed_by``)."""
+    return str(ProcessIdentity.current())
+
+
+# Set when the worker is told to stop (``reminder.tasks``): runs give their claims back.
+STOPPING = threading.Event()
 
 
 class Dispatcher:
     def __init__(self, *, runtime: ServiceRuntime, config: NotificationsConfig,
-                 worker: str | None = None) -> None:
+                 worker: str | None = None, stopping: threading.Event | None = None) -> None:
         self.runtime = runtime
         self.config = config
         self.db = runtime.db
+        self.stopping = stopping or STOPPING
         worker = worker or worker_name()
-        margin = timedelta(seconds=2 * max(config.smtp.timeout_seconds,
-                                           config.sms.timeout_seconds))
+        # The heartbeat renews every third of the lease; a hand-over demands at least that much
+        # lease left, so that a claim cannot run out under a live worker before it is renewed.
+        self.heartbeat_seconds = config.lease.total_seconds() / 3
+        margin = timedelta(seconds=self.heartbeat_seconds)
         self.reminders = Claims(db=self.db, model=Reminder, lease=config.lease, margin=margin,
                                 worker=worker)
         self.copies = Claims(db=self.db, model=EmailCopy, lease=config.lease, margin=margin,
@@ -69,6 +78,8 @@ class Dispatcher:
         self._senders = Senders()
         self._opened: list[Any] = []
         self._opened_lock = threading.Lock()
+        self._held: dict[Claims, set[str]] = {self.reminders: set(), self.copies: set()}
+        self._held_lock = threading.Lock()
 
     # -- the senders of the current thread -------------------------------------------------------
     def smtp(self) -> SmtpSender:
@@ -100,11 +111,39 @@ class Dispatcher:
 
     # -- one run ----------------------------------------------------------------------------------
     def recover(self, now: datetime) -> tuple[int, int]:
+        from notifications.reminder import sending as reminders
+
         sms_resend = self.config.sms.idempotent
         requeued, unconfirmed = self.reminders.recover(
-            now=now, resend_after_hand_over=lambda row: sms_resend and row.channel == "sms")
+            now=now, resend_after_hand_over=lambda row: sms_resend and row.channel == "sms",
+            on_unconfirmed=lambda session, row: reminders.report_unconfirmed(
+                session, row, now=now))
         copies = self.copies.recover(now=now, resend_after_hand_over=lambda row: False)
         return requeued + copies[0], unconfirmed + copies[1]
+
+    # -- the heartbeat ----------------------------------------------------------------------------
+    def _hold(self, claims: Claims, token: str | None) -> None:
+        if token:
+            with self._held_lock:
+                self._held[claims].add(token)
+
+    def _let_go(self) -> None:
+        with self._held_lock:
+            for tokens in self._held.values():
+                tokens.clear()
+
+    def renew(self) -> None:
+        with self._held_lock:
+            held = {claims: list(tokens) for claims, tokens in self._held.items()}
+        for claims, tokens in held.items():
+            claims.renew(tokens, now=utcnow())
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        while not done.wait(self.heartbeat_seconds):
+            try:
+                self.renew()
+            except Exception:  # noqa: BLE001 - try again at the next beat; the lease has room
+                log.warning("dispatch: could not renew the claims' lease", exc_info=True)
 
     def run(self, *, budget_seconds: float | None = None, batch: int | None = None) -> Stats:
         from notifications.inbox import sending as copies
@@ -118,38 +157,55 @@ class Dispatcher:
                         "sent unconfirmed", stats.recovered, stats.unconfirmed)
         deadline = time.monotonic() + (budget_seconds or self.config.dispatch_budget_seconds)
         size = batch or self.config.send_concurrency * 8
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(done,), daemon=True,
+                                     name="dispatch-heartbeat")
+        heartbeat.start()
         try:
             with ThreadPoolExecutor(self.config.send_concurrency,
                                     thread_name_prefix="dispatch") as pool:
-                while time.monotonic() < deadline:
-                    claimed = reminders.load(self, self.reminders.claim(now=utcnow(),
-                                                                        limit=size))
-                    work: list[tuple[Callable, Any]] = []
+                while time.monotonic() < deadline and not self.stopping.is_set():
+                    claims = self.reminders.claim(now=utcnow(), limit=size)
+                    self._hold(self.reminders, claims[0].token if claims else None)
+                    claimed = reminders.load(self, claims)
+                    work: list[tuple[Claims, Callable, Any]] = []
                     for outcome in reminders.remind_case_workers(
                             self, [c for c in claimed if c.reminder.recipient == CASE_WORKER]):
                         stats.count(outcome)
-                    work += [(reminders.notify_participant, c) for c in claimed
+                    work += [(self.reminders, reminders.notify_participant, c) for c in claimed
                              if c.reminder.recipient != CASE_WORKER]
                     mail_copies = []
                     if len(claimed) < size:
-                        mail_copies = copies.load(self, self.copies.claim(
-                            now=utcnow(), limit=size - len(claimed)))
-                        work += [(copies.send_copy, c) for c in mail_copies]
+                        copy_claims = self.copies.claim(now=utcnow(), limit=size - len(claimed))
+                        self._hold(self.copies, copy_claims[0].token if copy_claims else None)
+                        mail_copies = copies.load(self, copy_claims)
+                        work += [(self.copies, copies.send_copy, c) for c in mail_copies]
                     if not claimed and not mail_copies:
                         break
                     stats.claimed += len(claimed) + len(mail_copies)
                     for outcome in pool.map(lambda item: self._send(*item), work):
                         stats.count(outcome)
+                    self._let_go()
         finally:
+            done.set()
             self.close()
+        if self.stopping.is_set():
+            log.info("dispatch: stopping, unsent claims given back")
         if stats.claimed:
             log.info("dispatch: %d claimed, outcomes %s", stats.claimed, stats.outcomes)
         return stats
 
-    def _send(self, send: Callable, item: Any) -> str:
+    def _send(self, claims: Claims, send: Callable, item: Any) -> str:
+        if self.stopping.is_set():
+            claims.give_back(item.claim, now=utcnow())
+            return "given_back"
         try:
             return send(self, item)
         except Exception:  # noqa: BLE001 - one bad row must not stop the others
             log.exception("dispatch: sending %s failed unexpectedly", item.claim.id)
-            # Left in ``sending``: the lease runs out and recovery settles it.
+            # Left in ``sending``: no longer renewed, its lease runs out and recovery settles it.
             return "error"
+
+    def may_hand_over(self) -> bool:
+        """False once the worker is told to stop: what is not handed over yet is given back."""
+        return not self.stopping.is_set()

@@ -24,13 +24,16 @@ APPOINTMENT_MOVED = "appointment.moved"
 APPOINTMENT_CANCELLED = "appointment.cancelled"
 APPOINTMENT_REMINDER = "appointment.reminder"
 REMINDER_FAILED = "reminder.failed"
+# Handed to the mail server, whose answer never came (a worker died, a time-out): not sent
+# again, so it may not have arrived.
+REMINDER_UNCONFIRMED = "reminder.unconfirmed"
 # The receiver no longer sees the participant's data: the consent was withdrawn or expired.
 REFERRAL_CONSENT_ENDED = "referral.consent_ended"
 KINDS = (
     REFERRAL_RECEIVED, REFERRAL_ACCEPTED, REFERRAL_REJECTED, REFERRAL_STATUS_CHANGED,
     REFERRAL_OVERDUE, REFERRAL_MESSAGE, REFERRAL_CONSENT_ENDED, APPOINTMENT_BOOKED,
     APPOINTMENT_MOVED,
-    APPOINTMENT_CANCELLED, APPOINTMENT_REMINDER, REMINDER_FAILED,
+    APPOINTMENT_CANCELLED, APPOINTMENT_REMINDER, REMINDER_FAILED, REMINDER_UNCONFIRMED,
 )
 
 # Entries addressed to an organisation are for the people who work its cases: the role policy's

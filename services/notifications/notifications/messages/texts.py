@@ -180,6 +180,9 @@ INBOX_TEXTS: dict[str, str] = {
     "appointment.reminder": "Erinnerung: Termin am {when} ({need}).",
     "reminder.failed": "Eine Terminerinnerung an die teilnehmende Person konnte nicht "
                        "zugestellt werden (Termin am {when}). Bitte informieren Sie sie selbst.",
+    "reminder.unconfirmed": "Eine Terminerinnerung an die teilnehmende Person ist vielleicht "
+                            "nicht angekommen: Der Mailserver hat den Empfang nicht bestätigt "
+                            "(Termin am {when}). Fragen Sie im Zweifel nach.",
 }
 
 # The same entries in English, for staff whose pages are in English (Accept-Language).
@@ -199,6 +202,9 @@ INBOX_TEXTS_EN: dict[str, str] = {
     "appointment.reminder": "Reminder: appointment on {when} ({need}).",
     "reminder.failed": "A reminder to the participant could not be delivered (appointment on "
                        "{when}). Please tell them yourself.",
+    "reminder.unconfirmed": "A reminder to the participant may not have arrived: the mail "
+                            "server did not confirm it (appointment on {when}). If in doubt, "
+                            "check with them.",
 }
 INBOX_LANGUAGES = {"de": INBOX_TEXTS, "en": INBOX_TEXTS_EN}
 

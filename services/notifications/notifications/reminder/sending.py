@@ -171,6 +171,8 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
     handed: dict[str, Any] = {}
 
     def hand_over() -> bool:
+        if not dispatcher.may_hand_over():  # stopping: given back below
+            return False
         handed["id"] = dispatcher.reminders.hand_over(claim, now=utcnow(), delivery=delivery,
                                                       channel=channel)
         return handed["id"] is not None
@@ -195,6 +197,9 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
             dispatcher.sms().send(to=address, text=rendered.sms, key=reminder.idempotency_key,
                                   hand_over=hand_over)
     except HandOverRefused:
+        if not dispatcher.may_hand_over():
+            dispatcher.reminders.give_back(claim, now=utcnow())
+            return "given_back"
         dispatcher.reminders.release(claim, now=utcnow(), due_at=utcnow(), error=None)
         return "not_ours"
     except TemporaryFailure as failure:
@@ -210,8 +215,9 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
         now = utcnow()
         with dispatcher.db.transaction() as session:
             settle_delivery(session, handed.get("id"), outcome=UNCONFIRMED, error=failure.code)
-            dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
-                                        confirmed=False, last_error=failure.code)
+            if dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
+                                           confirmed=False, last_error=failure.code):
+                _post_unconfirmed(session, reminder, appointment, now=now, channel=channel)
         return "unconfirmed"
     now = utcnow()
     with dispatcher.db.transaction() as session:
@@ -274,3 +280,25 @@ def _fail(dispatcher: Dispatcher, claim: Claim, reminder: Reminder, appointment:
         return "not_ours"
     log.warning("reminder %s failed after %d tries: %s", reminder.id, reminder.attempts, error)
     return "failed"
+
+
+def _post_unconfirmed(session: Session, reminder: Reminder, appointment: Appointment, *,
+                      now: datetime, channel: str | None) -> None:
+    inbox.post(
+        session=session, kind=kinds.REMINDER_UNCONFIRMED,
+        recipient_user=appointment.sender_user_id, recipient_org=appointment.from_org,
+        dedupe_key=f"unconfirmed-{reminder.idempotency_key}", now=now,
+        referral_id=appointment.referral_id, appointment_id=appointment.id,
+        participant_id=appointment.participant_id, reminder_id=reminder.id,
+        data=_entry_data(appointment, reminder, kind=reminder.kind, channel=channel),
+    )
+
+
+def report_unconfirmed(session: Session, reminder: Reminder, *, now: datetime) -> None:
+    """The worker died after handing the message over and before the answer: it was not sent
+    again, and the case worker hears that it may not have arrived (``delivery.claims``)."""
+    if reminder.recipient == r.CASE_WORKER:
+        return
+    appointment = session.get(Appointment, reminder.appointment_id)
+    if appointment is not None:
+        _post_unconfirmed(session, reminder, appointment, now=now, channel=reminder.channel)
