@@ -103,10 +103,21 @@ class ServiceRuntime:
     def emit(self, session, event_type: str, **data: Any):
         return self.outbox.emit(session, event_type, **data)
 
-    def audit(self, session, action: str, **kwargs: Any) -> None:
-        """Record the entry here and ship it, through the outbox, to the audit trail."""
+    def audit(self, session, action: str, *, owner_org: str | None = None,
+              **kwargs: Any) -> None:
+        """Record the entry here and ship it, through the outbox, to the audit trail.
+
+        ``owner_org`` is the organisation the participant belongs to, where the actor may be
+        another one (the receiver of a referral). The trail is read by the actor's organisation's
+        auditors; the participant's id is the owner's reference, so an entry of another
+        organisation's action goes to the trail without it (the record id — the referral —
+        still says what was accessed). This service's own entry keeps it, for the owner's
+        Art. 15 access log."""
         entry = audit.record(session, self.models.audit_entry, action, **kwargs)
-        self.outbox.emit(session, "audit.recorded", **entry)
+        shipped = dict(entry)
+        if owner_org is not None and entry["actor_org"] != owner_org:
+            shipped["participant_id"] = None
+        self.outbox.emit(session, "audit.recorded", **shipped)
 
     def audit_many(self, session, action: str, participant_ids: list) -> None:
         """One entry per participant (a list read, an import), shipped as one event."""
