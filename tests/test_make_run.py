@@ -35,7 +35,7 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
     marker = f"BUENDNIS_RUN_MARKER={uuid.uuid4()}"
     ports = {name: free_port() for name in
              ("GATEWAY_PORT", "IDP_PORT", "INTAKE_PORT", "REFERRALS_PORT", "NOTIFICATIONS_PORT",
-              "REDIS_PORT", "SMTP_PORT", "SMS_PORT", "WEB_PORT")}
+              "REDIS_PORT", "WEB_REDIS_PORT", "SMTP_PORT", "SMS_PORT", "WEB_PORT")}
     env = {key: value for key, value in os.environ.items()
            if not key.endswith(("_DATABASE_URL", "_URL")) or key == "PATH"}
     env.update({name: str(port) for name, port in ports.items()})

@@ -27,6 +27,9 @@ class GatewaySettings:
     rate_limit_per_address: str
     max_body_bytes: int
     cors_origins: list[str]
+    # Addresses or networks (CIDR) of proxies whose X-Forwarded-For names the client: the web
+    # front end, a load balancer. Anyone else's X-Forwarded-For is ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
     def runtime_settings(self) -> ServiceSettings:
         """The settings of the gateway's database and Celery app (the audit trail)."""
@@ -48,4 +51,5 @@ class GatewaySettings:
             rate_limit_per_address=env_str("RATE_LIMIT_PER_ADDRESS", "1200/minute"),
             max_body_bytes=env_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024),
             cors_origins=env_list("CORS_ORIGINS", ""),
+            trusted_proxies=tuple(env_list("GATEWAY_TRUSTED_PROXIES", "")),
         )

@@ -1,12 +1,23 @@
-"""Rate limits, security headers and CORS for the public entry."""
+"""Rate limits, security headers and CORS for the public entry.
+
+The per-address limit counts the client's address. Behind a proxy that is the address the proxy
+puts into X-Forwarded-For — but only a proxy in ``GATEWAY_TRUSTED_PROXIES`` is believed (the
+web front end, which calls for all its users from one address, or a load balancer): anyone
+else could write any address there and so escape the limit. The header is read from the right,
+skipping trusted proxies, as nginx's ``real_ip_recursive`` does; the first address that is not a
+trusted proxy is the client. The per-user limit holds whatever the address.
+"""
 from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
 
 from flask import Flask, g, jsonify, request
 from flask_cors import CORS
 from flask_limiter import Limiter, RateLimitExceeded
-from flask_limiter.util import get_remote_address
 
 from buendnis_common.errors import error_body
+from buendnis_common.settings import SettingsError
 
 # API answers carry personal data: never cached, never framed, never sniffed.
 SECURITY_HEADERS = {
@@ -29,9 +40,58 @@ def _exempt() -> bool:
     return request.path in EXEMPT_PATHS
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """``GATEWAY_TRUSTED_PROXIES`` as networks; a wrong entry stops the start."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"GATEWAY_TRUSTED_PROXIES: {entry!r} is not an address or network") from None
+    return tuple(networks)
+
+
+def _is_in(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def resolve_client(remote: str, forwarded_for: str, trusted: tuple[Network, ...]) -> str:
+    """The client's address: ``remote``, unless that is a trusted proxy; then the rightmost
+    address in X-Forwarded-For that is not a trusted proxy."""
+    if not trusted or not _is_in(remote, trusted):
+        return remote
+    client = remote
+    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage from a trusted proxy: count the proxy itself
+        client = hop
+        if not _is_in(hop, trusted):
+            break
+    return client
+
+
+def client_address() -> str:
+    """The address the per-address limit counts (once per request)."""
+    if "client_address" not in g:
+        trusted = request.environ.get("buendnis.trusted_proxies", ())
+        g.client_address = resolve_client(request.remote_addr or "",
+                                          request.headers.get("X-Forwarded-For", ""), trusted)
+    return g.client_address
+
+
 def _user_key() -> str:
     principal = getattr(g, "principal", None)
-    return f"user:{principal.subject}" if principal else f"addr:{get_remote_address()}"
+    return f"user:{principal.subject}" if principal else f"addr:{client_address()}"
 
 
 def limiter(*, key_func, limit: str, prefix: str, storage_uri: str) -> Limiter:
@@ -59,9 +119,20 @@ def rate_limited(error: RateLimitExceeded):
     return response
 
 
-def install_address_limit(app: Flask, *, limit: str, storage_uri: str) -> Limiter:
-    """Per client address; installed before the token check, so that guessing tokens counts."""
-    by_address = limiter(key_func=get_remote_address, limit=limit, prefix="buendnis-addr",
+def install_address_limit(app: Flask, *, limit: str, storage_uri: str,
+                          trusted_proxies: Iterable[str] | None = None) -> Limiter:
+    """Per client address; installed before the token check, so that guessing tokens counts.
+    ``trusted_proxies``: by default the gateway's settings (``GATEWAY_TRUSTED_PROXIES``)."""
+    if trusted_proxies is None:
+        settings = app.extensions.get("gateway", {}).get("settings")
+        trusted_proxies = getattr(settings, "trusted_proxies", ())
+    trusted = trusted_networks(trusted_proxies)
+
+    @app.before_request
+    def _trusted_proxies():
+        request.environ["buendnis.trusted_proxies"] = trusted
+
+    by_address = limiter(key_func=client_address, limit=limit, prefix="buendnis-addr",
                          storage_uri=storage_uri)
     by_address.init_app(app)
     app.register_error_handler(RateLimitExceeded, rate_limited)

@@ -6,6 +6,7 @@ import uuid
 import pytest
 import requests
 
+from buendnis_common.settings import SettingsError
 from gateway.app import create_app
 from tests.test_gateway_routing import gateway_settings
 
@@ -71,3 +72,36 @@ def test_cors_only_for_configured_origins(platform):
     plain = requests.get(f"{platform.gateway_url}/api/v1/me", timeout=10, headers={
         **bearer(platform), "Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in plain.headers
+
+
+def test_behind_a_trusted_proxy_each_browsers_address_has_its_own_limit(platform):
+    """The web front end calls for all its users from one address: the browser's address it
+    forwards counts, so one person's burst does not use up everyone's limit."""
+    web_front_end = f"10.77.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    client = create_app(gateway_settings(platform, rate_limit_per_address="4/minute",
+                                         trusted_proxies=(web_front_end,))).test_client()
+    proxy = {"REMOTE_ADDR": web_front_end}
+    hammering = {"X-Forwarded-For": "203.0.113.10", **bearer(platform)}
+    codes = [client.get("/api/v1/me", headers=hammering, environ_base=proxy).status_code
+             for _ in range(6)]
+    assert codes == [200] * 4 + [429] * 2
+    other = {"X-Forwarded-For": "203.0.113.11", **bearer(platform, "cw.jmd-neuss")}
+    assert client.get("/api/v1/me", headers=other, environ_base=proxy).status_code == 200
+    # A load balancer in front of the front end: the rightmost address not a trusted proxy.
+    chained = {"X-Forwarded-For": f"203.0.113.10, {web_front_end}", **bearer(platform)}
+    assert client.get("/api/v1/me", headers=chained, environ_base=proxy).status_code == 429
+
+
+def test_a_forged_forwarded_for_from_an_untrusted_caller_is_ignored(platform):
+    client = create_app(gateway_settings(platform, rate_limit_per_address="4/minute",
+                                         trusted_proxies=("10.77.0.1",))).test_client()
+    caller = {"REMOTE_ADDR": f"198.51.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
+    codes = [client.get("/api/v1/me", environ_base=caller, headers={
+        "Authorization": "Bearer forged", "X-Forwarded-For": f"203.0.113.{attempt}"}).status_code
+        for attempt in range(6)]
+    assert codes == [401] * 4 + [429] * 2  # a new address each time, counted as the caller
+
+
+def test_a_trusted_proxy_list_that_is_not_addresses_stops_the_start(platform):
+    with pytest.raises(SettingsError, match="GATEWAY_TRUSTED_PROXIES"):
+        create_app(gateway_settings(platform, trusted_proxies=("web-front-end",)))

@@ -12,6 +12,7 @@ stack; images that run as an unprivileged user; access logs without query string
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
 import re
@@ -685,7 +686,9 @@ def test_web_environment_and_dependencies(services: dict) -> None:
     web = services["web"]
     env = _environment(web)
     assert env["GATEWAY_URL"] == "http://gateway:8000"  # the only API the pages call
-    assert env["REDIS_URL"] == "redis://redis:6379/0"  # sessions: tokens never reach a browser
+    # Sessions (tokens never reach a browser) and rate limits: a Redis apart from the broker.
+    assert env["WEB_REDIS_URL"] == "redis://web-redis:6379/0"
+    assert "REDIS_URL" not in env, "the pages have no business with the broker"
     # Discovery, token and keys over the compose network; the browser goes to the published
     # Keycloak, which is what KC_HOSTNAME pins the frontend URLs (and the issuer) to.
     assert env["OIDC_SERVER_URL"] == "http://keycloak:8080"
@@ -697,12 +700,43 @@ def test_web_environment_and_dependencies(services: dict) -> None:
     secret = INTERPOLATION.fullmatch(env["WEB_SECRET_KEY"])
     assert secret and secret["op"] == ":?", "WEB_SECRET_KEY: from the env, required, no default"
     assert env["WEB_REQUIRE_SECRET_KEY"] == "true"
-    for target in ("gateway", "keycloak", "redis"):
+    for target in ("gateway", "keycloak", "web-redis"):
         assert _depends_on(web)[target] == {"condition": "service_healthy"}, target
     # What the browser reaches is what the host publishes, on loopback.
     web_origin = urlsplit(WEB_URL)
     assert f"{LOOPBACK}:{web_origin.port}:{CONTAINER_PORTS['web']}" in web["ports"]
     assert urlsplit(KEYCLOAK_PUBLIC_URL).port == urlsplit(ISSUER).port
+
+
+def _redis_options(spec: dict) -> dict[str, str]:
+    command = spec["command"]
+    assert command[0] == "redis-server", command
+    return {name[2:]: value for name, value in zip(command[1::2], command[2::2], strict=True)}
+
+
+def test_the_broker_never_evicts_and_sessions_live_apart_and_bounded(services: dict) -> None:
+    """A flood of sessions can fill only the web front end's Redis, which then drops old
+    sessions; the broker's queues are never evicted."""
+    broker = _redis_options(services["redis"])
+    assert broker["maxmemory-policy"] == "noeviction" and broker["maxmemory"]
+    web_redis = _redis_options(services["web-redis"])
+    assert web_redis["maxmemory-policy"] in ("allkeys-lru", "volatile-lru")
+    assert web_redis["maxmemory"] not in ("", "0"), "bounded"
+    users = {name for name, spec in services.items()
+             if "redis://web-redis" in " ".join(map(str, _environment(spec).values()))}
+    assert users == {"web"}, users
+    assert "web-redis" not in _depends_on(services["gateway"])
+
+
+def test_the_gateway_trusts_forwarded_addresses_from_the_web_front_end_only(
+        compose: dict, services: dict) -> None:
+    """The per-address limit counts the browser's address behind the web front end, and no
+    one else can claim an address: the trusted proxy is the web front end's fixed address."""
+    trusted = _environment(services["gateway"])["GATEWAY_TRUSTED_PROXIES"].split(",")
+    web_address = services["web"]["networks"]["default"]["ipv4_address"]
+    assert trusted == [web_address]
+    (subnet,) = [entry["subnet"] for entry in compose["networks"]["default"]["ipam"]["config"]]
+    assert ipaddress.ip_address(web_address) in ipaddress.ip_network(subnet)
 
 
 def test_web_reads_every_variable_it_is_given(services: dict) -> None:

@@ -128,7 +128,7 @@ class Platform:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.ports = {
             name: free_port()
-            for name in ("redis", "idp", "gateway", "smtp", "sms", "web", *SERVICES)
+            for name in ("redis", "web-redis", "idp", "gateway", "smtp", "sms", "web", *SERVICES)
         }
         self.web_url = f"http://127.0.0.1:{self.ports['web']}"
         self.realm_file = workdir / "buendnis-realm.json"
@@ -149,6 +149,8 @@ class Platform:
                              "GATEWAY_DATABASE_URL": runtime_url}
         self.audit_checkpoint_dir = workdir / "audit-checkpoints"
         self.redis_url = f"redis://127.0.0.1:{self.ports['redis']}/0"
+        # The web front end's sessions and rate limits: a Redis apart from the broker.
+        self.web_redis_url = f"redis://127.0.0.1:{self.ports['web-redis']}/0"
         self.idp_url = f"http://127.0.0.1:{self.ports['idp']}"
         self.gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
         self.service_urls = {s: f"http://127.0.0.1:{self.ports[s]}" for s in SERVICES}
@@ -165,6 +167,8 @@ class Platform:
             "SMS_PORT": str(self.ports["sms"]),
             "WEB_PORT": str(self.ports["web"]),
             "WEB_URL": self.web_url,
+            "WEB_REDIS_PORT": str(self.ports["web-redis"]),
+            "WEB_REDIS_URL": self.web_redis_url,
             # The demo realm with the web front end's test port among its redirect URIs.
             "IDP_REALM_FILE": str(self.realm_file),
             "REALM_FILE": str(self.realm_file),
@@ -176,6 +180,9 @@ class Platform:
             # The whole suite comes from one address; the limits have tests of their own.
             "RATE_LIMIT_PER_ADDRESS": "100000/minute",
             "RATE_LIMIT_PER_USER": "100000/minute",
+            "WEB_RATE_LIMIT_PER_ADDRESS": "100000/minute",
+            "WEB_RATE_LIMIT_PER_USER": "100000/minute",
+            "WEB_RATE_LIMIT_SIGN_IN": "100000/minute",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
             **{f"{s.upper()}_PORT": str(self.ports[s]) for s in SERVICES},
@@ -195,6 +202,8 @@ class Platform:
         python = str(BIN / "python")
         if name == "redis":
             return [python, "-m", "buendnis_dev.redis"]
+        if name == "web-redis":
+            return [python, "-m", "buendnis_dev.redis", "web"]
         if name == "idp":
             return [python, "-m", "buendnis_idp", "--host", "127.0.0.1",
                     "--port", str(self.ports["idp"])]
@@ -253,8 +262,9 @@ class Platform:
 
     # -- readiness -------------------------------------------------------------------------------
     def wait_redis(self, timeout: float = 20) -> None:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=1)
-        wait_for(client.ping, timeout=timeout, what="Redis answering")
+        for url in (self.redis_url, self.web_redis_url):
+            client = redis.Redis.from_url(url, socket_timeout=1)
+            wait_for(client.ping, timeout=timeout, what=f"Redis at {url} answering")
 
     def wait_http(self, url: str, timeout: float = 30) -> None:
         wait_for(lambda: requests.get(url, timeout=1).status_code == 200, timeout=timeout,
@@ -270,7 +280,7 @@ class Platform:
 
     def start_all(self) -> None:
         self.migrate()
-        for name in ("redis", "idp", "smtp", "sms", *SERVICES, "gateway", "web"):
+        for name in ("redis", "web-redis", "idp", "smtp", "sms", *SERVICES, "gateway", "web"):
             self.start(name)
         for service in SERVICES:
             self.start(f"{service}-worker")

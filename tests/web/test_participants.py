@@ -8,6 +8,8 @@ from datetime import date, timedelta
 import pytest
 from playwright.sync_api import expect
 
+from tests.web.sessions import end_sign_in
+
 pytestmark = pytest.mark.platform
 
 CASE_WORKER = "cw.jmd-leverkusen"
@@ -154,8 +156,8 @@ def test_a_form_sent_after_the_session_ended_is_kept_over_the_new_sign_in(browse
     page.get_by_label("Aufenthaltsstatus").select_option("duldung")
     page.get_by_label("Sprachen").select_option(["fa", "de"])
     page.get_by_label("Beratung", exact=True).check()
-    # The session times out: the web session and the identity provider's session are gone.
-    person.context.clear_cookies()
+    # The sign-in ends: the identity provider's session is gone, the tokens are refused.
+    end_sign_in(platform, person.context)
     page.get_by_role("button", name="Registrieren").click()
 
     person.fill_login(CASE_WORKER)

@@ -3,19 +3,9 @@ the identity provider no longer accepts the refresh token (its session ended), t
 again and comes back to the page they were on."""
 from __future__ import annotations
 
-import msgspec
-import redis
 from playwright.sync_api import expect
 
-
-def _edit_web_session(platform, context, change) -> None:
-    """Changes the server-side session of a browser context, as time would."""
-    sid = {c["name"]: c["value"] for c in context.cookies()}["buendnis_session"]
-    store = redis.Redis.from_url(platform.redis_url)
-    key = f"web:session:{sid}"
-    data = msgspec.msgpack.decode(store.get(key))
-    change(data)
-    store.set(key, msgspec.msgpack.encode(data), keepttl=True)
+from tests.web.sessions import edit_web_session as _edit_web_session
 
 
 def test_expired_access_token_is_renewed_without_the_user_noticing(browse, platform):

@@ -6,13 +6,11 @@ import re
 import uuid
 from datetime import date, datetime, timedelta
 
-import redis
 from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import Babel, format_date, format_datetime, get_locale
-from flask_session import Session
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import api, api_messages, auth, i18n
+from . import api, api_messages, auth, i18n, protection
 from .config import WebSettings
 
 log = logging.getLogger("buendnis.web")
@@ -33,9 +31,6 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         WEB_SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         # Sessions (tokens, the kept form) live in Redis; the browser holds only a random id.
-        SESSION_TYPE="redis",
-        SESSION_REDIS=redis.Redis.from_url(settings.redis_url),
-        SESSION_KEY_PREFIX="web:session:",
         SESSION_PERMANENT=True,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         SESSION_COOKIE_NAME="buendnis_session",
@@ -43,18 +38,22 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own lifetime
-        MAX_CONTENT_LENGTH=12 * 1024 * 1024,  # an import file of 10 MB and the form around it
         BABEL_DEFAULT_LOCALE=i18n.DEFAULT_LANGUAGE,
         BABEL_DEFAULT_TIMEZONE="Europe/Berlin",
     )
-    Session(app)
+    protection.install_proxy_fix(app, settings)
+    protection.install_sessions(app, settings)
     Babel(app, locale_selector=i18n.select_locale)
     auth.Oidc(app)
 
     app.before_request(_request_id)
-    # Before the CSRF check: a form sent after the session ended is kept, not refused.
+    protection.install_body_limits(app, settings)
+    protection.install_rate_limits(app, settings)
+    # The CSRF check before the sign-in check: nothing a forged or anonymous form sends is
+    # kept; the form of a signed-in session whose tokens ran out is (auth.sign_in_redirect).
+    csrf = CSRFProtect(app)
+    csrf.exempt(i18n.choose_language)  # checked there, once someone is signed in
     app.before_request(auth.require_sign_in)
-    CSRFProtect(app)
     app.after_request(_security_headers)
 
     from .views import home, offers, participants, referrals, reports

@@ -1,5 +1,10 @@
 """Sign-in with the identity provider (authorization code + PKCE, Authlib), sign-out, and the
-return to sign-in when a session has ended — keeping the form that was being filled in."""
+return to sign-in when a session has ended — keeping the form that was being filled in.
+
+A form is kept only for a session that was signed in (its tokens were refused, or it had been
+signed in before they were dropped), only after its CSRF token passed, only up to
+``WEB_PENDING_FORM_MAX_BYTES`` and only for ``WEB_PENDING_FORM_MINUTES``: an anonymous POST
+never gets anything stored."""
 from __future__ import annotations
 
 import time
@@ -21,11 +26,14 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_wtf.csrf import ValidationError, validate_csrf
 
 TOKEN_KEY = "token"
 USER_KEY = "user"
 ID_TOKEN_KEY = "id_token"
 PENDING_FORM_KEY = "pending_form"
+# Set when a signed-in session's tokens are dropped: the session may keep a form until sign-in.
+ENDED_SIGN_IN_KEY = "sign_in_ended"
 # Form fields never kept: the CSRF token belongs to the old session.
 UNKEPT_FIELDS = frozenset({"csrf_token"})
 
@@ -81,18 +89,40 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def keep_pending_form() -> None:
-    """Keeps what the user had typed into the form they sent when their session had ended."""
+def was_signed_in() -> bool:
+    """This session is signed in, or was until its tokens were refused."""
+    return signed_in() or bool(session.get(ENDED_SIGN_IN_KEY))
+
+
+def keep_pending_form() -> bool:
+    """Keeps what the user had typed into the form they sent when their session had ended —
+    if the session was signed in, the form's CSRF token is this session's and it is small."""
+    if not was_signed_in():
+        return False
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except ValidationError:
+        return False
     fields = {
         key: request.form.getlist(key)
         for key in request.form
         if key not in UNKEPT_FIELDS
     }
+    size = sum(len(key.encode()) + sum(len(value.encode()) for value in values)
+               for key, values in fields.items())
+    if size > current_app.config["WEB_SETTINGS"].pending_form_max_bytes:
+        return False
     session[PENDING_FORM_KEY] = {
         "path": request.path,
         "form": fields,
         "kept_at": time.time(),
     }
+    return True
+
+
+def _pending_form_is_stale(pending: dict) -> bool:
+    max_age = current_app.config["WEB_SETTINGS"].pending_form_minutes * 60
+    return time.time() - pending.get("kept_at", 0) > max_age
 
 
 def take_pending_form(path: str) -> dict[str, list[str]] | None:
@@ -101,8 +131,7 @@ def take_pending_form(path: str) -> dict[str, list[str]] | None:
     if not pending or pending.get("path") != path:
         return None
     session.pop(PENDING_FORM_KEY, None)
-    max_age = current_app.config["WEB_SETTINGS"].pending_form_minutes * 60
-    if time.time() - pending.get("kept_at", 0) > max_age:
+    if _pending_form_is_stale(pending):
         return None
     return pending["form"]
 
@@ -114,6 +143,8 @@ def sign_in_redirect():
         target = request.path
     else:
         target = request.full_path if request.query_string else request.path
+    if signed_in():
+        session[ENDED_SIGN_IN_KEY] = True
     for key in (TOKEN_KEY, USER_KEY, ID_TOKEN_KEY):
         session.pop(key, None)
     return redirect(url_for("auth.login", next=target.rstrip("?")))
@@ -147,6 +178,7 @@ def callback():
     # A new session id once signed in: an id planted before sign-in is worth nothing after.
     current_app.session_interface.regenerate(session)
     session.pop("organizations", None)  # what the previous user of this browser could address
+    session.pop(ENDED_SIGN_IN_KEY, None)
     session[TOKEN_KEY] = {k: v for k, v in token.items() if k != "userinfo"}
     session[ID_TOKEN_KEY] = token.get("id_token")
     try:
@@ -189,8 +221,10 @@ PUBLIC_ENDPOINTS = frozenset({
 
 
 def require_sign_in():
-    """Runs before every request (and before the CSRF check, so an ended session's form is
-    kept rather than refused)."""
+    """Runs before every request, after the CSRF check."""
+    pending = session.get(PENDING_FORM_KEY)
+    if pending and _pending_form_is_stale(pending):
+        session.pop(PENDING_FORM_KEY, None)
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return None
     if not signed_in():

@@ -13,7 +13,6 @@ from buendnis_common.settings import (
     env_secret,
     env_str,
     is_development,
-    redis_url,
 )
 
 #: The value in ``.env.example``; refused outside development.
@@ -33,6 +32,15 @@ class WebSettings:
     session_hours: int
     pending_form_minutes: int
     http_timeout_seconds: float
+    # Abuse limits (the front end is reachable without signing in): see web/web/protection.py.
+    sign_in_session_minutes: int = 15
+    pending_form_max_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 12 * 1024 * 1024
+    rate_limit_per_user: str = "300/minute"
+    rate_limit_per_address: str = "600/minute"
+    rate_limit_sign_in: str = "30/minute"
+    proxy_count: int = 0
 
     @property
     def discovery_url(self) -> str:
@@ -53,11 +61,23 @@ class WebSettings:
             oidc_public_url=env_str("OIDC_PUBLIC_URL", server_url).rstrip("/"),
             realm=env_str("OIDC_REALM", "buendnis"),
             client_id=env_str("WEB_CLIENT_ID", "buendnis-web"),
-            redis_url=redis_url(),
+            # Sessions and rate limits: a Redis of their own (evicting under memory pressure),
+            # never the Celery broker's (which must never evict a queue).
+            redis_url=env_str("WEB_REDIS_URL",
+                              f"redis://127.0.0.1:{env_int('WEB_REDIS_PORT', 6380)}/0"),
             secret_key=_secret_key(),
             session_hours=env_int("WEB_SESSION_HOURS", 10),
-            pending_form_minutes=env_int("WEB_PENDING_FORM_MINUTES", 30),
+            pending_form_minutes=env_int("WEB_PENDING_FORM_MINUTES", 15),
             http_timeout_seconds=float(env_str("WEB_HTTP_TIMEOUT_SECONDS", "30")),
+            sign_in_session_minutes=env_int("WEB_SIGN_IN_SESSION_MINUTES", 15),
+            pending_form_max_bytes=env_int("WEB_PENDING_FORM_MAX_BYTES", 64 * 1024),
+            max_body_bytes=env_int("WEB_MAX_BODY_BYTES", 1024 * 1024),
+            max_upload_bytes=env_int("WEB_MAX_UPLOAD_BYTES", 12 * 1024 * 1024),
+            rate_limit_per_user=env_str("WEB_RATE_LIMIT_PER_USER", "300/minute"),
+            rate_limit_per_address=env_str("WEB_RATE_LIMIT_PER_ADDRESS", "600/minute"),
+            rate_limit_sign_in=env_str("WEB_RATE_LIMIT_SIGN_IN", "30/minute"),
+            # Reverse proxies in front of the pages that set X-Forwarded-For (0: none).
+            proxy_count=env_int("WEB_PROXY_COUNT", 0),
         )
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import unicodedata
 
 from babel import Locale, UnknownLocaleError
-from flask import Blueprint, redirect, request, session
+from flask import Blueprint, current_app, redirect, request, session
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
+
+from .auth import signed_in
 
 UI_LANGUAGES = {"de": "Deutsch", "en": "English"}
 DEFAULT_LANGUAGE = "de"
@@ -29,6 +31,11 @@ def select_locale() -> str:
 
 @blp.post("/sprache")
 def choose_language():
+    """The language of the pages, kept in the session. CSRF-checked once someone is signed in;
+    before that there is no session to protect, and the pages hand out no CSRF token (which
+    would make every anonymous page view a session in Redis)."""
+    if signed_in():
+        current_app.extensions["csrf"].protect()
     chosen = request.form.get("lang", DEFAULT_LANGUAGE)
     session["lang"] = chosen if chosen in UI_LANGUAGES else DEFAULT_LANGUAGE
     target = request.form.get("next") or "/"
