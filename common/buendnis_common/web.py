@@ -11,7 +11,7 @@ import marshmallow as ma
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
 
-from . import policy
+from . import logfilter, policy
 from .auth import PLATFORM_ROLES, Principal, TokenVerifier, bearer_token
 from .errors import Forbidden, register_error_handlers
 
@@ -60,6 +60,9 @@ class RequestIdFilter(logging.Filter):
 
 
 def configure_logging(level: str = "INFO") -> None:
+    """One handler on the root logger, with request ids and without personal data (see
+    ``logfilter``: database values, Celery task arguments and query strings are hidden, also in
+    gunicorn's own error log)."""
     root = logging.getLogger()
     if any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
         return
@@ -70,6 +73,9 @@ def configure_logging(level: str = "INFO") -> None:
     )
     root.addHandler(handler)
     root.setLevel(level)
+    logfilter.quiet_sql_loggers()
+    logfilter.install([*root.handlers, *logging.getLogger("gunicorn.error").handlers,
+                       *logging.getLogger("gunicorn.access").handlers])
 
 
 def whoami(principal: Principal) -> dict:

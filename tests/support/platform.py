@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -48,6 +49,14 @@ def wait_for(check, *, timeout: float, what: str, interval: float = 0.1):
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} did not happen within {timeout} s (last error: {last_error!r})")
+
+
+def access_log_options() -> list[str]:
+    """gunicorn's access log as the Procfile writes it (method, path without query, status),
+    so that tests read the same log lines a deployment writes."""
+    procfile = (REPO / "Procfile").read_text(encoding="utf-8")
+    found = re.search(r"--access-logformat '([^']*)'", procfile)
+    return ["--access-logfile", "-", *(["--access-logformat", found.group(1)] if found else [])]
 
 
 def write_signing_key(path: Path) -> None:
@@ -216,7 +225,7 @@ class Platform:
                        if name in ("gateway", "web") else [])
             return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports[name]}",
                     "--workers", "2", *threads, "--graceful-timeout", "5", "--timeout", "150",
-                    f"{module}:create_app()"]
+                    *access_log_options(), f"{module}:create_app()"]
         service, _, role = name.partition("-")
         if role == "worker":
             return [str(BIN / "celery"), "-A", f"{service}.worker", "worker", "--loglevel",
