@@ -47,11 +47,15 @@ def _context() -> dict:
 
 
 def record_many(session: Session, model: type, action: str,
-                participant_ids: list[uuid.UUID]) -> list[dict]:
-    """One entry per participant in one statement (bulk paths such as an import)."""
+                participant_ids: list[uuid.UUID], *, actor: str | None = None,
+                actor_org: str | None = None) -> list[dict]:
+    """One entry per participant in one statement (bulk paths such as an import). Outside a
+    request (an import in the worker) the caller names the actor."""
     if not participant_ids:
         return []
     context = {**_context(), "at": utcnow(), "action": action}
+    if actor:
+        context.update(actor=actor, actor_org=actor_org)
     entries = [{**context, "participant_id": pid, "record_id": None} for pid in participant_ids]
     session.execute(insert(model), entries)
     return entries

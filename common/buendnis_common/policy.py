@@ -40,7 +40,6 @@ POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
     ("/api/v1/participants", {"GET": CASE_WORK, "POST": CASE_WORK}),
     ("/api/v1/participants/import", {"POST": CASE_WORK}),
     ("/api/v1/participants/imports/<import_id>", {"GET": CASE_WORK}),
-    ("/api/v1/participants/imports/<import_id>", {"GET": CASE_WORK}),
     ("/api/v1/participants/<participant_id>",
      {"GET": CASE_WORK, "PATCH": CASE_WORK, "DELETE": CASE_WORK}),
     ("/api/v1/participants/<participant_id>/export", {"GET": CASE_WORK}),

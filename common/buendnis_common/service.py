@@ -119,9 +119,11 @@ class ServiceRuntime:
             shipped["participant_id"] = None
         self.outbox.emit(session, "audit.recorded", **shipped)
 
-    def audit_many(self, session, action: str, participant_ids: list) -> None:
+    def audit_many(self, session, action: str, participant_ids: list, *,
+                   actor: str | None = None, actor_org: str | None = None) -> None:
         """One entry per participant (a list read, an import), shipped as one event."""
-        entries = audit.record_many(session, self.models.audit_entry, action, participant_ids)
+        entries = audit.record_many(session, self.models.audit_entry, action, participant_ids,
+                                    actor=actor, actor_org=actor_org)
         if entries:
             first = {k: v for k, v in entries[0].items() if k not in ("participant_id",)}
             self.outbox.emit(session, "audit.recorded", **first,

@@ -10,6 +10,7 @@ English side, a stand-in catalogue built from the ids pybabel extracts from the 
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import uuid
@@ -173,12 +174,14 @@ def intake_messages() -> list[Found]:
     found += raised(lambda: parsing.read_rows("list.csv", b""))
     found += raised(lambda: parsing.read_rows("list.csv", b"vorname;nachname\nA;B\n"))
     found += raised(lambda: parsing.read_rows("list.xlsx", b"not a workbook"))
-    many = b"vorname;nachname;geburtsdatum;aufenthaltsstatus\n" + b"A;B;01.01.2000;duldung\n" * 4
-    saved, parsing.MAX_ROWS = parsing.MAX_ROWS, 2
-    try:
-        found += raised(lambda: parsing.read_rows("list.csv", many))
-    finally:
-        parsing.MAX_ROWS = saved
+    # The import's limits, with the crafted files the intake tests attack with.
+    from intake.importer.limits import ImportLimits
+    from tests.intake.test_import_attacks import ATTACKS, sheet, workbook
+    for build, _status, _message in ATTACKS.values():
+        name, stream, _type = build()["file"]
+        found += raised(lambda: parsing.read_rows(name, stream.getvalue()))  # noqa: B023
+    tight = dataclasses.replace(ImportLimits.from_env(), max_uncompressed_bytes=100)
+    found += raised(lambda: parsing.read_rows("list.xlsx", workbook(sheet("")), tight))
     rows = (b"vorname;nachname;geburtsdatum;aufenthaltsstatus;sprachen;telefon;kanal\n"
             b";B;01.01.1890;duldung;de de;0176;sms\n"
             b"A;B;2000-13-01;x;zz;;email\n")

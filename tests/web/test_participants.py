@@ -342,6 +342,43 @@ def test_a_csv_list_is_imported_with_a_row_report(browse, platform):
     expect(page).to_have_url(person.url(f"/teilnehmende/{hiba['id']}"))
 
 
+def test_a_long_list_is_imported_in_the_background_with_its_progress(browse, platform):
+    """Above IMPORT_SYNC_MAX_ROWS (1,000) the worker imports: the page shows the progress, a
+    link to refresh it, and then the same report; another organisation gets "Nicht gefunden"."""
+    family = f"Lang{marker()}"
+    lines = ["Vorname;Nachname;Geburtsdatum;Aufenthaltsstatus"]
+    lines += [f"Person{'abcdefghij'[n % 10]};{family};{birth_date(22)};duldung"
+              for n in range(1_100)]
+    lines.append(f"Broken;{family};31.02.2003;duldung")
+    person = browse()
+    page = person.sign_in(CASE_WORKER)
+    page.goto(person.url("/teilnehmende/import"))
+    page.get_by_label("Datei (CSV oder XLSX)").set_input_files(files=[
+        {"name": "liste.csv", "mimeType": "text/csv", "buffer": "\n".join(lines).encode()}])
+    page.get_by_label("Wenn Zeilen Fehler haben").select_option("valid_rows")
+    page.get_by_role("button", name="Importieren").click()
+    expect(page).to_have_url(re.compile(r"/teilnehmende/import/[0-9a-f-]{36}$"))
+    progress_url = page.url
+    counts = page.locator(".import-counts")
+    for _attempt in range(240):
+        if counts.count():
+            break
+        expect(page.get_by_role("heading", name="Import läuft")).to_be_visible()
+        person.check_accessibility("participant-import-progress")
+        page.wait_for_timeout(500)
+        page.get_by_role("link", name="Fortschritt aktualisieren").click()
+    expect(counts).to_have_text("1100 von 1101 Zeilen importiert.")
+    expect(page.locator("#imported tbody tr")).to_have_count(1_100)
+    expect(page.locator("#row-errors tbody tr").first.locator("td").first).to_have_text("1102")
+    person.check_accessibility("participant-import-background-report")
+
+    other = browse()
+    other_page = other.sign_in("cw.stadt-meerbusch")
+    response = other_page.goto(progress_url)
+    assert response is not None and response.status == 404
+    expect(other_page.get_by_role("heading", level=1)).to_have_text("Nicht gefunden")
+
+
 def test_another_organisation_gets_the_not_found_page_and_nothing_of_the_person(
         browse, platform):
     participant = register(platform)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
+from flask_babel import format_number, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from . import i18n
 
@@ -50,6 +50,17 @@ def _appointment_status(code: str) -> str:
 
 def _need(code: str) -> str:
     return i18n.label("need_category", code)
+
+
+def _numbers(m: Mapping[str, str]) -> dict[str, str]:
+    """Counts as the API writes them (20,000) in the page's language (20.000 in German)."""
+    formatted = {}
+    for key, value in m.items():
+        try:
+            formatted[key] = format_number(int(value.replace(",", "")))
+        except (RuntimeError, KeyError, AttributeError):  # outside a request
+            formatted[key] = value
+    return formatted
 
 
 def _you_can_set(allowed: str | None) -> str:
@@ -243,9 +254,38 @@ RULES: tuple[Rule, ...] = (
           lambda m: _("In der Kopfzeile fehlen Pflichtspalten.")),
     _re(r"Missing column (?P<column>.+)\.",
         lambda m: _("Die Spalte %(column)s fehlt.", **m)),
-    _re(r"At most (?P<max>\d+) rows per import; split the list\.",
-        lambda m: _("Höchstens %(max)s Zeilen je Import; bitte teilen Sie die Liste auf.", **m)),
-    _re(r"More than (?P<max>\d+) rows\.", lambda m: _("Mehr als %(max)s Zeilen.", **m)),
+    # the import's limits (intake/importer/limits.py); counts come as 20,000
+    _re(r"The file has more than (?P<max>[\d,]+) rows \(empty rows count too\); split the "
+        r"list\.",
+        lambda m: _("Die Datei hat mehr als %(max)s Zeilen (leere Zeilen zählen mit); bitte "
+                    "teilen Sie die Liste auf.", **_numbers(m))),
+    _re(r"The file has more than (?P<max>[\d,]+) columns\.",
+        lambda m: _("Die Datei hat mehr als %(max)s Spalten.", **_numbers(m))),
+    _re(r"Row (?P<row>[\d,]+) has a field of more than (?P<max>[\d,]+) characters\.",
+        lambda m: _("Zeile %(row)s hat ein Feld mit mehr als %(max)s Zeichen.", **_numbers(m))),
+    _re(r"The file has (?P<found>[\d,]+) bytes; at most (?P<max>[\d,]+) are accepted\. "
+        r"Split the list\.",
+        lambda m: _("Die Datei hat %(found)s Byte; angenommen werden höchstens %(max)s. Bitte "
+                    "teilen Sie die Liste auf.", **_numbers(m))),
+    _re(r"A part of the workbook unpacks to (?P<found>[\d,]+) bytes; at most "
+        r"(?P<max>[\d,]+) are accepted\.",
+        lambda m: _("Ein Teil der Arbeitsmappe wird entpackt %(found)s Byte groß; angenommen "
+                    "werden höchstens %(max)s.", **_numbers(m))),
+    _re(r"The workbook unpacks to (?P<found>[\d,]+) bytes; at most (?P<max>[\d,]+) are "
+        r"accepted\.",
+        lambda m: _("Die Arbeitsmappe wird entpackt %(found)s Byte groß; angenommen werden "
+                    "höchstens %(max)s.", **_numbers(m))),
+    _re(r"A part of the workbook is compressed (?P<found>[\d,]+) to 1; at most "
+        r"(?P<max>[\d,]+) to 1 is accepted\.",
+        lambda m: _("Ein Teil der Arbeitsmappe ist im Verhältnis %(found)s zu 1 gepackt; "
+                    "angenommen wird höchstens %(max)s zu 1.", **_numbers(m))),
+    _re(r"The workbook has (?P<found>[\d,]+) parts; at most (?P<max>[\d,]+) are accepted\.",
+        lambda m: _("Die Arbeitsmappe hat %(found)s Teile; angenommen werden höchstens "
+                    "%(max)s.", **_numbers(m))),
+    _text("The workbook contains a document type declaration or entities, which are not "
+          "accepted.",
+          lambda m: _("Die Arbeitsmappe enthält eine Dokumenttyp-Deklaration oder Entitäten; "
+                      "das wird nicht angenommen.")),
     _re(r"Nothing was imported: (?P<invalid>\d+) of (?P<rows>\d+) rows have errors\. Correct "
         r"them, or import the valid rows only \(mode=valid_rows\)\.",
         lambda m: _("Es wurde nichts importiert: %(invalid)s von %(rows)s Zeilen haben Fehler. "

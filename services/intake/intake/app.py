@@ -9,6 +9,7 @@ from buendnis_common.settings import ServiceSettings
 from intake.consent import tasks as consent_tasks
 from intake.consent.views import blp as consents
 from intake.db import MODELS
+from intake.importer import service as import_service
 from intake.importer.views import blp as imports
 from intake.internal.consents import blp as internal_consents
 from intake.internal.views import blp as internal
@@ -26,6 +27,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     check_secrets()
     runtime = ServiceRuntime(settings or ServiceSettings.from_env("intake"), models=MODELS)
     participant_tasks.register(runtime)
+    import_service.register(runtime)
     consent_tasks.register(runtime)
     app, _api = runtime.create_app(
         __name__, title="Bündnis intake", blueprints=[imports, participants, consents]

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from .. import api, forms, i18n
+from ..api_messages import localize
 from ..auth import current_user, has_role
 
 blp = Blueprint("participants", __name__, url_prefix="/teilnehmende")
@@ -339,7 +340,11 @@ def import_list() -> tuple[str, int]:
                 "mode": (None, values.get("mode") or "all_or_nothing"),
             }
             try:
-                report = api.call("POST", "/api/v1/participants/import", files=files).body
+                answer = api.call("POST", "/api/v1/participants/import", files=files)
+                if answer.status == 202:  # a long list: the worker imports it
+                    return redirect(url_for("participants.import_progress",
+                                            import_id=answer.body["id"]))
+                report = answer.body
                 row_errors = report.get("errors") or []
             except api.ApiError as exc:
                 status = exc.status
@@ -354,3 +359,23 @@ def import_list() -> tuple[str, int]:
         report=report, row_errors=row_errors, modes=_import_modes(),
         columns=_import_columns(),
     ), status
+
+
+@blp.route("/import/<uuid:import_id>")
+def import_progress(import_id: UUID) -> Response | tuple[str, int]:
+    """A long list the worker imports: its progress, then the same report as a short list's."""
+    progress = api.call("GET", f"/api/v1/participants/imports/{import_id}").body
+    report = progress.get("report") if progress["status"] == "done" else None
+    problems = progress.get("errors") or {}
+    row_errors = (report or {}).get("errors") or problems.get("rows") or []
+    file_errors = problems.get("file") or []
+    message = progress.get("message")
+    if message and progress["status"] == "failed":
+        message = localize(message)
+    return render_template(
+        "participants/import.html", values={"mode": progress.get("mode")},
+        errors={"file": " ".join(localize(text, "file") for text in file_errors)}
+        if file_errors else {},
+        message=message, report=report, row_errors=row_errors, modes=_import_modes(),
+        columns=_import_columns(), progress=progress,
+    ), 200

@@ -4,13 +4,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 
 from openpyxl import load_workbook
 
-from buendnis_common.errors import Unprocessable
-
-MAX_ROWS = 20_000
+from buendnis_common.errors import DomainError, Unprocessable
+from intake.importer.archive import check_workbook, too_many_columns, too_many_rows, unreadable
+from intake.importer.limits import ImportLimits, TooLarge
 
 # Column names as the API knows them, and as German lists often head them.
 COLUMNS = {
@@ -67,31 +68,115 @@ def _list(value: str | None) -> list[str]:
     return [part for part in _LIST_SEPARATORS.split(value or "") if part]
 
 
-def read_rows(filename: str, content: bytes) -> list[tuple[int, dict[str, str | None]]]:
-    """(row number as the user sees it, values by column name) for every non-empty row."""
-    if filename.lower().endswith(".xlsx"):
+def _decode(content: bytes) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return content.decode("cp1252", errors="replace")  # what older German Excel writes
+
+
+def _delimiter(text: str) -> str:
+    """The separator the header row uses most (German lists: ';'). Decided on the header alone:
+    csv.Sniffer's regular expressions are costly on crafted input and often guess wrong."""
+    end = text.find("\n")
+    header = text[:end] if end >= 0 else text
+    return max(";,\t", key=header.count)
+
+
+def _field_too_long(number: int, limits: ImportLimits) -> Unprocessable:
+    message = f"Row {number:,} has a field of more than {limits.max_field_chars:,} characters."
+    return Unprocessable(message, errors={"file": [message]})
+
+
+def _csv_rows(content: bytes, limits: ImportLimits) -> Iterator[list[str]]:
+    text = _decode(content)
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
+    while True:
         try:
-            sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
-        except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
-            raise Unprocessable("The file is not a readable XLSX workbook.",
-                                errors={"file": ["Not a readable XLSX workbook."]}) from None
-        raw_rows = sheet.iter_rows(values_only=True)
-    elif filename.lower().endswith(".csv"):
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = content.decode("cp1252")  # what older German Excel versions write
-        try:
-            dialect = csv.Sniffer().sniff(text[:4096], delimiters=";,\t")
+            row = next(reader)
+        except StopIteration:
+            return
         except csv.Error:
-            dialect = csv.excel
-        raw_rows = csv.reader(io.StringIO(text), dialect)
-    else:
+            # The csv module's own ceiling (131,072 characters) or a broken quote.
+            raise _field_too_long(reader.line_num, limits) from None
+        yield row
+
+
+def _check_size(content: bytes, limits: ImportLimits) -> None:
+    if len(content) > limits.max_bytes:
+        message = (f"The file has {len(content):,} bytes; at most {limits.max_bytes:,} are "
+                   "accepted. Split the list.")
+        raise TooLarge(message, errors={"file": [message]})
+
+
+def _kind(filename: str) -> str:
+    kind = filename.lower().rpartition(".")[2]
+    if kind not in ("csv", "xlsx"):
         raise Unprocessable("Send a .csv or .xlsx file.", errors={"file": ["Not .csv or .xlsx."]})
+    return kind
+
+
+def count_rows(filename: str, content: bytes, limits: ImportLimits | None = None) -> int:
+    """Every check of ``read_rows`` that needs no spreadsheet library, and the rows after the
+    header (empty ones too): cheap enough for the request, which decides by it whether the
+    import runs there or in the worker."""
+    limits = limits or ImportLimits.from_env()
+    kind = _kind(filename)
+    _check_size(content, limits)
+    if kind == "xlsx":
+        return check_workbook(content, limits)
+    count = -1
+    for number, row in enumerate(_csv_rows(content, limits), start=1):
+        _check_row(number, row, limits)
+        count += 1
+    return max(count, 0)
+
+
+def _check_row(number: int, row: Sequence[object], limits: ImportLimits) -> None:
+    if number - 1 > limits.max_rows:
+        raise too_many_rows(limits)
+    if len(row) > limits.max_columns:
+        raise too_many_columns(limits)
+    for value in row:
+        if isinstance(value, str) and len(value) > limits.max_field_chars:
+            raise _field_too_long(number, limits)
+
+
+def _xlsx_rows(content: bytes, limits: ImportLimits) -> Iterator[tuple]:
+    workbook = None
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True,
+                                 keep_links=False)
+        # Explicit bounds: openpyxl would otherwise fill in rows and cells up to what the sheet
+        # declares. One row beyond the limit is read, so that the limit is reported.
+        yield from workbook.active.iter_rows(min_row=1, max_row=limits.max_rows + 2,
+                                             max_col=limits.max_columns, values_only=True)
+    except (DomainError, GeneratorExit):
+        raise
+    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
+        raise unreadable() from None
+    finally:
+        if workbook is not None:
+            workbook.close()
+
+
+def read_rows(filename: str, content: bytes, limits: ImportLimits | None = None,
+              ) -> list[tuple[int, dict[str, str | None]]]:
+    """(row number as the user sees it, values by column name) for every non-empty row.
+    Refuses (413, 422) a file beyond any of ``limits`` before or while reading it."""
+    limits = limits or ImportLimits.from_env()
+    kind = _kind(filename)
+    _check_size(content, limits)
+    if kind == "xlsx":
+        check_workbook(content, limits)
+        raw_rows = _xlsx_rows(content, limits)
+    else:
+        raw_rows = _csv_rows(content, limits)
 
     header = next(raw_rows, None)
     if header is None:
         raise Unprocessable("The file is empty.", errors={"file": ["No header row."]})
+    _check_row(1, header, limits)
     columns = [_header(name) for name in header]
     missing = {"given_name", "family_name", "birth_date", "residence_status"} - set(columns)
     if missing:
@@ -101,13 +186,12 @@ def read_rows(filename: str, content: bytes) -> list[tuple[int, dict[str, str | 
         )
     rows = []
     for number, raw in enumerate(raw_rows, start=2):
+        # Every row counts against the limit, empty ones too: 10^8 empty rows cost as much
+        # to walk through as full ones.
+        _check_row(number, raw, limits)
         values = {name: _text(value) for name, value in zip(columns, raw, strict=False) if name}
-        if not any(values.values()):
-            continue
-        rows.append((number, values))
-        if len(rows) > MAX_ROWS:
-            raise Unprocessable(f"At most {MAX_ROWS} rows per import; split the list.",
-                                errors={"file": [f"More than {MAX_ROWS} rows."]})
+        if any(values.values()):
+            rows.append((number, values))
     return rows
 
 

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from buendnis_common.errors import Unprocessable
+from buendnis_common.errors import ServiceUnavailable, Unprocessable
 from buendnis_common.service import current_runtime
 from buendnis_common.web import current_principal
-from intake.importer import service
+from intake.importer import parsing, service
+from intake.importer.limits import ImportLimits
 
 blp = Blueprint("participant-import", __name__, url_prefix="/api/v1/participants",
                 description="Import of the participant lists partners keep today.")
@@ -47,25 +49,79 @@ class ImportReport(Schema):
     errors = fields.List(fields.Nested(RowError))
 
 
+class ImportStatus(Schema):
+    id = fields.UUID()
+    status = fields.String(metadata={"description": "queued, checking, importing, done or "
+                                     "failed"})
+    mode = fields.String()
+    rows_total = fields.Integer(metadata={"description": "rows to check (after the header)"})
+    rows_done = fields.Integer(metadata={"description": "rows checked so far"})
+    message = fields.String(allow_none=True, metadata={
+        "description": "why nothing (or not everything) was imported"})
+    errors = fields.Dict(allow_none=True, metadata={
+        "description": "as in a 422 body: the file's problems under file, or, when nothing was "
+                       "imported for errors in rows, the rows under rows"})
+    report = fields.Nested(ImportReport, allow_none=True, metadata={
+        "description": "when done or refused: the row report, as the synchronous import gives"})
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+
+
 @blp.route("/import")
 class ParticipantImport(MethodView):
     @blp.arguments(ImportForm, location="form")
     @blp.arguments(ImportFile, location="files")
     @blp.response(201, ImportReport)
+    @blp.alt_response(202, schema=ImportStatus, description=(
+        "A list longer than IMPORT_SYNC_MAX_ROWS: imported by the worker; Location names the "
+        "import, whose progress and report GET gives."))
+    @blp.alt_response(413, description="The file, or what it unpacks to, is too large.")
     def post(self, form, files):
         """Import a CSV or XLSX list. Every row is checked like a registration; the report names
-        row, column and problem."""
+        row, column and problem. Short lists are answered with the report (201); longer ones
+        run in the worker (202)."""
+        limits = ImportLimits.from_env()
         upload = files["file"]
-        rows, valid, errors = service.validate(upload.filename or "", upload.read())
+        filename = upload.filename or ""
+        content = upload.read()  # at most MAX_CONTENT_LENGTH; the limits come next
+        rows = parsing.count_rows(filename, content, limits)
+        if rows > limits.sync_max_rows:
+            runtime = current_runtime()
+            session = runtime.db.session
+            record = service.queue(runtime=runtime, session=session,
+                                   principal=current_principal(),
+                                   kind=filename.lower().rpartition(".")[2], mode=form["mode"],
+                                   content=content, rows=rows)
+            session.commit()
+            try:
+                runtime.celery.send_task(service.RUN_TASK, args=[str(record.id)],
+                                         queue=runtime.name, retry=False)
+            except Exception:  # noqa: BLE001 - the broker is down: keep no file nobody works on
+                session.delete(record)
+                session.commit()
+                raise ServiceUnavailable("The import could not be started; try again in a "
+                                         "few minutes.") from None
+            response = jsonify(ImportStatus().dump(record))
+            response.status_code = 202
+            response.headers["Location"] = f"/api/v1/participants/imports/{record.id}"
+            return response
+        rows, valid, errors = service.validate(filename, content, limits)
         if errors and form["mode"] == "all_or_nothing":
-            raise Unprocessable(
-                f"Nothing was imported: {len({e['row'] for e in errors})} of {rows} rows have "
-                "errors. Correct them, or import the valid rows only (mode=valid_rows).",
-                errors={"rows": errors},
-            )
+            raise Unprocessable(service.refusal(rows, errors), errors={"rows": errors})
         runtime = current_runtime()
         session = runtime.db.session
         imported = service.import_rows(runtime=runtime, session=session,
                                        principal=current_principal(), rows=valid)
         session.commit()
         return {"mode": form["mode"], "rows": rows, "imported": imported, "errors": errors}
+
+
+@blp.route("/imports/<uuid:import_id>")
+class ParticipantImportStatus(MethodView):
+    @blp.response(200, ImportStatus)
+    def get(self, import_id):
+        """An import running in the worker: status, progress and, when finished, its row
+        report. Only the importing organisation sees it (404 for any other)."""
+        runtime = current_runtime()
+        return service.get(session=runtime.db.session, principal=current_principal(),
+                           import_id=import_id)

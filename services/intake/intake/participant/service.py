@@ -177,9 +177,11 @@ def register(
 
 
 def register_many(
-    *, runtime: ServiceRuntime, session: Session, principal: Principal, rows: list[dict]
+    *, runtime: ServiceRuntime, session: Session, principal: Principal, rows: list[dict],
+    in_worker: bool = False,
 ) -> list[Participant]:
-    """The import's bulk path: one pseudonym query, one flush."""
+    """The import's bulk path: one pseudonym query, one flush. ``in_worker``: the audit
+    entries name ``principal`` (no request there to name the actor)."""
     now = utcnow()
     pseudonyms = new_pseudonyms(session=session, count=len(rows))
     participants = [
@@ -187,7 +189,8 @@ def register_many(
         for data, pseudonym in zip(rows, pseudonyms, strict=True)
     ]
     session.add_all(participants)
-    runtime.audit_many(session, "participant.import", [p.id for p in participants])
+    actor = {"actor": principal.username, "actor_org": principal.org_alias} if in_worker else {}
+    runtime.audit_many(session, "participant.import", [p.id for p in participants], **actor)
     runtime.outbox.emit_many(session, "participant.registered", [_ids(p) for p in participants])
     runtime.outbox.emit_many(session, "need.changed", [
         {**_ids(p), "need_id": need.id, "category": need.category, "status": need.status,
