@@ -133,6 +133,12 @@ def fill(url: str, *, referrals: int, history: int, alliances: int) -> None:
             connection.execute(text(sql(FILL_REFERRALS)),
                                {**params, **bind, "first": first, "last": last})
         print(f"  {referrals:,} referrals in {time.monotonic() - started:.0f} s", flush=True)
+        # Every person's record key, as the platform draws one at their first referral (here
+        # from the database's random(), which is good enough for timing).
+        connection.execute(text(
+            "INSERT INTO report_person_keys (participant_id, record_key)"
+            " SELECT participant_id, floor(random() * 4294967296)::bigint"
+            " FROM (SELECT DISTINCT participant_id FROM referrals) AS people"))
         connection.execute(text(sql(FILL_HISTORY)), {**bind, "per_referral": history})
         print(f"  {referrals * history:,} history rows after {time.monotonic() - started:.0f} s",
               flush=True)

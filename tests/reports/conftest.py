@@ -1,12 +1,15 @@
-"""Reports on known data sets: a fresh referrals database per test, and rows put in directly, so
-that every figure can be worked out by hand."""
+"""Reports on known data sets: a fresh referrals database per test (SQLite, or PostgreSQL on the
+server of ``BUENDNIS_TEST_PG_URL``), and rows put in directly, so that every figure can be worked
+out by hand."""
 from __future__ import annotations
 
+import os
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from buendnis_common import migrate
@@ -18,12 +21,27 @@ MARCH = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def session(tmp_path):
-    url = f"sqlite:///{tmp_path / 'referrals.sqlite3'}"
+    server = os.environ.get("BUENDNIS_TEST_PG_URL")
+    admin = None
+    if server:
+        name = f"t{secrets.token_hex(4)}_reports"
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{tmp_path / 'referrals.sqlite3'}"
     migrate.upgrade("referrals", url)
     engine = create_engine(url)
-    with Session(engine) as opened:
-        yield opened
-    engine.dispose()
+    try:
+        with Session(engine) as opened:
+            yield opened
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def referral(*, status: str, alliance: str = "leverkusen", to_org: str = "caritas-leverkusen",
