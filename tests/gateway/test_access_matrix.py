@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import requests
 
+from buendnis_common import policy
 from tests.intake.conftest import person
 from tests.test_gateway_identity import DEMO_USERS
 
@@ -84,10 +85,16 @@ def parties(template: str) -> set[str]:
     return set()
 
 
-def expected(template: str, method: str, username: str, allowed: set[str]) -> set[int]:
+def expected(template: str, method: str, username: str, allowed: set[str],
+             query: dict | None = None) -> set[int]:
     roles = set(DEMO_USERS[username][3])
     if not roles & allowed:
         return {403}
+    # A query parameter that makes a list a read of a person's data (the shared policy's
+    # QUERY_POLICY: offers matched to a participant) needs its own role.
+    for parameter, needed in policy.QUERY_POLICY.get((template, method), {}).items():
+        if parameter in (query or {}) and not roles & needed:
+            return {403}
     if template.startswith("/api/v1/offers/{"):
         same_alliance = username in LEVERKUSEN
         if method == "GET":
@@ -195,7 +202,7 @@ def test_nobody_reaches_another_organisations_records(platform, records, documen
         elif method == "GET" and path in QUERIES:
             kwargs["params"] = QUERIES[path](records)
         response = client.request(method, url, **kwargs)
-        want = expected(template, method, username, allowed)
+        want = expected(template, method, username, allowed, kwargs.get("params"))
         if response.status_code not in want:
             failures.append(f"{method} {url}: {response.status_code}, expected {sorted(want)}")
         leaked = [s for s in records["secrets"] if s in response.text]
