@@ -11,6 +11,7 @@ import threading
 import uuid
 
 import pytest
+import redis
 import requests
 from flask import session
 from flask_wtf.csrf import generate_csrf
@@ -96,6 +97,34 @@ def test_anonymous_pages_create_no_session(platform):
     assert login.status_code == 302
     (created,) = session_keys(platform) - before
     assert 0 < web_redis(platform).ttl(created) <= 15 * 60
+
+
+def test_the_page_language_needs_a_session_only_when_chosen_and_a_csrf_token_once_signed_in(
+        platform):
+    before = session_keys(platform)
+    chosen = requests.post(platform.web_url + "/sprache", data={"lang": "en", "next": "/x"},
+                           timeout=10, allow_redirects=False)
+    assert chosen.status_code == 302 and chosen.headers["Location"].endswith("/x")
+    (created,) = session_keys(platform) - before
+    assert 0 < web_redis(platform).ttl(created) <= 15 * 60
+    # Signed in, the language form is CSRF-checked like every other form.
+    sid = signed_in_session(platform, "cw.jmd-leverkusen")
+    forged = requests.post(platform.web_url + "/sprache", data={"lang": "en"}, timeout=10,
+                           cookies={"buendnis_session": sid}, allow_redirects=False)
+    assert forged.status_code == 400
+    assert "lang" not in read_session(platform, sid)
+
+
+def test_sessions_live_in_a_bounded_redis_apart_from_the_broker(platform):
+    """As `make run` starts them: the sessions' Redis drops old keys when full, the broker
+    never drops any (a dropped queue entry would be a lost event)."""
+    sessions = web_redis(platform).config_get("maxmemory*")
+    assert sessions["maxmemory-policy"] == "allkeys-lru" and int(sessions["maxmemory"]) > 0
+    broker = redis.Redis.from_url(platform.redis_url)
+    assert broker.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    assert broker.connection_pool.connection_kwargs["port"] != (
+        web_redis(platform).connection_pool.connection_kwargs["port"])
+    assert not list(broker.scan_iter(f"{SESSION_PREFIX}*"))
 
 
 # -- the kept form ------------------------------------------------------------------------------
