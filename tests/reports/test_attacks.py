@@ -93,6 +93,19 @@ def test_period_moved_at_the_start_does_not_give_the_month(months):
     assert_not_recovered({org: long[org] - short[org] for org in ORGS}, december)
 
 
+def test_whole_years_leave_no_month_to_subtract(months):
+    """With REPORT_PERIOD_MONTHS=12 both periods of the attack are the same year: the
+    difference is zero, and the month's cells are only ever seen inside the year's."""
+    session, _december, _march = months
+    yearly = service.Disclosure(period_months=12)
+    long, short = (
+        {row["to_org"]: row["count"] for row in service.referrals_report(
+            session=session, alliance="testland", start=date(2026, 1, 1), end=end,
+            group_by=["to_org"], disclosure=yearly).rows}
+        for end in (date(2026, 3, 31), date(2026, 2, 28)))
+    assert long == short
+
+
 def test_another_grouping_does_not_give_the_hidden_cell(session, seeded_keys):
     """An alliance's total minus the visible cells of the report grouped by receiver (and by
     need category) — the hidden cell, if the total and the cells were exact."""

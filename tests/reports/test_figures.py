@@ -243,3 +243,23 @@ def test_threshold_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("REPORT_NOISE_VARIANCE", "16")  # not below D²
     with pytest.raises(SettingsError):
         service.ReportSettings.from_env()
+    monkeypatch.setenv("REPORT_NOISE_VARIANCE", "2")
+    assert service.ReportSettings.from_env().disclosure.period_months == 1
+    monkeypatch.setenv("REPORT_PERIOD_MONTHS", "3")
+    assert service.ReportSettings.from_env().disclosure.period_months == 3
+    monkeypatch.setenv("REPORT_PERIOD_MONTHS", "5")
+    with pytest.raises(SettingsError, match="divide a year"):
+        service.ReportSettings.from_env()
+
+
+def test_periods_are_widened_to_whole_blocks():
+    assert service.whole_months(date(2026, 3, 15), date(2026, 3, 20)) == (
+        date(2026, 3, 1), date(2026, 4, 1))
+    assert service.whole_months(date(2026, 2, 15), date(2026, 12, 2)) == (
+        date(2026, 2, 1), date(2027, 1, 1))
+    assert service.whole_months(date(2026, 2, 15), date(2026, 5, 2), 3) == (
+        date(2026, 1, 1), date(2026, 7, 1))
+    assert service.whole_months(date(2026, 11, 15), date(2026, 12, 2), 3) == (
+        date(2026, 10, 1), date(2027, 1, 1))
+    assert service.whole_months(date(2026, 3, 15), None, 12) == (date(2026, 1, 1), None)
+    assert service.whole_months(None, date(2026, 2, 28), 12) == (None, date(2027, 1, 1))

@@ -45,8 +45,10 @@ class GroupBy(ma.fields.Field):
 
 class ReferralReportQuery(_Query):
     from_ = ma.fields.Date(data_key="from", metadata={
-        "description": "First day; widened to the first day of its month."})
-    to = ma.fields.Date(metadata={"description": "Last day; widened to the end of its month."})
+        "description": "First day; widened to the first day of its month (or quarter or "
+                       "year, as the deployment sets)."})
+    to = ma.fields.Date(metadata={
+        "description": "Last day; widened to the end of its month (or quarter or year)."})
     group_by = GroupBy(load_default=list, metadata={
         "description": f"Comma-separated, any of {', '.join(DIMENSIONS)}."})
 

@@ -15,7 +15,8 @@ No person can be singled out, however many reports a reader lays side by side:
   noise, so the difference of two reports (January–March minus January–February, the alliance's
   total minus the visible cells of a grouped report) is off by the noise of both and recovers
   no hidden cell exactly. Rates are worked out from perturbed counts.
-- Periods are widened to whole months; no report shows a total over alliances.
+- Periods are widened to whole months (or quarters, or years: ``period_months``); no report
+  shows a total over alliances.
 
 Complementary suppression (hiding a second cell so that a hidden one cannot be recovered from a
 table's totals) is gone: it protected one table only, did nothing across reports, and hid many
@@ -106,13 +107,21 @@ def alliance_in_scope(*, principal: Principal, requested: str | None) -> str | N
     raise Forbidden("Reports are for the core group, coordinators and the ministry.")
 
 
-def whole_months(start: date | None, end: date | None) -> tuple[date | None, date | None]:
-    """Widen a period to whole months, ``[first day, first day of the month after)``: two
-    periods a day apart would otherwise tell, by subtraction, the referrals of that one day."""
-    first = start.replace(day=1) if start else None
+def whole_months(start: date | None, end: date | None,
+                 months: int = 1) -> tuple[date | None, date | None]:
+    """Widen a period to whole blocks of ``months`` (1: months, 3: quarters, 12: calendar years;
+    a divisor of 12), ``[first day, first day after)``: two periods a day apart would otherwise
+    tell, by subtraction, the referrals of that one day. Longer blocks leave a reader fewer
+    overlapping periods to subtract (see ``REPORT_PERIOD_MONTHS``)."""
+    def block_start(day: date) -> date:
+        return date(day.year, (day.month - 1) // months * months + 1, 1)
+
+    first = block_start(start) if start else None
     after = None
     if end:
-        after = date(end.year + (end.month == 12), end.month % 12 + 1, 1)
+        last_block = block_start(end)
+        index = last_block.year * 12 + last_block.month - 1 + months
+        after = date(index // 12, index % 12 + 1, 1)
     return first, after
 
 
@@ -128,6 +137,7 @@ class Disclosure:
     min_cell: int = 5
     max_deviation: int = 3
     variance: float = 2.0
+    period_months: int = 1
 
     @property
     def shown(self) -> ckm.PerturbationTable:
@@ -245,7 +255,7 @@ def referrals_report(*, session: Session, alliance: str | None, start: date | No
     alliance and the chosen groupings, over referrals made in the period (whole months)."""
     disclosure = disclosure or Disclosure(min_cell=min_cell)
     dims = tuple(dict.fromkeys(group_by))
-    start, after = whole_months(start, end)
+    start, after = whole_months(start, end, disclosure.period_months)
     month = _month(session)
     columns = {"status": Referral.status, "from_org": Referral.from_org,
                "to_org": Referral.to_org, "need_category": Referral.need_category,
@@ -445,11 +455,13 @@ class ReportSettings:
     # REPORT_NOISE_VARIANCE). Changing them changes every figure: set them once.
     max_deviation: int = 3
     variance: float = 2.0
+    # Report periods are widened to whole blocks of this many months (REPORT_PERIOD_MONTHS).
+    period_months: int = 1
 
     @property
     def disclosure(self) -> Disclosure:
         return Disclosure(min_cell=self.min_cell, max_deviation=self.max_deviation,
-                          variance=self.variance)
+                          variance=self.variance, period_months=self.period_months)
 
     @classmethod
     def from_env(cls) -> ReportSettings:
@@ -467,4 +479,9 @@ class ReportSettings:
             raise SettingsError(
                 f"REPORT_NOISE_VARIANCE must be above 0 and below "
                 f"REPORT_NOISE_MAX_DEVIATION² ({deviation ** 2}), got {variance}")
-        return cls(min_cell=value, max_deviation=deviation, variance=variance)
+        period = env_int("REPORT_PERIOD_MONTHS", 1)
+        if period not in (1, 2, 3, 4, 6, 12):
+            raise SettingsError(
+                f"REPORT_PERIOD_MONTHS must divide a year (1, 2, 3, 4, 6 or 12), got {period}")
+        return cls(min_cell=value, max_deviation=deviation, variance=variance,
+                   period_months=period)
