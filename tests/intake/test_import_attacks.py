@@ -129,7 +129,7 @@ ATTACKS = {
         "The file has more than 20,000 rows (empty rows count too)"),
     "a cell in the last of 16,384 columns": (
         lambda: xlsx(workbook(sheet('<row r="2"><c r="XFD2" t="s"><v>0</v></c></row>'))), 422,
-        "The file has more than 50 columns."),
+        "The file has more than 100 columns."),
     "billion laughs": (
         lambda: xlsx(workbook(sheet(""), billion_laughs())), 422,
         "The workbook contains a document type declaration or entities"),
@@ -259,3 +259,45 @@ def test_a_long_list_with_an_error_imports_nothing_and_reports_the_row(jmd):
     assert state["errors"]["rows"] == [{"row": 702, "field": "birth_date",
                                         "message": "Not a valid date."}]
     assert jmd.get("/api/v1/participants", params={"q": f"long{marker}"}).json() == []
+
+
+def test_a_file_no_worker_finished_is_deleted_after_a_day_and_old_reports_after_30_days(
+        platform, monkeypatch):
+    from datetime import timedelta
+
+    from buendnis_common.db import utcnow
+    from buendnis_common.settings import ServiceSettings
+    from intake.app import create_app
+    from intake.importer.models import ParticipantImport
+    from intake.importer.service import purge
+
+    for key, value in platform.env.items():
+        monkeypatch.setenv(key, value)
+    runtime = create_app(ServiceSettings.from_env("intake")).extensions["buendnis"]
+    now = utcnow()
+
+    def stored(status: str, updated: timedelta, finished: timedelta | None) -> uuid.UUID:
+        record = ParticipantImport(
+            id=uuid.uuid4(), owner_org="jmd-leverkusen", created_by="cw.jmd-leverkusen",
+            kind="csv", mode="valid_rows", status=status, rows_total=2_000, rows_done=0,
+            attempts=1, content=b"Vorname;Nachname\nHiba;Yousef\n" if finished is None else None,
+            created_at=now - updated, updated_at=now - updated,
+            finished_at=None if finished is None else now - finished)
+        with runtime.db.transaction() as session:
+            session.add(record)
+        return record.id
+
+    try:
+        lost = stored("checking", timedelta(days=2), None)
+        running = stored("checking", timedelta(minutes=5), None)
+        old = stored("done", timedelta(days=31), timedelta(days=31))
+        recent = stored("done", timedelta(days=3), timedelta(days=3))
+        purge(runtime=runtime)
+        with runtime.db.transaction() as session:
+            left = {record.id: record for record in session.query(ParticipantImport).filter(
+                ParticipantImport.id.in_([lost, running, old, recent]))}
+        assert left[lost].status == "failed" and left[lost].content is None
+        assert left[running].status == "checking" and left[running].content is not None
+        assert old not in left and recent in left
+    finally:
+        runtime.db.dispose()

@@ -38,7 +38,7 @@ class ImportLimits:
         return cls(
             max_bytes=env_int("IMPORT_MAX_BYTES", 5 * 1024 * 1024),
             max_rows=env_int("IMPORT_MAX_ROWS", 20_000),
-            max_columns=env_int("IMPORT_MAX_COLUMNS", 50),
+            max_columns=env_int("IMPORT_MAX_COLUMNS", 100),
             max_field_chars=env_int("IMPORT_MAX_FIELD_CHARS", 2_000),
             max_uncompressed_bytes=env_int("IMPORT_MAX_UNCOMPRESSED_BYTES", 50 * 1024 * 1024),
             max_member_bytes=env_int("IMPORT_MAX_MEMBER_BYTES", 25 * 1024 * 1024),
