@@ -78,11 +78,6 @@ class Keyring:
         self.current_id = key_id(current)
         self._keys = {key_id(secret): secret.encode() for secret in [*old, current]}
 
-    @classmethod
-    def from_env(cls, name: str, demo_default: str) -> Keyring:
-        return cls(env_secret(name, demo_default, min_length=KEY_MIN_LENGTH),
-                   env_list(f"{name}S_OLD"))
-
     def mac(self, payload: bytes, kid: str | None = None) -> str:
         return hmac.new(self._keys[kid or self.current_id], payload, hashlib.sha256).hexdigest()
 
@@ -123,7 +118,12 @@ class EventSigner:
 
     @classmethod
     def from_env(cls) -> EventSigner:
-        return cls(Keyring.from_env("EVENT_SIGNING_KEY", DEMO_EVENT_SIGNING_KEY))
+        """``EVENT_SIGNING_KEY`` signs; ``EVENT_SIGNING_KEYS_OLD`` (comma-separated) still
+        verify. Outside development a demo or unset key stops the process."""
+        return cls(Keyring(
+            env_secret("EVENT_SIGNING_KEY", DEMO_EVENT_SIGNING_KEY, min_length=KEY_MIN_LENGTH),
+            env_list("EVENT_SIGNING_KEYS_OLD"),
+        ))
 
     def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:
         signed = {key: value for key, value in envelope.items() if key != "mac"}

@@ -7,7 +7,8 @@
 # `ALTER ROLE … PASSWORD …` by hand or a fresh volume.
 #
 # Passwords come from the container environment (docker-compose.yml passes
-# INTAKE_DB_PASSWORD, REFERRALS_DB_PASSWORD, NOTIFICATIONS_DB_PASSWORD, GATEWAY_DB_PASSWORD).
+# INTAKE_DB_PASSWORD, REFERRALS_DB_PASSWORD, NOTIFICATIONS_DB_PASSWORD, GATEWAY_DB_PASSWORD,
+# GATEWAY_APP_DB_PASSWORD).
 set -euo pipefail
 
 create_service_database() {
@@ -33,3 +34,16 @@ SQL
 for service in intake referrals notifications gateway; do
     create_service_database "$service"
 done
+
+# The running gateway's role: it may only append to and read the audit trail. The gateway's
+# migration (as the owner, gateway) grants it exactly that; it can connect, no more.
+if [[ -z "${GATEWAY_APP_DB_PASSWORD:-}" ]]; then
+    echo "init-databases: GATEWAY_APP_DB_PASSWORD is not set" >&2
+    exit 1
+fi
+echo "init-databases: creating the gateway's runtime role 'gateway_app'"
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "${POSTGRES_DB:-$POSTGRES_USER}" \
+    -v password="$GATEWAY_APP_DB_PASSWORD" <<'SQL'
+CREATE ROLE gateway_app LOGIN PASSWORD :'password';
+GRANT CONNECT ON DATABASE gateway TO gateway_app;
+SQL

@@ -355,8 +355,6 @@ def test_each_deployable_is_built_from_its_own_dockerfile(services: dict) -> Non
         )
         if deployable == "web":  # pages only: no database, no worker
             expected = [deployable]
-        elif deployable == "gateway":
-            expected = sorted([deployable, f"{deployable}-migrate", f"{deployable}-worker"])
         else:
             expected = sorted(
                 [deployable, f"{deployable}-migrate", f"{deployable}-worker", f"{deployable}-beat"]
@@ -537,7 +535,7 @@ def test_secrets_have_no_default(compose: dict) -> None:
     """Passwords of exposed things and signing keys must be set; demo defaults only for DBs."""
     required = _required_variables(compose)
     for name, _op, _arg, where in _interpolations(compose):
-        if re.search(r"(SECRET|SECRET_KEY|ADMIN_PASSWORD)$", name):
+        if re.search(r"(SECRET|_KEY|ADMIN_PASSWORD|REDIS_PASSWORD)$", name):
             assert name in required, f"{name} has a default at {where}"
 
 
@@ -644,14 +642,14 @@ def test_exactly_one_beat_per_service(services: dict) -> None:
         if "celery" in command[:1] and "beat" in command:
             app = command[command.index("-A") + 1]
             beats.setdefault(app, []).append(name)
-    assert beats == {f"{svc}.worker": [f"{svc}-beat"] for svc in SERVICES}
+    assert beats == {f"{svc}.worker": [f"{svc}-beat"] for svc in (*SERVICES, "gateway")}
 
 
 @pytest.mark.parametrize("svc", SERVICES)
 def test_service_environment(services: dict, svc: str) -> None:
     env = _environment(services[svc])
     prefix = svc.upper()
-    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["REDIS_URL"] == BROKER_URL
     assert env["OIDC_ISSUER"] == ISSUER
     base = "http://keycloak:8080/realms/buendnis/protocol/openid-connect"
     assert env["OIDC_JWKS_URL"] == f"{base}/certs"
@@ -680,6 +678,51 @@ def test_gateway_environment_and_dependencies(services: dict) -> None:
         assert f"{svc.upper()}_DATABASE_URL" not in env
         assert _depends_on(gateway)[svc] == {"condition": "service_healthy"}
     assert "SECRET_KEY" not in env, "nothing in the gateway reads a SECRET_KEY"
+
+
+BROKER_URL = "redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD (see .env.example)}@redis:6379/0"
+
+
+def _required(value: str) -> bool:
+    match = INTERPOLATION.fullmatch(value or "")
+    return bool(match) and match["op"] == ":?"
+
+
+def test_the_broker_requires_a_password_and_every_client_sends_it(services: dict) -> None:
+    broker = services["redis"]
+    command = broker["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert _required(password), "the broker's password comes from the env, no default"
+    assert _environment(broker)["REDISCLI_AUTH"] == password  # the healthcheck's redis-cli
+    assert "PONG" in " ".join(broker["healthcheck"]["test"]), "NOAUTH must not count as healthy"
+    clients = {name: _environment(spec)["REDIS_URL"] for name, spec in services.items()
+               if "REDIS_URL" in _environment(spec)}
+    assert clients and set(clients.values()) == {BROKER_URL}, clients
+
+
+def test_events_are_signed_and_the_audit_trail_sealed_by_a_restricted_role(
+        services: dict) -> None:
+    for name, spec in services.items():
+        env = _environment(spec)
+        if "REDIS_URL" in env:  # every process on the broker signs and checks events
+            assert _required(env.get("EVENT_SIGNING_KEY", "")), name
+    for name in ("gateway", "gateway-worker", "gateway-beat", "gateway-migrate"):
+        env = _environment(services[name])
+        assert _required(env["AUDIT_CHAIN_KEY"]), name
+        assert urlsplit(env["GATEWAY_DATABASE_URL"]).username == "gateway_app", name
+        assert env["AUDIT_CHECKPOINT_DIR"] == "/var/lib/buendnis/audit-checkpoints"
+        if name != "gateway-migrate":  # the owner's password only where migrations run
+            assert "GATEWAY_MIGRATE_DATABASE_URL" not in env, name
+    owner = urlsplit(_environment(services["gateway-migrate"])["GATEWAY_MIGRATE_DATABASE_URL"])
+    assert owner.username == "gateway"
+    assert services["gateway-beat"]["command"][:4] == ["celery", "-A", "gateway.worker", "beat"]
+    # The worker writes the checkpoints; the gateway can read them for `verify`.
+    assert "audit-checkpoints:/var/lib/buendnis/audit-checkpoints" in (
+        services["gateway-worker"]["volumes"])
+    (mount,) = services["gateway"]["volumes"]
+    assert (mount["source"], mount["read_only"]) == ("audit-checkpoints", True)
+    assert "GATEWAY_APP_DB_PASSWORD" in _environment(services["postgres"])
+    assert "CREATE ROLE gateway_app" in INIT_SCRIPT.read_text(encoding="utf-8")
 
 
 def test_web_environment_and_dependencies(services: dict) -> None:

@@ -30,8 +30,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from buendnis_common.db import utcnow
-from buendnis_common.settings import env_str
-from buendnis_common.signing import Keyring, canonical_json
+from buendnis_common.settings import env_list, env_secret, env_str
+from buendnis_common.signing import KEY_MIN_LENGTH, Keyring, canonical_json
 from gateway.audit.models import AuditTrailEntry
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,12 @@ APPEND_LOCK = 0x6275656E64
 
 
 def chain_keys() -> Keyring:
-    """``AUDIT_CHAIN_KEY`` seals; ``AUDIT_CHAIN_KEYS_OLD`` (comma-separated) still verify."""
-    return Keyring.from_env("AUDIT_CHAIN_KEY", DEMO_AUDIT_CHAIN_KEY)
+    """``AUDIT_CHAIN_KEY`` seals; ``AUDIT_CHAIN_KEYS_OLD`` (comma-separated) still verify.
+    Outside development a demo or unset key stops the process."""
+    return Keyring(
+        env_secret("AUDIT_CHAIN_KEY", DEMO_AUDIT_CHAIN_KEY, min_length=KEY_MIN_LENGTH),
+        env_list("AUDIT_CHAIN_KEYS_OLD"),
+    )
 
 
 def checkpoint_dir() -> Path:
