@@ -191,11 +191,11 @@ def intake_messages() -> list[Found]:
 
 
 def referral_messages() -> list[Found]:
+    from referrals import permissions
     from referrals.appointment import schemas as a
     from referrals.appointment import service as appointments
     from referrals.offer import schemas as o
     from referrals.offer import service as offers
-    from referrals.permissions import require_case_role
     from referrals.referral import schemas as r
     from referrals.referral import service as referrals
     from referrals.report import schemas as reports
@@ -227,14 +227,17 @@ def referral_messages() -> list[Found]:
                                                            "to": "2030-01-01"})
     found += field_error(lambda: reports.GroupBy().deserialize(5))
 
-    # Who may: every action require_case_role names in the referrals service.
+    # Who may: every action the referrals service's permission checks name.
     sources = (REPO / "services/referrals/referrals").rglob("*.py")
     actions = {match for path in sources for match in re.findall(
-        r'require_case_role\(\s*\w+\s*,\s*"([^"]+)"\)', path.read_text(encoding="utf-8"))}
+        r'(require_case_work|require_catalogue_editor)\(\s*\w+\s*,\s*"([^"]+)"\)',
+        path.read_text(encoding="utf-8"))}
     assert len(actions) >= 5, actions
-    for action in sorted(actions):
-        found += raised(lambda action=action: require_case_role(person(), action))
-    found += raised(lambda: require_case_role(person("case_worker", alliance=None), "x"))
+    for check, action in sorted(actions):
+        found += raised(lambda check=check, action=action: getattr(permissions, check)(
+            person(), action))
+    found += raised(lambda: permissions.require_case_work(person("case_worker", alliance=None),
+                                                          "x"))
 
     sender, receiver = person("case_worker"), person("case_worker", org="caritas-leverkusen")
     stranger = person("case_worker", org="awo-leverkusen")
@@ -283,8 +286,8 @@ def referral_messages() -> list[Found]:
 
     participant_id = uuid.uuid4()
     answer = SimpleNamespace(status_code=200, json=lambda: {
-        "participant_id": str(participant_id), "pseudonym": "TN-7F3K2", "consent": None,
-        "snapshot": {}})
+        "participant_id": str(participant_id), "pseudonym": "TN-7F3K2",
+        "owner_org": sender.org_alias, "consent": None, "snapshot": {}})
     ctx = SimpleNamespace(runtime=SimpleNamespace(
         services=SimpleNamespace(get=lambda *_args, **_kwargs: answer)))
     found += raised(lambda: referrals.create(
