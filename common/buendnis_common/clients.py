@@ -13,8 +13,6 @@ from typing import Any
 
 import requests
 from flask import g, has_request_context
-from keycloak import KeycloakOpenID
-from keycloak.exceptions import KeycloakError
 
 from .errors import ServiceUnavailable
 from .settings import ServiceSettings
@@ -26,23 +24,35 @@ class ServiceClient:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.timeout = settings.http_timeout_seconds
-        self._oidc = KeycloakOpenID(
-            server_url=settings.oidc.server_url,
-            realm_name=settings.oidc.realm,
-            client_id=settings.client_id,
-            client_secret_key=settings.client_secret,
-            timeout=int(max(1, self.timeout)),
-        )
+        self._oidc = None
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
         self.http = requests.Session()
 
+    def _client(self):
+        """python-keycloak, imported on the first token: it takes a good part of a second to
+        import, which a process should not spend before it answers (fast restarts)."""
+        if self._oidc is None:
+            from keycloak import KeycloakOpenID
+
+            settings = self.settings
+            self._oidc = KeycloakOpenID(
+                server_url=settings.oidc.server_url,
+                realm_name=settings.oidc.realm,
+                client_id=settings.client_id,
+                client_secret_key=settings.client_secret,
+                timeout=int(max(1, self.timeout)),
+            )
+        return self._oidc
+
     def token(self) -> str:
+        from keycloak.exceptions import KeycloakError
+
         with self._lock:
             if self._token is None or time.monotonic() >= self._expires_at:
                 try:
-                    answer = self._oidc.token(grant_type="client_credentials")
+                    answer = self._client().token(grant_type="client_credentials")
                 except (KeycloakError, requests.RequestException) as exc:
                     log.warning("service token not issued: %s", type(exc).__name__)
                     raise ServiceUnavailable(

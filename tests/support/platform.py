@@ -223,6 +223,9 @@ class Platform:
             # The gateway and the pages wait on services: threads, so waiting does not block.
             threads = (["--worker-class", "gthread", "--threads", "8"]
                        if name in ("gateway", "web") else [])
+            # The gateway imports its app once, before it forks its workers: a restart costs
+            # one import, not one per worker (tests/test_restarts.py).
+            threads += ["--preload"] if name == "gateway" else []
             return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports[name]}",
                     "--workers", "2", *threads, "--graceful-timeout", "5", "--timeout", "150",
                     *access_log_options(), f"{module}:create_app()"]
