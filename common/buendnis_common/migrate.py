@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from .db import UtcDateTime, make_engine
 from .settings import ServiceSettings, SettingsError, env_str
+from .signing import EventSigner
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ def check_secrets(service: str) -> None:
     """Outside development a migration, like every process, refuses demo secrets: the
     service's settings and, when its ``app`` module has one, its ``check_secrets()``."""
     ServiceSettings.from_env(service)
+    EventSigner.from_env()
     app_module = importlib.import_module(f"{service}.app")
     if hasattr(app_module, "check_secrets"):
         app_module.check_secrets()

@@ -14,6 +14,7 @@ from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_str
 from buendnis_common.web import configure_logging, install_auth, install_request_ids
 from gateway import identity, organizations, protection
+from gateway.audit import chain
 from gateway.audit import views as audit_views
 from gateway.audit.tasks import handlers as audit_handlers
 from gateway.config import GatewaySettings
@@ -26,7 +27,14 @@ PUBLIC_PATHS = ("/healthz", "/readyz", "/api/openapi.json")
 DOCS_PREFIX = "/api/docs"
 
 
+def check_secrets() -> None:
+    """Outside development no gateway process (server, worker, migration) starts without a
+    real audit chain key (``buendnis_common.migrate`` calls this too)."""
+    chain.chain_keys()
+
+
 def create_app(settings: GatewaySettings | None = None) -> Flask:
+    check_secrets()
     settings = settings or GatewaySettings.from_env()
     configure_logging(env_str("LOG_LEVEL", "INFO"))
     app = Flask(__name__, static_folder=None)

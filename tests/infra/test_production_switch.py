@@ -80,6 +80,20 @@ def run_to_exit(command: list[str], env: dict[str, str]) -> subprocess.Completed
                           timeout=90, stdin=subprocess.DEVNULL)
 
 
+def refused(command: list[str], env: dict[str, str], name: str, within: float = 30) -> bool:
+    """Whether the process exits non-zero naming ``name`` (False if it is still running)."""
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=within)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+        return False
+    return process.returncode != 0 and name in output
+
+
 def command_for(kind: str, tmp: Path) -> list[str]:
     python = str(BIN / "python")
     if kind.startswith("gunicorn:"):
@@ -133,16 +147,25 @@ def test_every_secret_of_the_platform_is_refused_by_some_process(real_env, tmp_p
     """Secrets added later (event signing, audit chain …) are checked at start too: left unset,
     one of the gateway, a service or its worker refuses to start and names it."""
     covered = {name for _kind, name, _value in REFUSALS}
+    assert {"EVENT_SIGNING_KEY", "AUDIT_CHAIN_KEY"} <= platform_secrets()
     for name in sorted(platform_secrets() - covered):
         env = dict(real_env)
         env.pop(name)
-        for kind in ("gunicorn:gateway", "celery:gateway:worker", "gunicorn:intake",
-                     "gunicorn:referrals", "gunicorn:notifications"):
-            result = run_to_exit(command_for(kind, tmp_path), env)
-            if result.returncode != 0 and name in result.stdout + result.stderr:
-                break
-        else:
+        kinds = ("migrate:gateway", "gunicorn:gateway", "celery:gateway:worker",
+                 "migrate:intake", "gunicorn:intake", "celery:referrals:worker")
+        if not any(refused(command_for(kind, tmp_path), env, name) for kind in kinds):
             pytest.fail(f"{name}: every process started without it in production")
+
+
+@pytest.mark.parametrize("kind", ["migrate:gateway", "gunicorn:gateway", "celery:gateway:worker",
+                                  "migrate:referrals", "celery:notifications:beat"])
+def test_event_and_audit_keys_left_at_demo_values_stop_the_gateway_and_services(
+    real_env, tmp_path, kind
+):
+    env = {**real_env, "EVENT_SIGNING_KEY": env_example()["EVENT_SIGNING_KEY"]}
+    if kind.split(":")[1] == "gateway":
+        env["AUDIT_CHAIN_KEY"] = env_example()["AUDIT_CHAIN_KEY"]
+    assert refused(command_for(kind, tmp_path), env, "_KEY is still a demo value")
 
 
 def test_local_identity_provider_refuses_to_run_in_production(real_env):
