@@ -150,11 +150,21 @@ def test_the_duplicate_hint_names_the_organisation_and_nothing_else(jmd, caritas
     assert other_birthday.json()["possible_duplicates"] == []
 
 
-def test_notifications_fetch_the_contact_at_send_time(platform, registered):
+def test_notifications_fetch_the_contact_at_send_time(platform, jmd, registered):
     url = (f"{platform.service_urls['intake']}/internal/participants/{registered['id']}/contact")
     headers = {"Authorization": f"Bearer {platform.service_token('notifications')}"}
-    answer = requests.get(url, headers=headers, timeout=10)
+    # Only under a consent for the appointment's organisation that holds now.
+    for params in ({}, {"recipient_org": "caritas-leverkusen"}):
+        refused = requests.get(url, headers=headers, params=params, timeout=10)
+        assert refused.status_code == 200
+        assert refused.json()["consent"] is False
+        assert "contact" not in refused.json() and "given_name" not in refused.json()
+        assert "+4917612345678" not in refused.text
+    consent = grant(jmd, registered["id"], categories=["languages"]).json()
+    answer = requests.get(url, headers=headers, params={"recipient_org": "caritas-leverkusen"},
+                          timeout=10)
     assert answer.status_code == 200
+    assert answer.json()["consent"] is True
     assert answer.json()["contact"] == {"phone": "+4917612345678",
                                         "email": registered["contact"]["email"],
                                         "preferred_channel": "sms", "language": "ar"}
@@ -162,3 +172,9 @@ def test_notifications_fetch_the_contact_at_send_time(platform, registered):
     claimed = requests.get(url, params={"owner_org": "caritas-leverkusen"}, headers=headers,
                            timeout=10)
     assert claimed.json()["owner_org"] == "jmd-leverkusen"
+    # Withdrawn: no more contact data, at once.
+    withdrawn = jmd.delete(f"/api/v1/participants/{registered['id']}/consents/{consent['id']}")
+    assert withdrawn.status_code == 204
+    after = requests.get(url, headers=headers, params={"recipient_org": "caritas-leverkusen"},
+                         timeout=10)
+    assert after.json()["consent"] is False and "+4917612345678" not in after.text

@@ -182,6 +182,8 @@ REMINDER_ENV = {
     "SMS_TIMEOUT_SECONDS": "2",
     "REMINDER_RETRY_BACKOFF_SECONDS": "1",
     "REMINDER_MAX_ATTEMPTS": "3",
+    # Messages about one appointment keep this distance (the reminders here are seconds apart).
+    "CHANGE_NOTICE_INTERVAL": "2s",
     # The stories run at any hour; quiet hours have their own tests with a fixed clock.
     "SMS_QUIET_HOURS": "off",
 }

@@ -95,17 +95,32 @@ def profile(participant_id: uuid.UUID):
 
 @blp.get("/<uuid:participant_id>/contact")
 def contact(participant_id: uuid.UUID):
-    """How to reach the participant, fetched by notifications at send time and not kept there."""
+    """How to reach the participant, fetched by notifications at send time and not kept there.
+
+    Only while the participant's consent for the appointment's organisation (``recipient_org``)
+    holds, checked now: without it (withdrawn, expired, none, or no ``recipient_org`` given) the
+    answer says ``"consent": false`` and carries no name and no contact data."""
     runtime = current_runtime()
     session = runtime.db.session
     participant = _participant(session, participant_id)
-    runtime.audit(session, "participant.contact", participant_id=participant.id,
-                  actor_org=participant.owner_org)
-    session.commit()
-    return {
+    recipient_org = request.args.get("recipient_org", "").strip()
+    consent = consents.valid_consent(
+        session=session, participant=participant, recipient_org=recipient_org,
+        today=berlin_today()) if recipient_org else None
+    body = {
         "participant_id": str(participant.id),
         "pseudonym": participant.pseudonym,
         "owner_org": participant.owner_org,
+        "consent": consent is not None,
+    }
+    if consent is None:
+        session.commit()
+        return body
+    runtime.audit(session, "participant.contact", participant_id=participant.id,
+                  record_id=consent.id, actor_org=participant.owner_org)
+    session.commit()
+    return {
+        **body,
         "given_name": participant.given_name,
         "contact": participant.contact or {},
         "languages": list(participant.languages or []),

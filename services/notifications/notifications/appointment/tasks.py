@@ -18,6 +18,7 @@ from notifications.delivery.models import Delivery
 from notifications.inbox import models as kinds
 from notifications.inbox.tasks import to_sender
 from notifications.reminder import models as reminder_models
+from notifications.reminder import pacing
 from notifications.reminder import service as reminders
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def on_appointment_booked(*, session: Session, event: Event) -> None:
 @handlers.on("appointment.rescheduled")
 def on_appointment_rescheduled(*, session: Session, event: Event) -> None:
     """Pending reminders (and an unsent earlier notice of a move) give way to new ones at the
-    new time; the participant is told of the move."""
+    new time; the participant is told of the move, at most once per interval (``pacing``)."""
     now = utcnow()
     appointment = appointments.apply(session=session, event=event, now=now)
     if appointment is None:
@@ -57,11 +58,14 @@ def on_appointment_rescheduled(*, session: Session, event: Event) -> None:
     if appointment.status != BOOKED or appointments.is_erased(
             session=session, participant_id=appointment.participant_id):
         return
-    reminders.plan(session=session, config=current_context().config, appointment=appointment,
-                   now=now)
+    config = current_context().config
+    planned = reminders.plan(session=session, config=config, appointment=appointment, now=now)
     if appointment.start > now:
-        reminders.notify_participant(session=session, appointment=appointment,
-                                     kind=reminder_models.MOVED, now=now)
+        planned.append(reminders.notify_participant(
+            session=session, appointment=appointment, kind=reminder_models.MOVED, now=now))
+    session.flush()
+    pacing.space_out(session=session, appointment_id=appointment.id, new=planned,
+                     interval=config.change_notice_interval)
 
 
 @handlers.on("appointment.cancelled")

@@ -31,13 +31,20 @@ class Contact:
         return "none"
 
 
-def fetch(runtime: ServiceRuntime, *, participant_id: uuid.UUID, owner_org: str) -> Contact | None:
+class NoConsent(Exception):
+    """The participant's consent for the appointment's organisation does not hold now
+    (withdrawn, expired, never given): intake gave no contact data, nothing may be sent."""
+
+
+def fetch(runtime: ServiceRuntime, *, participant_id: uuid.UUID, owner_org: str,
+          recipient_org: str) -> Contact | None:
     """``None`` when intake has no such participant of ``owner_org`` (erased, or never was).
     Intake says whose participant it is from its own record; a participant of another
     organisation than the referral's sender is nobody this reminder may reach."""
     try:
         response = runtime.services.get(
             "intake", f"/internal/participants/{participant_id}/contact",
+            params={"recipient_org": recipient_org},
         )
     except ServiceUnavailable:
         raise TemporaryFailure("intake_unavailable") from None
@@ -49,6 +56,8 @@ def fetch(runtime: ServiceRuntime, *, participant_id: uuid.UUID, owner_org: str)
         body = response.json()
         if body.get("owner_org") != owner_org:
             return None
+        if body.get("consent") is not True:
+            raise NoConsent
         contact = body.get("contact") or {}
         return Contact(
             given_name=body.get("given_name"),

@@ -30,6 +30,8 @@ APPOINTMENT_CANCELLED = "appointment_cancelled"
 APPOINTMENT_ATTENDED = "appointment_attended"
 PARTICIPANT_ERASED = "participant_erased"
 PARTICIPANT_UNKNOWN = "participant_unknown"
+# The participant's consent for the appointment's organisation did not hold at sending time.
+NO_CONSENT = "no_consent"
 NO_CHANNEL = "channel_none"
 NO_ADDRESS = "no_address"
 QUIET_HOURS = "quiet_hours"

@@ -130,9 +130,12 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
     config = dispatcher.config
     try:
         contact = contacts.fetch(dispatcher.runtime, participant_id=appointment.participant_id,
-                                 owner_org=appointment.from_org)
+                                 owner_org=appointment.from_org,
+                                 recipient_org=appointment.to_org)
     except TemporaryFailure as failure:
         return _retry(dispatcher, claim, reminder, appointment, failure.code)
+    except contacts.NoConsent:
+        return _settle(dispatcher, claim, status=CANCELLED, reason=r.NO_CONSENT)
     if contact is None:
         return _settle(dispatcher, claim, status=CANCELLED, reason=r.PARTICIPANT_UNKNOWN)
     channel = contact.channel

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from buendnis_common.service import current_runtime
 from buendnis_common.web import current_principal
 from notifications.delivery.models import SCHEDULED, SENDING
-from notifications.reminder import schemas, service
+from notifications.reminder import schemas, service, visibility
 from notifications.reminder.models import Reminder
 
 blp = Blueprint("reminders", __name__, url_prefix="/api/v1/reminders",
@@ -49,7 +49,9 @@ class Reminders(MethodView):
     @blp.response(200, schemas.Reminder(many=True))
     def get(self, query):
         """The reminders of an appointment and the notices about it; 404 unless the caller's
-        organisation sent or received the referral."""
+        organisation sent or received the referral. The receiving organisation sees how a
+        reminder reached the participant (``channel``, ``reason``) only while the participant's
+        consent to share contact data with it holds; otherwise both are null."""
         runtime = current_runtime()
         session = runtime.db.session
         appointment, reminders = service.of_appointment(
@@ -58,4 +60,6 @@ class Reminders(MethodView):
         runtime.audit(session, "reminder.list", participant_id=appointment.participant_id,
                       owner_org=appointment.from_org, record_id=appointment.id)
         session.commit()
-        return [view(reminder) for reminder in reminders]
+        shown = visibility.may_see_contact(runtime, current_principal(), appointment)
+        return [visibility.masked(view(reminder), reminder, show_contact=shown)
+                for reminder in reminders]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from buendnis_common.db import utcnow
 from buendnis_common.events import Event
-from buendnis_common.service import EventHandlers, ServiceRuntime, current_runtime
+from buendnis_common.service import EventHandlers, ServiceRuntime
 from referrals.referral import consent_ends, service
 from referrals.referral.models import CONSENT_EXPIRED, CONSENT_WITHDRAWN, Referral
 
@@ -22,8 +23,7 @@ handlers = EventHandlers()
 MARK_OVERDUE_TASK = "referrals.mark_overdue"
 
 
-@handlers.on("consent.withdrawn")
-def on_consent_withdrawn(*, session: Session, event: Event) -> None:
+def on_consent_withdrawn(runtime: ServiceRuntime, *, session: Session, event: Event) -> None:
     dropped = service.drop_for_withdrawn_consent(
         session=session,
         participant_id=uuid.UUID(event.data["participant_id"]),
@@ -32,15 +32,13 @@ def on_consent_withdrawn(*, session: Session, event: Event) -> None:
         consent_id=uuid.UUID(event.data["consent_id"]) if event.data.get("consent_id") else None,
         withdrawn_at=event.occurred_at,
     )
-    consent_ends.drop_under_consent(current_runtime(), session, dropped, CONSENT_WITHDRAWN)
+    consent_ends.drop_under_consent(runtime, session, dropped, CONSENT_WITHDRAWN)
     log.info("consent withdrawn: %d referral snapshot(s) dropped", len(dropped))
 
 
-@handlers.on("consent.expired")
-def on_consent_expired(*, session: Session, event: Event) -> None:
+def on_consent_expired(runtime: ServiceRuntime, *, session: Session, event: Event) -> None:
     """Intake's sweep found the consent past its last valid day: every snapshot held under it
     goes, as on withdrawal (a referral under a newer consent keeps its own)."""
-    runtime = current_runtime()
     held = session.scalars(
         select(Referral).where(
             Referral.consent_id == uuid.UUID(event.data["consent_id"]),
@@ -63,6 +61,11 @@ def mark_overdue(runtime: ServiceRuntime, *, now: datetime | None = None) -> int
 
 
 def register(runtime: ServiceRuntime, *, interval_seconds: float) -> None:
+    # The consent handlers publish events (referral.snapshot_dropped): bound to the runtime
+    # whose outbox they write to, not looked up in an app context.
+    runtime.consumer.handles("consent.withdrawn")(partial(on_consent_withdrawn, runtime))
+    runtime.consumer.handles("consent.expired")(partial(on_consent_expired, runtime))
+
     # Not shared: a task shared between Celery apps would, in a process with several apps
     # (tests), run with the first app's runtime.
     @runtime.celery.task(name=MARK_OVERDUE_TASK, shared=False)
