@@ -22,7 +22,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 
 from .db import UtcDateTime, make_engine
-from .settings import ServiceSettings, SettingsError, env_str
+from .settings import ServiceSettings, SettingsError, env_database_url
 from .signing import EventSigner
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def alembic_config(service: str, database_url: str | None = None) -> Config:
 
 def migrate_url(service: str) -> str:
     """The owner's URL for migrations; by default the service's own."""
-    return (env_str(f"{service.upper()}_MIGRATE_DATABASE_URL", "")
+    return (env_database_url(f"{service.upper()}_MIGRATE_DATABASE_URL", "")
             or ServiceSettings.from_env(service).database_url)
 
 
@@ -123,6 +123,7 @@ def check_secrets(service: str) -> None:
     """Outside development a migration, like every process, refuses demo secrets: the
     service's settings and, when its ``app`` module has one, its ``check_secrets()``."""
     ServiceSettings.from_env(service)
+    migrate_url(service)
     EventSigner.from_env()
     app_module = importlib.import_module(f"{service}.app")
     if hasattr(app_module, "check_secrets"):

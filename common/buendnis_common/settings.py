@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 
 class SettingsError(RuntimeError):
     """A setting in the environment is missing or malformed."""
@@ -100,6 +103,26 @@ def env_secret(name: str, demo_default: str, *, min_length: int = 0) -> str:
     return value
 
 
+def env_database_url(name: str, default: str) -> str:
+    """A database URL; outside development its password must not be a demo value (compose's
+    ``intake-demo``, ``gateway-app-demo`` … or anything starting with ``demo-``)."""
+    url = env_str(name, default)
+    if not url or is_development():
+        return url
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        raise SettingsError(f"{name} is not a database URL") from None
+    if password and (password.lower().endswith("-demo") or password.lower().startswith("demo-")
+                     or password in DEMO_SECRETS.values()):
+        raise SettingsError(
+            f"{name} holds a demo database password; BUENDNIS_ENV={buendnis_env()} refuses demo "
+            f"secrets. Give the database role a password of your own (compose: the *_DB_PASSWORD "
+            f"variables in .env). {_SECRET_ADVICE}"
+        )
+    return url
+
+
 _SECRET_ADVICE = (
     "Set it to a long random value of your own (for example the output of "
     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), the same wherever the "
@@ -182,7 +205,8 @@ class ServiceSettings:
         prefix = name.upper()
         return cls(
             name=name,
-            database_url=env_str(f"{prefix}_DATABASE_URL", f"sqlite:///var/{name}.sqlite3"),
+            database_url=env_database_url(f"{prefix}_DATABASE_URL",
+                                          f"sqlite:///var/{name}.sqlite3"),
             redis_url=redis_url(),
             oidc=OidcSettings.from_env(),
             client_id=env_str(f"{prefix}_CLIENT_ID", f"{name}-service"),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from buendnis_common.settings import (
     OidcSettings,
     ServiceSettings,
+    env_database_url,
     env_float,
     env_int,
     env_list,
@@ -42,7 +43,8 @@ class GatewaySettings:
     def from_env(cls) -> GatewaySettings:
         return cls(
             oidc=OidcSettings.from_env(),
-            database_url=env_str("GATEWAY_DATABASE_URL", "sqlite:///var/gateway.sqlite3"),
+            database_url=env_database_url("GATEWAY_DATABASE_URL",
+                                          "sqlite:///var/gateway.sqlite3"),
             redis_url=redis_url(),
             service_urls=service_urls(),
             connect_timeout=env_float("GATEWAY_CONNECT_TIMEOUT_SECONDS", 2.0),

@@ -123,6 +123,13 @@ REFUSALS = [
     ("gunicorn:web", "WEB_SECRET_KEY", None),
     # A value of one's own that still looks like a demo value.
     ("gunicorn:referrals", "REFERRALS_CLIENT_SECRET", "demo-changed-but-still-a-demo"),
+    # Compose's demo database passwords, in the URLs the services and migrations get.
+    ("gunicorn:intake", "INTAKE_DATABASE_URL",
+     "postgresql+psycopg://intake:intake-demo@127.0.0.1:1/intake"),
+    ("migrate:gateway", "GATEWAY_MIGRATE_DATABASE_URL",
+     "postgresql+psycopg://gateway:gateway-demo@127.0.0.1:1/gateway"),
+    ("celery:gateway:worker", "GATEWAY_DATABASE_URL",
+     "postgresql+psycopg://gateway_app:gateway-app-demo@127.0.0.1:1/gateway"),
 ]
 
 
@@ -140,7 +147,7 @@ def test_a_process_refuses_a_demo_or_missing_secret_in_production(
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-2000:]
     assert name in output, output[-2000:]
-    assert "BUENDNIS_ENV=production" in output and "random value" in output, output[-2000:]
+    assert "BUENDNIS_ENV=production" in output and "of your own" in output, output[-2000:]
 
 
 def test_every_secret_of_the_platform_is_refused_by_some_process(real_env, tmp_path):
