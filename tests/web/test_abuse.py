@@ -210,6 +210,21 @@ def test_a_burst_from_one_address_gets_429_with_a_page_saying_how_long_to_wait(p
     assert client.get("/healthz", environ_base=address).status_code == 200
 
 
+def test_a_forged_forwarded_for_does_not_escape_the_pages_address_limit(platform):
+    client = create_web(web_settings(platform, rate_limit_per_address="3/minute")).test_client()
+    address = {"REMOTE_ADDR": an_address()}
+    codes = [client.get("/abgemeldet", environ_base=address,
+                        headers={"X-Forwarded-For": an_address()}).status_code for _ in range(5)]
+    assert codes == [200] * 3 + [429] * 2
+    # Behind one reverse proxy (WEB_PROXY_COUNT=1) the address it adds is the browser's.
+    behind = create_web(web_settings(platform, rate_limit_per_address="3/minute",
+                                     proxy_count=1)).test_client()
+    proxy = {"REMOTE_ADDR": an_address()}
+    codes = [behind.get("/abgemeldet", environ_base=proxy,
+                        headers={"X-Forwarded-For": an_address()}).status_code for _ in range(5)]
+    assert codes == [200] * 5
+
+
 def test_a_signed_in_user_is_limited_from_whatever_address(platform):
     client = create_web(web_settings(platform, rate_limit_per_user="4/minute")).test_client()
     client.set_cookie("buendnis_session", signed_in_session(platform, "cw.awo-leverkusen"))
