@@ -13,8 +13,10 @@ import io
 import re
 import time
 from datetime import date, timedelta
+from html.parser import HTMLParser
 
 import pytest
+import requests
 
 from tests.notifications.conftest import (
     ReminderPlatform,
@@ -69,7 +71,9 @@ def world(tmp_path_factory):
             world.platform.start("web-redis")  # the front end's Redis, apart from the broker
         world.start()
         world.platform.start("gateway-worker")  # the audit trail's consumer
+        world.platform.start("web")
         world.platform.wait_log("gateway-worker", "ready.")
+        world.platform.wait_http(f"{world.platform.web_url}/healthz")
     except Exception:
         for name in world.platform.processes:
             print(f"----- {name} -----\n{world.platform.log(name)[-3000:]}")
@@ -89,6 +93,51 @@ def participant(person: dict, channel: str) -> dict:
         "needs": [{"category": "language_course",
                    "note": f"{person['given_name']} möchte B1 erreichen"}],
     }
+
+
+class Forms(HTMLParser):
+    """The forms of a page: action, method and the fields with their values."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attrs.get("action") or "", "fields": {},
+                               "method": (attrs.get("method") or "get").lower()})
+        elif tag == "input" and self.forms and attrs.get("name"):
+            self.forms[-1]["fields"][attrs["name"]] = attrs.get("value") or ""
+
+
+def csrf_token(page: str) -> str:
+    return next(f["fields"]["csrf_token"] for f in Forms(page).forms
+                if "csrf_token" in f["fields"])
+
+
+def web_story(world: ReminderPlatform) -> None:
+    """The same people through the web front end: sign in, search by name, a refused form."""
+    web = world.platform.web_url
+    browser = requests.Session()
+    login_page = browser.get(f"{web}/anmelden", timeout=30)
+    (form,) = [f for f in Forms(login_page.text).forms if f["method"] == "post"]
+    signed_in = browser.post(form["action"], timeout=30, data={
+        **form["fields"], "username": "cw.jmd-leverkusen", "password": "demo"})
+    assert signed_in.status_code == 200 and "/anmelden" not in signed_in.url, signed_in.url
+    listing = browser.get(f"{web}/teilnehmende/", timeout=30)
+    for term in (ZEPHYRINE["family_name"], BARNABY["phone"]):
+        found = browser.post(f"{web}/teilnehmende/", timeout=30,
+                             data={"csrf_token": csrf_token(listing.text), "q": term})
+        assert found.status_code == 200
+    new = browser.get(f"{web}/teilnehmende/neu", timeout=30)
+    refused = browser.post(f"{web}/teilnehmende/neu", timeout=30, data={
+        "csrf_token": csrf_token(new.text), "given_name": ORSOLYA["given_name"],
+        "family_name": ORSOLYA["family_name"], "birth_date": "31.02.2003",
+        "residence_status": "duldung", "contact.phone": f"{ORSOLYA['phone']} x",
+        "contact.email": f"{ORSOLYA['email']} x"})
+    assert refused.status_code == 422, refused.status_code
 
 
 def story(world: ReminderPlatform) -> None:
@@ -178,6 +227,7 @@ def story(world: ReminderPlatform) -> None:
 
 def test_no_name_number_or_address_in_any_log(world):
     story(world)
+    web_story(world)
     platform = world.platform
     # Let the workers finish the events of the story (erasure, audit, change notices).
     time.sleep(8)
@@ -185,7 +235,7 @@ def test_no_name_number_or_address_in_any_log(world):
             for path in sorted(platform.logs.glob("*.log"))}
     # The logs are there and were written at DEBUG while the story ran.
     assert {"gateway.log", "intake.log", "intake-worker.log", "notifications-worker.log",
-            "referrals.log", "idp.log"} <= set(logs)
+            "referrals.log", "idp.log", "web.log"} <= set(logs)
     assert "POST /api/v1/participants" in logs["gateway.log"]
     leaks = []
     for name, text in logs.items():

@@ -10,6 +10,9 @@ from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import Babel, format_date, format_datetime, get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from buendnis_common.settings import env_str
+from buendnis_common.web import configure_logging
+
 from . import api, api_messages, auth, i18n, protection
 from .config import WebSettings
 
@@ -24,6 +27,8 @@ CONTENT_SECURITY_POLICY = (
 
 
 def create_app(settings: WebSettings | None = None) -> Flask:
+    # The services' logging: one handler with request ids, without personal data (logfilter).
+    configure_logging(env_str("LOG_LEVEL", "INFO"))
     settings = settings or WebSettings.from_env()
     app = Flask(__name__)
     secure = settings.public_url.startswith("https://")
