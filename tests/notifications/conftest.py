@@ -208,7 +208,7 @@ class ReminderPlatform:
         platform = self.platform
         self.mail.start()
         platform.migrate()
-        for name in ("redis", "idp", *SERVICES, "gateway"):
+        for name in ("redis", "web-redis", "idp", *SERVICES, "gateway"):
             platform.start(name)
         for service in SERVICES:
             platform.start(f"{service}-worker")
