@@ -193,3 +193,8 @@ def test_a_withdrawal_racing_the_referral_leaves_no_shared_data(jmd, caritas, pl
     seen = caritas.get(f"/api/v1/referrals/{referral_id}").json()
     assert seen["participant"] == {"pseudonym": participant["pseudonym"]}
     assert "Samira" not in str(seen)
+    # Both sides hear of the withdrawal, once.
+    for client in (jmd, caritas):
+        (entry,) = wait_for(lambda c=client: consent_ended_entries(c, referral_id),
+                            timeout=30, what="an inbox entry about the withdrawal")
+        assert entry["data"]["reason"] == "consent_withdrawn"
