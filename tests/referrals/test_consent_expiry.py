@@ -5,15 +5,18 @@ The date is moved with the platform's test clock (``BUENDNIS_TEST_CLOCK_FILE``, 
 development): a consent valid until today is expired "tomorrow" in every process at once."""
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from buendnis_common.settings import ServiceSettings, SettingsError
 from buendnis_common.timeutil import TEST_CLOCK_FILE, berlin_today, date_shift
 from referrals.app import create_app
+from referrals.referral import consent_ends
 from referrals.referral.models import Referral
 from tests.referrals.conftest import query, refer, register, same_id
 from tests.support.platform import wait_for
@@ -198,3 +201,43 @@ def test_a_withdrawal_racing_the_referral_leaves_no_shared_data(jmd, caritas, pl
         (entry,) = wait_for(lambda c=client: consent_ended_entries(c, referral_id),
                             timeout=30, what="an inbox entry about the withdrawal")
         assert entry["data"]["reason"] == "consent_withdrawn"
+
+
+def test_the_sweep_drops_a_snapshot_held_past_the_consents_last_day(referrals_app):
+    """The safety net when intake's expiry event never comes (and intake cannot be asked):
+    referrals knows the consent's last valid day and drops the snapshot after it."""
+    runtime = referrals_app.extensions["buendnis"]
+    today = berlin_today()
+
+    def held(valid_until, created_minutes_ago=10) -> uuid.UUID:
+        at = datetime.now(UTC) - timedelta(minutes=created_minutes_ago)
+        referral = Referral(
+            id=uuid.uuid4(), participant_id=uuid.uuid4(), pseudonym="TN-ABCDE",
+            from_org="jmd-leverkusen", to_org="caritas-leverkusen", alliance="leverkusen",
+            need_category="language_course", status="requested", consent_id=uuid.uuid4(),
+            consent_valid_until=valid_until, shared_categories=["identity"],
+            snapshot={"identity": {"given_name": "Samira"}}, sender_user="cw.jmd-leverkusen",
+            sender_user_id=str(uuid.uuid4()), created_at=at, updated_at=at, due_at=at)
+        with runtime.db.transaction() as session:
+            session.add(referral)
+        return referral.id
+
+    lapsed = held(today - timedelta(days=1))
+    last_day = held(today)
+    unconfirmed = held(None)  # intake could not confirm it after the commit
+
+    assert consent_ends.sweep(runtime, today=today) == 1  # intake is not reachable here
+
+    with runtime.db.transaction() as session:
+        rows = {r.id: r for r in session.scalars(select(Referral))}
+        outbox = session.scalars(select(runtime.models.outbox).where(
+            runtime.models.outbox.type == "referral.snapshot_dropped")).all()
+    assert (rows[lapsed].snapshot, rows[lapsed].snapshot_dropped_reason) == (
+        None, "consent_expired")
+    assert rows[last_day].snapshot == {"identity": {"given_name": "Samira"}}
+    assert rows[unconfirmed].snapshot is not None  # kept, and not shown until confirmed
+    assert [e.data["referral_id"] for e in outbox] == [str(lapsed)]
+    assert outbox[0].data["reason"] == "consent_expired" and "Samira" not in str(outbox[0].data)
+    assert consent_ends.sweep(runtime, today=today) == 0
+    celery = referrals_app.extensions["celery"]
+    assert celery.conf.beat_schedule["consent-sweep"]["task"] == "referrals.consent_sweep"

@@ -8,6 +8,9 @@ participant's consent holds, as intake says now.
   (fail closed) but kept, since the consent may well hold.
 - **By event**: ``consent.withdrawn`` and ``consent.expired`` (intake's expiry sweep) drop the
   snapshots held under the consent even when nobody reads them (``referral.tasks``).
+- **By beat** (``sweep``, every ``CONSENT_RECHECK_INTERVAL_SECONDS``): snapshots held past the
+  consent's last valid day go even if the expiry event never came, and a consent intake could
+  not confirm after the commit is asked about again.
 - **After a referral is stored**: intake is asked once more, after the commit. A withdrawal
   that intake committed before that question is seen and the snapshot dropped here; one
   committed after it produces an event whose handler runs after our commit and so finds the
@@ -23,8 +26,9 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from buendnis_common.auth import Principal
@@ -161,3 +165,46 @@ def drop_under_consent(runtime: ServiceRuntime, session: Session, referrals: lis
     for referral in referrals:
         runtime.emit(session, "referral.snapshot_dropped", **event_fields(referral),
                      reason=reason)
+
+
+def sweep(runtime: ServiceRuntime, *, today: date | None = None, batch: int = 200) -> int:
+    """The safety net, run by beat: snapshots still held past the consent's last valid day are
+    dropped (even if intake's expiry event never came), and those whose consent intake could
+    not confirm after the commit are asked about again. Returns how many were dropped."""
+    today = today or berlin_today()
+    with runtime.db.transaction() as session:
+        lapsed_ones = list(session.scalars(
+            select(Referral).where(Referral.snapshot_dropped_at.is_(None),
+                                   Referral.consent_valid_until < today)
+            .limit(batch).with_for_update()))
+        for referral in lapsed_ones:
+            drop(runtime, session, referral, CONSENT_EXPIRED)
+        unconfirmed = list(session.scalars(
+            select(Referral).where(Referral.snapshot_dropped_at.is_(None),
+                                   Referral.consent_id.is_not(None),
+                                   Referral.consent_valid_until.is_(None),
+                                   Referral.created_at < utcnow() - timedelta(minutes=1))
+            .order_by(Referral.created_at).limit(batch)))
+    dropped = len(lapsed_ones)
+    if not unconfirmed:
+        return dropped
+    try:  # asked with no transaction open
+        statuses = ask_intake(runtime, [r.consent_id for r in unconfirmed])
+    except ServiceUnavailable:
+        log.warning("intake unavailable: %d unconfirmed consent(s) left for the next sweep",
+                    len(unconfirmed))
+        return dropped
+    with runtime.db.transaction() as session:
+        for referral in unconfirmed:
+            status = statuses[referral.consent_id]
+            if status.ended not in (None, *_REASONS):
+                continue  # unknown to intake: the participant's erasure is on its way
+            referral = session.get(Referral, referral.id, with_for_update=True)
+            if referral is None or not holds_snapshot(referral):
+                continue
+            if status.valid:
+                referral.consent_valid_until = status.valid_until
+            else:
+                drop(runtime, session, referral, _REASONS[status.ended])
+                dropped += 1
+    return dropped

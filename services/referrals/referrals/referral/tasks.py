@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from buendnis_common.db import utcnow
 from buendnis_common.events import Event
 from buendnis_common.service import EventHandlers, ServiceRuntime
+from buendnis_common.settings import env_float
 from referrals.referral import consent_ends, service
 from referrals.referral.models import CONSENT_EXPIRED, CONSENT_WITHDRAWN, Referral
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 handlers = EventHandlers()
 
 MARK_OVERDUE_TASK = "referrals.mark_overdue"
+CONSENT_SWEEP_TASK = "referrals.consent_sweep"
 
 
 def on_consent_withdrawn(runtime: ServiceRuntime, *, session: Session, event: Event) -> None:
@@ -66,6 +68,12 @@ def register(runtime: ServiceRuntime, *, interval_seconds: float) -> None:
     runtime.consumer.handles("consent.withdrawn")(partial(on_consent_withdrawn, runtime))
     runtime.consumer.handles("consent.expired")(partial(on_consent_expired, runtime))
 
+    @runtime.celery.task(name=CONSENT_SWEEP_TASK, shared=False)
+    def consent_sweep_task() -> int:
+        return consent_ends.sweep(runtime)
+
+    recheck = env_float("CONSENT_RECHECK_INTERVAL_SECONDS", 300.0)
+
     # Not shared: a task shared between Celery apps would, in a process with several apps
     # (tests), run with the first app's runtime.
     @runtime.celery.task(name=MARK_OVERDUE_TASK, shared=False)
@@ -78,5 +86,10 @@ def register(runtime: ServiceRuntime, *, interval_seconds: float) -> None:
             "task": MARK_OVERDUE_TASK,
             "schedule": timedelta(seconds=interval_seconds),
             "options": {"queue": runtime.name, "expires": max(interval_seconds, 30)},
+        },
+        "consent-sweep": {
+            "task": CONSENT_SWEEP_TASK,
+            "schedule": timedelta(seconds=recheck),
+            "options": {"queue": runtime.name, "expires": max(recheck, 30)},
         },
     }
