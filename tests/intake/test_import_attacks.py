@@ -223,7 +223,6 @@ def test_a_long_list_is_imported_by_the_worker_with_progress_for_its_organisatio
     location = response.headers["Location"]
     assert location == f"/api/v1/participants/imports/{queued['id']}"
     assert queued["status"] == "queued" and queued["rows_total"] == 1_500
-    # Nothing of the list travels in the task: the stored file is all the worker gets.
     state, seen = wait_for(jmd, location)
     assert state["status"] == "done", state
     assert seen <= {"queued", "checking", "importing", "done"}
