@@ -60,6 +60,7 @@ PARAMETERS = {
     "participant_id": "participant_id", "need_id": "need_id", "consent_id": "consent_id",
     "offer_id": "offer_id", "referral_id": "referral_id", "appointment_id": "appointment_id",
     "entry_id": "notification_id", "notification_id": "notification_id",
+    "import_id": "import_id",
 }
 
 # Query parameters that point a list at the owner's record.
@@ -131,6 +132,13 @@ def records(platform):
     appointment = receiver.post(f"/api/v1/referrals/{referral['id']}/appointments", json={
         "start": soon(5), "end": soon(6), "mode": "in_person",
         "location": "Beratungsraum 7"}).json()
+    # A list too long to import in the request: the worker checks it (and, every row wrong,
+    # imports nothing); its status and row report are the owner's.
+    rows = "\n".join(["Vorname;Nachname;Geburtsdatum;Aufenthaltsstatus"] + [
+        f"Geheimimport{n};Matrixliste;31.02.2003;duldung" for n in range(1_001)])
+    queued = owner.post("/api/v1/participants/import", data={"mode": "all_or_nothing"},
+                        files={"file": ("matrix.csv", rows.encode(), "text/csv")})
+    assert queued.status_code == 202, queued.text
     inbox: list = []
     for _ in range(100):  # the inbox entry arrives through events
         answer = receiver.get("/api/v1/notifications")
@@ -143,11 +151,13 @@ def records(platform):
         "consent_id": consent["id"], "offer_id": offer["id"], "referral_id": referral["id"],
         "appointment_id": appointment["id"],
         "notification_id": inbox[0]["id"] if inbox else None,
+        "import_id": queued.json()["id"],
         "given_name": participant["given_name"],
         # What must never reach anyone but the owner (and, where consented, the receiver).
         "secrets": [participant["given_name"], "Matrixperson", "+4917699887766",
                     "matrix@example.org", "Sehr vertraulicher Hinweis", "Geheime Absprache",
-                    "Beratungsraum 7", participant["pseudonym"]],
+                    "Beratungsraum 7", participant["pseudonym"], "Geheimimport",
+                    "Matrixliste"],
     }
 
 

@@ -153,6 +153,25 @@ def test_a_coordinator_of_the_owning_organisation_cannot_work_on_its_referrals(p
     assert offer.status_code == 201, offer.text
 
 
+def test_an_organisations_inbox_of_case_work_is_for_its_case_workers_only(platform,
+                                                                        records,  # noqa: F811
+                                                                        forge):
+    """Entries addressed to an organisation point to referrals only its case workers may open;
+    the notifications service once showed them to coordinators as well."""
+    assert records["notification_id"], "the matrix's inbox entry did not arrive"
+    token = forge.sign(forge.like("cw.caritas-leverkusen", sub=str(uuid.uuid4()),
+                                  realm_access={"roles": ["coordinator"]}))
+    for base in (platform.service_urls["notifications"], platform.gateway_url):
+        inbox = requests.get(f"{base}/api/v1/notifications", timeout=30,
+                             headers={"Authorization": f"Bearer {token}"})
+        assert inbox.status_code == 200, inbox.text
+        assert records["notification_id"] not in inbox.text
+        assert records["referral_id"] not in inbox.text
+    case_worker = platform.as_user("cw.caritas-leverkusen").get("/api/v1/notifications",
+                                                                params={"page_size": 100})
+    assert records["notification_id"] in case_worker.text
+
+
 # -- a route without a policy entry is refused by default -----------------------------------
 
 class _Verifier:
