@@ -139,7 +139,8 @@ def test_the_test_clock_is_refused_outside_development(monkeypatch, tmp_path):
     assert date_shift().days == 0
 
 
-def test_a_withdrawal_racing_the_referral_leaves_no_shared_data(jmd, caritas, platform):
+def test_a_withdrawal_racing_the_referral_leaves_no_shared_data(jmd, caritas, platform,
+                                                                monkeypatch):
     """The participant withdraws after referrals asked intake and checked its list of
     withdrawn consents, but before it committed the referral; and (on PostgreSQL, where the
     two transactions do not wait for each other) referrals' worker handles the withdrawal in
@@ -148,6 +149,10 @@ def test_a_withdrawal_racing_the_referral_leaves_no_shared_data(jmd, caritas, pl
     participant = register(jmd)
     consent = grant_until(jmd, participant["id"], "caritas-leverkusen", ["identity", "contact"],
                           berlin_today())
+    # The referrals service in this process signs its events as the platform's services do.
+    for name in ("EVENT_SIGNING_KEY", "REALM_FILE"):
+        if name in platform.env:
+            monkeypatch.setenv(name, platform.env[name])
     settings = ServiceSettings(
         name="referrals", database_url=platform.database_urls["referrals"],
         redis_url=platform.redis_url, oidc=settings_for(platform),
