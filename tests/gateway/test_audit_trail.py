@@ -341,3 +341,53 @@ def test_forged_audit_entries_are_refused_and_never_chained(platform):
     auditor = platform.as_user("audit.jmd-leverkusen")
     assert auditor.get("/api/v1/audit", params={"actor": forged_actor}).json() == []
     assert verify(platform).returncode == 0
+
+
+def _old_chain(url: str, count: int) -> None:
+    """A trail as revision 0001 wrote it: plain SHA-256 hashes and a head row."""
+    from buendnis_common import migrate
+    from buendnis_common.db import Database, utcnow
+    from gateway.audit.models import AuditTrailEntry
+
+    migrate.upgrade("gateway", url, "0001")
+    db = Database(url)
+    prev = "0" * 64
+    with db.transaction() as session:
+        for seq in range(1, count + 1):
+            entry = AuditTrailEntry(seq=seq, event_id=uuid.uuid4(), source="intake", at=utcnow(),
+                                    actor=f"cw.{seq}", actor_org="jmd-leverkusen",
+                                    action="participant.read", participant_id=uuid.uuid4(),
+                                    record_id=None, request_id=None, prev_hash=prev)
+            entry.hash = prev = plain_hash(entry, entry.actor, prev)
+            session.add(entry)
+        session.flush()
+        session.execute(text("INSERT INTO audit_chain_head (id, seq, hash) VALUES (1, :s, :h)"),
+                        {"s": count, "h": prev})
+    db.dispose()
+
+
+def test_the_migration_reseals_an_intact_old_chain_and_refuses_a_broken_one(tmp_path,
+                                                                           monkeypatch):
+    from buendnis_common import migrate
+    from buendnis_common.db import Database
+    from gateway.audit import chain
+
+    monkeypatch.setenv("AUDIT_CHAIN_KEY", "a-chain-key-for-this-test-0123456789abc")
+    intact = f"sqlite:///{tmp_path / 'intact.sqlite3'}"
+    _old_chain(intact, 3)
+    migrate.upgrade("gateway", intact)
+    db = Database(intact)
+    with db.Session() as session:
+        verdict = chain.verify(session, directory=tmp_path / "none")
+    db.dispose()
+    assert str(verdict) == "audit trail intact: 3 entries; no checkpoint yet"
+
+    broken = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
+    _old_chain(broken, 3)
+    engine = create_engine(broken)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER audit_trail_no_update"))
+        connection.execute(text("UPDATE audit_trail SET actor = 'someone-else' WHERE seq = 2"))
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="does not verify at entry 2; it is not re-sealed"):
+        migrate.upgrade("gateway", broken)
