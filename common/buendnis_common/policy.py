@@ -172,7 +172,11 @@ def refusal(principal: Principal, needed: frozenset[str]) -> str:
 
 
 def _given(args: Mapping[str, str] | None, name: str) -> bool:
-    return bool(args) and bool(str(args.get(name, "") or "").strip())
+    """Is the parameter in the query with a value — any of its values, if it is repeated?"""
+    if not args:
+        return False
+    values = args.getlist(name) if hasattr(args, "getlist") else [args.get(name)]
+    return any(str(value or "").strip() for value in values)
 
 
 def decide(principal: Principal, path: str, method: str,
