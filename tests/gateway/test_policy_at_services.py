@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import pytest
 import requests
+from werkzeug.datastructures import MultiDict
 
 from buendnis_common import policy
 from buendnis_common.auth import Principal
@@ -301,6 +302,24 @@ def test_offers_matched_to_a_participant_only_for_the_owners_case_workers(platfo
     assert other.status_code == 404
     owner = platform.as_user("cw.jmd-leverkusen").get("/api/v1/offers", params=query)
     assert owner.status_code == 200, owner.text
+
+
+def test_matching_to_a_person_needs_case_work_however_the_query_is_written():
+    def person(*roles: str) -> Principal:
+        return Principal(subject="s", username="u", client_id="buendnis-cli",
+                         roles=frozenset(roles), org_alias="jmd-leverkusen",
+                         alliance="leverkusen")
+
+    pid = str(uuid.uuid4())
+    for args in (MultiDict({"participant_id": pid}),
+                 MultiDict([("participant_id", ""), ("participant_id", pid)]),
+                 MultiDict([("category", "housing"), ("participant_id", f" {pid}")])):
+        for role in ("coordinator", "core_group"):
+            assert policy.decide(person(role), "/api/v1/offers", "GET", args).status == 403
+            assert policy.decide(person(role), "/api/v1/offers/", "HEAD", args).status == 403
+        assert policy.decide(person("case_worker"), "/api/v1/offers", "GET", args).allowed
+    assert policy.decide(person("coordinator"), "/api/v1/offers", "GET",
+                         MultiDict({"category": "housing"})).allowed
 
 
 def trail(platform, token: str, **params) -> list[dict]:
