@@ -21,8 +21,9 @@ venv: $(STAMP)
 migrate: venv
 	$(BIN)/python -m buendnis_common.migrate all
 
+# supervisor (buendnis_dev.supervise) runs the Procfile's processes and starts a crashed one again.
 run: migrate
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m buendnis_dev.supervise Procfile
 
 test: venv
 	infra/dev/install-browser.sh

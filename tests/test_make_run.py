@@ -1,9 +1,11 @@
 """The README's first command: `make run` starts everything, loads the demo alliance, answers a
-demo user, serves the web front end, keeps query strings out of its access logs, and leaves no
-process behind when stopped."""
+demo user, serves the web front end, keeps query strings out of its access logs, starts a
+crashed process again (supervisor, saying so in its output), and leaves no process behind when
+stopped."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -29,6 +31,25 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def the_process(marker: str, *words: str) -> list[int]:
+    """The processes of this run whose command line has all ``words``."""
+    return [pid for pid in processes_with(marker)
+            if all(word in command_line(pid) for word in words)]
+
+
+def lines_of(output: Path, name: str) -> list[str]:
+    """What process ``name`` wrote (each line is ``HH:MM:SS name | …``)."""
+    return [line for line in output.read_text(errors="replace").splitlines()
+            if line[9:].split("|", 1)[0].strip() == name]
 
 
 def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
@@ -71,8 +92,7 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
         # The web front end answers on its port; its access log names the path, never the
         # query string (a search can carry a person's name).
         def health_lines() -> int:
-            return sum("web." in line and '"GET /healthz"' in line
-                       for line in output.read_text(errors="replace").splitlines())
+            return sum('"GET /healthz"' in line for line in lines_of(output, "web"))
 
         logged = health_lines()  # the demo loader's own checks
         probe = f"probe-{uuid.uuid4().hex}"
@@ -114,14 +134,35 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
         assert {offer["provider_org"] for offer in offers} == {
             "caritas-leverkusen", "awo-leverkusen", "jobservice-leverkusen", "ki-leverkusen"}
         assert len(processes_with(marker)) >= 16
+
+        # A worker dies (SIGKILL, as the OOM killer would): the rest goes on, and supervisor
+        # starts it again and says so.
+        def readies() -> int:
+            return sum("ready." in line for line in lines_of(output, "notifications-worker"))
+
+        wait_for(readies, timeout=120, interval=0.5, what="the notifications worker ready")
+        before = readies()
+        (worker,) = the_process(marker, "notifications.worker", "worker")
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: [pid for pid in the_process(marker, "notifications.worker", "worker")
+                          if pid != worker], timeout=60, interval=0.5,
+                 what="the notifications worker started again")
+        wait_for(lambda: readies() > before, timeout=120, interval=0.5,
+                 what="the new worker ready")
+        text = output.read_text(errors="replace")
+        assert re.search(r"exited: notifications-worker .*not expected", text)
+        assert "spawned: 'notifications-worker'" in text
+        assert requests.get(f"{gateway}/api/v1/me", headers=headers, timeout=10).status_code == 200
     finally:
         os.killpg(make.pid, signal.SIGTERM)  # what Ctrl-C in a terminal amounts to
         try:
-            make.wait(timeout=30)
+            make.wait(timeout=45)
         except subprocess.TimeoutExpired:
             os.killpg(make.pid, signal.SIGKILL)
             raise
-    deadline = time.monotonic() + 20
+    # make ends at once; supervisor goes on stopping each process (at most 25 s before it kills).
+    deadline = time.monotonic() + 60
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert processes_with(marker) == [], output.read_text(errors="replace")[-3000:]
+    left = {pid: " ".join(command_line(pid))[:200] for pid in processes_with(marker)}
+    assert not left, (left, output.read_text(errors="replace")[-3000:])
