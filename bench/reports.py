@@ -80,7 +80,7 @@ class Postgres:
 FILL_REFERRALS = """
 INSERT INTO referrals (id, participant_id, pseudonym, from_org, to_org, alliance, need_category,
     status, shared_categories, sender_user, sender_user_id, created_at, updated_at, due_at,
-    overdue_at, answered_at, closed_at, version)
+    overdue_at, answered_at, closed_at, person_key, version)
 SELECT gen_random_uuid(), p, NULL,
     'org-' || a || '-' || (i / :alliances % 8), 'org-' || a || '-' || ((i / :alliances + 3) % 8),
     'alliance-' || a, (ARRAY[:categories])[1 + (i / 7) % 12], s, '[]'::json,
@@ -89,6 +89,7 @@ SELECT gen_random_uuid(), p, NULL,
     CASE WHEN s NOT IN ('requested') THEN c + (i % 97) * interval '1 hour' END,
     CASE WHEN s IN ('rejected', 'cancelled', 'completed', 'failed')
          THEN c + (i % 97) * interval '1 hour' + interval '3 days' END,
+    hashtext(p::text)::bigint & 4294967295,
     1
 FROM (
     SELECT i, i % CAST(:alliances AS integer) AS a,
@@ -133,11 +134,11 @@ def fill(url: str, *, referrals: int, history: int, alliances: int) -> None:
             connection.execute(text(sql(FILL_REFERRALS)),
                                {**params, **bind, "first": first, "last": last})
         print(f"  {referrals:,} referrals in {time.monotonic() - started:.0f} s", flush=True)
-        # Every person's record key, as the platform draws one at their first referral (here
-        # from the database's random(), which is good enough for timing).
+        # Every person's record key, as the platform draws one at their first referral and
+        # copies it onto each referral (here a hash of the person, good enough for timing).
         connection.execute(text(
             "INSERT INTO report_person_keys (participant_id, record_key)"
-            " SELECT participant_id, floor(random() * 4294967296)::bigint"
+            " SELECT participant_id, hashtext(participant_id::text)::bigint & 4294967295"
             " FROM (SELECT DISTINCT participant_id FROM referrals) AS people"))
         connection.execute(text(sql(FILL_HISTORY)), {**bind, "per_referral": history})
         print(f"  {referrals * history:,} history rows after {time.monotonic() - started:.0f} s",

@@ -177,19 +177,23 @@ def test_the_same_request_gives_the_same_figures(months):
     assert service.referrals_report(**ask).rows == first
     # a person's key is drawn once: another referral of a known person leaves it alone
     known = session.scalars(service.select(service.Referral.participant_id)).first()
-    before = session.get(service.PersonKey, known).record_key
+    before = session.get(report_models.PersonKey, known).record_key
     session.add(referral(status="requested", alliance="elsewhere", participant_id=known))
     session.commit()
     session.expire_all()
-    assert session.get(service.PersonKey, known).record_key == before
+    assert session.get(report_models.PersonKey, known).record_key == before
     assert service.referrals_report(**ask).rows == first
 
 
 def test_every_person_referred_has_a_key(months):
     session = months[0]
     people_referred = set(session.scalars(service.select(service.Referral.participant_id)))
-    keys = set(session.scalars(service.select(service.PersonKey.participant_id)))
-    assert people_referred == keys
+    keys = dict(session.execute(service.select(report_models.PersonKey.participant_id,
+                                                report_models.PersonKey.record_key)).all())
+    assert people_referred == set(keys)
+    # each referral carries its person's key, for the report's covering index
+    for made in session.scalars(service.select(service.Referral)):
+        assert made.person_key == keys[made.participant_id]
 
 
 def test_totals_stay_close(months):

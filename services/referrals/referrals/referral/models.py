@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from buendnis_common.db import UtcDateTime, new_id, utcnow
@@ -70,6 +70,10 @@ class Referral(Base):
     overdue_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The person's record key for the reports' Cell Key Method (report_person_keys), copied
+    # here when the referral is made so that a report reads it from its covering index. Never
+    # shown: no schema carries it.
+    person_key: Mapped[int | None] = mapped_column(BigInteger)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     history: Mapped[list[StatusChange]] = relationship(

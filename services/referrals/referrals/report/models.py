@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, Index, Integer, String, Uuid, event
+from sqlalchemy import BigInteger, Index, Integer, String, Uuid, event, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referrals.db import Base
@@ -28,8 +28,8 @@ class PersonKey(Base):
     record_key: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-def ensure_person_key(connection, participant_id: uuid.UUID) -> None:
-    """Give the person a record key unless they have one (a key is never drawn again)."""
+def ensure_person_key(connection, participant_id: uuid.UUID) -> int:
+    """The person's record key, drawn now unless they have one (a key is never drawn again)."""
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -38,12 +38,14 @@ def ensure_person_key(connection, participant_id: uuid.UUID) -> None:
         insert(PersonKey).values(participant_id=participant_id, record_key=new_record_key())
         .on_conflict_do_nothing(index_elements=[PersonKey.participant_id])
     )
+    return connection.scalar(
+        select(PersonKey.record_key).where(PersonKey.participant_id == participant_id))
 
 
-@event.listens_for(Referral, "after_insert")
+@event.listens_for(Referral, "before_insert")
 def _key_for_referred_person(_mapper, connection, target: Referral) -> None:
     # Every way a referral is made (the API, imports, tests) passes here, in its transaction.
-    ensure_person_key(connection, target.participant_id)
+    target.person_key = ensure_person_key(connection, target.participant_id)
 
 
 class NeedCount(Base):
@@ -61,11 +63,11 @@ class NeedCount(Base):
 
 # Reports read one alliance's referrals in a period, and group one alliance's referrals by
 # participant (stuck), through these indexes instead of scanning the table. On PostgreSQL the
-# first one carries every column the referral report reads (the participant too: figures count
-# persons, and their record keys make the cell key), so that the report is an index-only scan,
-# not a visit to each (wide) referral row.
+# first one carries every column the referral report reads (the participant and their record
+# key too: figures count persons, and their keys make the cell key), so that the report is an
+# index-only scan, not a visit to each (wide) referral row nor a join with every person's key.
 Index("ix_referrals_alliance_created", Referral.alliance, Referral.created_at,
       postgresql_include=["status", "from_org", "to_org", "need_category", "answered_at",
-                          "closed_at", "overdue_at", "participant_id"])
+                          "closed_at", "overdue_at", "participant_id", "person_key"])
 Index("ix_referrals_alliance_participant", Referral.alliance, Referral.participant_id,
       Referral.status)

@@ -54,7 +54,7 @@ from referrals.referral.models import (
     Referral,
 )
 from referrals.report import ckm
-from referrals.report.models import NeedCount, PersonKey, ensure_person_key
+from referrals.report.models import NeedCount, ensure_person_key
 
 DIMENSIONS = ("status", "from_org", "to_org", "need_category", "month")
 OPEN_REFERRAL = (REQUESTED, ACCEPTED, IN_PROGRESS, ON_HOLD)
@@ -199,6 +199,7 @@ def _per_person(group: list, where: list, flags: dict[str, Any]):
     referrals (``n``) and of those meeting each of ``flags``."""
     return select(
         *group, Referral.participant_id.label("participant_id"),
+        func.coalesce(func.max(Referral.person_key), 0).label("record_key"),
         func.count().label("n"),
         *(func.sum(case((condition, 1), else_=0)).label(name)
           for name, condition in flags.items()),
@@ -208,7 +209,7 @@ def _per_person(group: list, where: list, flags: dict[str, Any]):
 def _per_cell(per_person, labels: list[str], parts: Iterable[str]):
     """Per cell: its persons, referrals and key sum, and the same for each part (the persons
     with at least one referral of that part)."""
-    key = func.coalesce(PersonKey.record_key, 0)
+    key = per_person.c.record_key
     columns = [per_person.c[name] for name in labels]
     figures = [func.count().label("persons"), func.sum(per_person.c.n).label("n"),
                func.sum(key).label("key_sum")]
@@ -219,9 +220,7 @@ def _per_cell(per_person, labels: list[str], parts: Iterable[str]):
             func.sum(case((counted, 1), else_=0)).label(f"{part}_persons"),
             func.sum(case((counted, key), else_=0)).label(f"{part}_key_sum"),
         ]
-    return select(*columns, *figures).select_from(
-        per_person.outerjoin(PersonKey, PersonKey.participant_id == per_person.c.participant_id)
-    ).group_by(*columns)
+    return select(*columns, *figures).group_by(*columns)
 
 
 def _part(row, name: str) -> tuple[int, int | None]:
@@ -386,16 +385,15 @@ def stuck_report(*, session: Session, alliance: str | None, min_cell: int = 5,
     closed = func.sum(case((Referral.status.in_(sorted(CLOSED)), 1), else_=0))
     completed = func.sum(case((Referral.status == COMPLETED, 1), else_=0))
     per_person = select(Referral.alliance.label("alliance"),
-                        Referral.participant_id.label("participant_id")).group_by(
+                        func.coalesce(func.max(Referral.person_key), 0).label("record_key"),
+                        ).group_by(
         Referral.alliance, Referral.participant_id
     ).having(and_(closed >= 2, completed == 0))
     if alliance is not None:
         per_person = per_person.where(Referral.alliance == alliance)
     per_person = per_person.subquery()
-    key = func.coalesce(PersonKey.record_key, 0)
-    counted = select(per_person.c.alliance, func.count(), func.sum(key)).select_from(
-        per_person.outerjoin(PersonKey, PersonKey.participant_id == per_person.c.participant_id)
-    ).group_by(per_person.c.alliance)
+    counted = select(per_person.c.alliance, func.count(), func.sum(per_person.c.record_key)) \
+        .group_by(per_person.c.alliance)
     keyed: dict[Key, dict[str, Any]] = {
         (row_alliance,): {"stuck_participants": disclosure.count(count, count, key_sum)}
         for row_alliance, count, key_sum in session.execute(counted)
@@ -433,9 +431,7 @@ def count_need_change(*, session: Session, alliance: str, category: str, status:
     # The person's record key goes into the count's key sum with the need (out with it).
     record_key = 0
     if participant_id is not None:
-        ensure_person_key(session.connection(), participant_id)
-        record_key = session.scalar(select(PersonKey.record_key).where(
-            PersonKey.participant_id == participant_id)) or 0
+        record_key = ensure_person_key(session.connection(), participant_id)
     statement = insert(NeedCount).values(alliance=alliance, category=category, open_needs=delta,
                                          key_sum=delta * record_key)
     statement = statement.on_conflict_do_update(
