@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from werkzeug.exceptions import MethodNotAllowed as _RoutingMethodNotAllowed
 from werkzeug.exceptions import NotFound as _RoutingNotFound
 from werkzeug.routing import Map, Rule
+from werkzeug.routing import RequestRedirect as _RequestRedirect
 
 from .auth import Principal
 from .errors import DomainError, Forbidden, NotFound
@@ -57,6 +58,7 @@ POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
     ("/api/v1/referrals/<referral_id>", {"GET": CASE_WORK}),
     ("/api/v1/referrals/<referral_id>/status", {"POST": CASE_WORK}),
     ("/api/v1/referrals/<referral_id>/history", {"GET": CASE_WORK}),
+    ("/api/v1/referrals/<referral_id>/fhir", {"GET": CASE_WORK}),
     ("/api/v1/referrals/<referral_id>/messages", {"GET": CASE_WORK, "POST": CASE_WORK}),
     ("/api/v1/referrals/<referral_id>/appointments", {"GET": CASE_WORK, "POST": CASE_WORK}),
     ("/api/v1/appointments", {"GET": CASE_WORK}),
@@ -72,6 +74,17 @@ POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
     ("/api/v1/reminders", {"GET": CASE_WORK}),
     # the gateway's own
     ("/api/v1/audit", {"GET": AUDITORS}),
+)
+
+# Public routes: anyone may call them, without a token. Only what holds no personal data and is
+# meant to be published: the open offer directory (Open Referral HSDS 3.0) of the offers their
+# provider marked public. The service that answers filters on that mark in its query.
+PUBLIC_POLICY: tuple[tuple[str, frozenset[str]], ...] = (
+    ("/hsds/", frozenset({"GET"})),
+    ("/hsds/services", frozenset({"GET"})),
+    ("/hsds/services/<service_id>", frozenset({"GET"})),
+    ("/hsds/organizations", frozenset({"GET"})),
+    ("/hsds/organizations/<organization_id>", frozenset({"GET"})),
 )
 
 # Query parameters that turn a route into a read of personal data: with the parameter, the route
@@ -119,6 +132,21 @@ def _map(table) -> Map:
 
 _MAP = _map(POLICY)
 _INTERNAL_MAP = _map(INTERNAL_POLICY)
+_PUBLIC_MAP = Map(
+    [Rule(_rule_path(path), endpoint=path, methods=sorted(methods))
+     for path, methods in PUBLIC_POLICY],
+    strict_slashes=True,
+)
+
+
+def is_public(path: str, method: str) -> bool:
+    """Is ``method path`` a public route (no token, no role)? Exact paths only."""
+    method = "GET" if method == "HEAD" else method
+    try:
+        _PUBLIC_MAP.bind("policy").match(path, method=method)
+    except (_RoutingMethodNotAllowed, _RoutingNotFound, _RequestRedirect):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,8 @@ def install_auth(
     def _authenticate():
         if request.path in public or request.method == "OPTIONS":
             return
+        if policy.is_public(request.path, request.method):  # the policy's public routes
+            return
         if public_prefixes and request.path.startswith(public_prefixes):
             return
         token = bearer_token(request.headers.get("Authorization"))
@@ -146,6 +148,8 @@ def install_policy(app: Flask, public_paths: Iterable[str] = ()) -> None:
     @app.before_request
     def _apply_policy():
         if request.path in public or request.method == "OPTIONS":
+            return
+        if policy.is_public(request.path, request.method):
             return
         principal = g.principal
         if request.path.startswith(INTERNAL_PREFIX):

@@ -61,6 +61,8 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     install_request_ids(app)
     protection.install_address_limit(app, limit=settings.rate_limit_per_address,
                                      storage_uri=settings.redis_url)
+    protection.install_hsds_limit(app, limit=settings.rate_limit_hsds_per_address,
+                                  storage_uri=settings.redis_url)
     install_auth(app, verifier, PUBLIC_PATHS, public_prefixes=(DOCS_PREFIX,))
     protection.install_user_limit(app, limit=settings.rate_limit_per_user,
                                   storage_uri=settings.redis_url)
@@ -107,6 +109,15 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
         ready = all(value == "ok" for value in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return body, 200 if ready else 503
+
+    # The open offer directory (HSDS 3.0): public in the shared policy (no token, the limit
+    # above); the referrals service answers it and publishes only offers marked public.
+    @app.get("/hsds/")
+    @app.get("/hsds/<path:_rest>")
+    def hsds(_rest: str = ""):
+        if not policy.is_public(request.path, request.method):
+            raise NotFound("There is no such endpoint.")
+        return proxy.forward("referrals", anonymous=True)
 
     @app.route("/api/v1/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def forward(_rest: str):

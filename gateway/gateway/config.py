@@ -31,6 +31,8 @@ class GatewaySettings:
     # Addresses or networks (CIDR) of proxies whose X-Forwarded-For names the client: the web
     # front end, a load balancer. Anyone else's X-Forwarded-For is ignored.
     trusted_proxies: tuple[str, ...] = ()
+    # The open offer directory (/hsds/, no token): its own limit per client address.
+    rate_limit_hsds_per_address: str = "120/minute"
 
     def runtime_settings(self) -> ServiceSettings:
         """The settings of the gateway's database and Celery app (the audit trail)."""
@@ -54,4 +56,5 @@ class GatewaySettings:
             max_body_bytes=env_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024),
             cors_origins=env_list("CORS_ORIGINS", ""),
             trusted_proxies=tuple(env_list("GATEWAY_TRUSTED_PROXIES", "")),
+            rate_limit_hsds_per_address=env_str("RATE_LIMIT_HSDS_PER_ADDRESS", "120/minute"),
         )

@@ -94,11 +94,12 @@ def _user_key() -> str:
     return f"user:{principal.subject}" if principal else f"addr:{client_address()}"
 
 
-def limiter(*, key_func, limit: str, prefix: str, storage_uri: str) -> Limiter:
+def limiter(*, key_func, limit: str, prefix: str, storage_uri: str,
+            exempt_when=_exempt) -> Limiter:
     return Limiter(
         key_func=key_func,
         application_limits=[limit],
-        application_limits_exempt_when=_exempt,
+        application_limits_exempt_when=exempt_when,
         storage_uri=storage_uri,
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
         key_prefix=prefix,
@@ -145,6 +146,19 @@ def install_user_limit(app: Flask, *, limit: str, storage_uri: str) -> Limiter:
                       storage_uri=storage_uri)
     by_user.init_app(app)
     return by_user
+
+
+HSDS_PREFIX = "/hsds/"
+
+
+def install_hsds_limit(app: Flask, *, limit: str, storage_uri: str) -> Limiter:
+    """The open offer directory answers without a token, so only the client address limits
+    it: its own, lower limit, counted apart from the API's (``RATE_LIMIT_HSDS_PER_ADDRESS``)."""
+    by_address = limiter(key_func=client_address, limit=limit, prefix="buendnis-hsds",
+                         storage_uri=storage_uri,
+                         exempt_when=lambda: not request.path.startswith(HSDS_PREFIX))
+    by_address.init_app(app)
+    return by_address
 
 
 def install_headers_and_cors(app: Flask, *, cors_origins: list[str]) -> None:

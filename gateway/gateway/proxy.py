@@ -43,10 +43,12 @@ class Proxy:
             self._local.session = requests.Session()
         return self._local.session
 
-    def forward(self, service: str) -> Response:
+    def forward(self, service: str, *, anonymous: bool = False) -> Response:
+        """``anonymous``: a public route; the caller's Authorization header stays here."""
         url = self.service_urls[service] + request.full_path.rstrip("?")
         headers = {
-            name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers
+            name: request.headers[name] for name in REQUEST_HEADERS
+            if name in request.headers and not (anonymous and name == "Authorization")
         }
         headers["X-Request-ID"] = g.request_id
         headers["X-Forwarded-For"] = request.remote_addr or ""

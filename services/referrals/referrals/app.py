@@ -12,6 +12,7 @@ from referrals.config import ReferralsConfig
 from referrals.db import MODELS
 from referrals.erasure.tasks import handlers as erasure_handlers
 from referrals.export.views import blp as export
+from referrals.hsds.views import blp as hsds
 from referrals.offer.views import blp as offers
 from referrals.referral import tasks as referral_tasks
 from referrals.referral.service import Context
@@ -44,6 +45,7 @@ def create_app(
         blueprints=[offers, referrals, appointments, reports],
     )
     app.register_blueprint(export)  # internal: not in the public API document
+    app.register_blueprint(hsds)  # public, without a token: HSDS has its own API document
     app.extensions["referrals"] = Context(
         runtime=runtime,
         config=config,

@@ -37,6 +37,9 @@ class _OfferFields(Schema):
         metadata={"description": "How partners reach the provider about this offer."},
     )
     active = fields.Boolean()
+    public = fields.Boolean(metadata={
+        "description": "Listed in the open offer directory (/hsds/, no token). Default: false."
+    })
 
     @validates_schema
     def _age_range(self, data, **_kwargs):

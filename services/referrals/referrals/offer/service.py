@@ -139,6 +139,7 @@ def create(*, session: Session, principal: Principal, data: dict) -> Offer:
         updated_at=now,
         eligible_residence_statuses=data.pop("eligible_residence_statuses", None) or [],
         active=data.pop("active", True),
+        public=data.pop("public", False),
         **data,
     )
     offer.languages.extend(dict.fromkeys(languages))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from flask import Response, json
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -9,7 +10,7 @@ from buendnis_common.service import current_runtime
 from buendnis_common.web import current_principal
 from referrals.appointment import service as appointments
 from referrals.context import current_context
-from referrals.referral import consent_ends, schemas, service
+from referrals.referral import consent_ends, fhir, schemas, service
 
 blp = Blueprint("referrals", __name__, url_prefix="/api/v1/referrals", description="Referrals")
 
@@ -83,6 +84,30 @@ class ReferralById(MethodView):
                       owner_org=referral.from_org, record_id=referral.id)
         session.commit()
         return _seen(runtime, session, [referral], principal)[0]
+
+
+@blp.route("/<uuid:referral_id>/fhir")
+class ReferralFhir(MethodView):
+    @blp.response(200, content_type=fhir.MEDIA_TYPE,
+                  description="A FHIR R4 Bundle (type collection): Task, ServiceRequest, "
+                              "Patient (pseudonym only), Consent, Appointments.")
+    def get(self, referral_id: uuid.UUID):
+        """The referral as FHIR R4 for its sender and receiver (anybody else 404): the Task's
+        status is the referral's, as in HL7's closed-loop referral guide; only the pseudonym
+        identifies the person."""
+        runtime = current_runtime()
+        session = runtime.db.session
+        principal = current_principal()
+        referral = service.get_visible(session=session, principal=principal,
+                                       referral_id=referral_id)
+        runtime.audit(session, "referral.fhir.read", participant_id=referral.participant_id,
+                      owner_org=referral.from_org, record_id=referral.id)
+        session.commit()
+        consent_ends.check_for_receiver(runtime, session, [referral], principal)
+        session.commit()
+        booked = appointments.of_referral(session=session, referral=referral)
+        body = fhir.bundle(referral, booked)
+        return Response(json.dumps(body), status=200, mimetype=fhir.MEDIA_TYPE)
 
 
 @blp.route("/<uuid:referral_id>/status")
