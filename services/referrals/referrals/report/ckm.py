@@ -4,21 +4,22 @@ Why: suppressing each table on its own does not hold across queries — two over
 or a grouped and an ungrouped report, give a hidden cell by subtraction. German official
 statistics (Destatis, the 2022 census) answer this with the Cell Key Method: every person has a
 random *record key* in [0, 1), drawn once and never shown; a cell's *cell key* is the sum of the
-keys of its persons, modulo 1; and the figure shown is the true one plus a noise looked up by
-the cell key in a fixed *perturbation table* (ptable). The same people give the same cell key and
-so the same noise, whatever report, grouping, period or format the cell appears in: asking again
-or in another format averages nothing away. A cell with other people has an unrelated key, so the
-difference of two reports carries the noise of both.
+keys of its persons, modulo 1 (here with a fixed mix of the cell's value: see ``cell_key``); and
+the figure shown is the true one plus a noise looked up by the cell key in a fixed
+*perturbation table* (ptable). The same people give the same cell key and so the same noise,
+whatever report, grouping, period or format the cell appears in: asking again or in another
+format averages nothing away. A cell with other people has an unrelated key, so the difference
+of two reports carries the noise of both.
 
-The ptable follows the ``ptable`` R package (Enderle, Giessing, Tent: "Designing Confidentiality
-on the Fly Tables", Destatis): for each true value ``i`` the noise ``d`` lies in ``[-D, D]``
-(maximum deviation ``D``), ``i + d`` never falls below the table's floor (no negative counts; a
-floor above zero also blocks small published values, the package's ``js``), zero stays zero, and
-among the distributions with mean 0 and variance ``V`` the one of maximum entropy is taken —
-``p(d) ∝ exp(a·d + b·d²)``, found by Newton's method on its convex dual. Near the floor, where a
-mean of 0 is impossible, the distribution keeps the variance and its mean is the smallest
-possible (figures there lean upwards, by less than ``D``). The table is computed from ``D``, ``V``
-and the floor; no randomness enters it, so it is the same on every machine and in every run.
+The ptable follows the approach of the ``ptable`` R package (Destatis): for each true value
+``i`` the noise ``d`` lies in ``[-D, D]`` (maximum deviation ``D``), ``i + d`` never falls below
+the table's floor (no negative counts; a floor above zero also blocks small published values,
+the package's ``js``), zero stays zero, and among the distributions with mean 0 and variance
+``V`` the one of maximum entropy is taken — ``p(d) ∝ exp(a·d + b·d²)``, found by Newton's method
+on its convex dual. Where the floor leaves no room below (the value at the floor itself), a mean
+of 0 is impossible: there the noise keeps ``E[d²] = V`` only, and leans upwards (by about 1 for
+D = 3, V = 2). The table is computed from ``D``, ``V`` and the floor; no randomness enters it,
+so it is the same on every machine and in every run.
 
 Record keys are integers of ``KEY_BITS`` bits (a cell key is their sum modulo ``2**KEY_BITS``,
 divided by it), drawn with :mod:`secrets`.

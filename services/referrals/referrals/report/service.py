@@ -13,8 +13,10 @@ No person can be singled out, however many reports a reader lays side by side:
   count shown below ``min_cell``. The same cell gets the same noise in every report, grouping,
   period and format, so asking again averages nothing away; cells of other persons get other
   noise, so the difference of two reports (January–March minus January–February, the alliance's
-  total minus the visible cells of a grouped report) is off by the noise of both and recovers
-  no hidden cell exactly. Rates are worked out from perturbed counts.
+  total minus the visible cells of a grouped report) is off by the noise of both: about one such
+  difference in five lands on the truth, and the reader cannot tell which. (Averaging many
+  different differences narrows a hidden cell down; longer periods, ``period_months``, leave
+  fewer of them.) Rates are worked out from perturbed counts; medians are not perturbed.
 - Periods are widened to whole months (or quarters, or years: ``period_months``); no report
   shows a total over alliances.
 
