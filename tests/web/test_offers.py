@@ -153,3 +153,43 @@ def test_awo_reads_the_caritas_offer_but_cannot_change_it(browse, platform):
     refused = awo.patch(f"/api/v1/offers/{offer['id']}", json={"capacity": 1},
                         headers={"If-Match": etag})
     assert refused.status_code == 403
+
+
+def test_the_provider_publishes_an_offer_in_the_open_directory_and_takes_it_back(browse,
+                                                                                  platform):
+    import requests
+
+    person = browse()
+    page = person.sign_in("cw.caritas-leverkusen")
+    page.goto(person.url("/angebote/neu"))
+    public = page.get_by_label("Öffentlich – auch ohne Anmeldung lesbar")
+    expect(public).not_to_be_checked()  # nothing is published unless the provider chooses to
+    expect(page.locator("#f-public")).to_contain_text("ohne Daten über Personen")
+    person.check_accessibility("offer-form-public")
+
+    title = unique("Offene Sprechstunde")
+    page.get_by_label("Titel").fill(title)
+    page.get_by_label("Bereich").select_option("counselling")
+    page.get_by_label("Kontakt für Partner").fill("Frau Beispiel, 0214 123456")
+    public.check()
+    page.get_by_role("button", name="Angebot speichern").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(title)
+    expect(page.locator("dl.facts .offer-public")).to_have_text(
+        "öffentlich, auch ohne Anmeldung lesbar")
+    offer_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+
+    # Anyone reads it in the directory, without a token, and without the contact.
+    directory = requests.get(f"{platform.gateway_url}/hsds/services/{offer_id}", timeout=10)
+    assert directory.status_code == 200
+    assert directory.json()["name"] == title
+    assert "Beispiel" not in directory.text and "0214" not in directory.text
+
+    # Taken back: the switch is kept in the form, and the directory forgets the offer.
+    page.get_by_role("link", name="Angebot bearbeiten").click()
+    expect(public).to_be_checked()
+    public.uncheck()
+    page.get_by_role("button", name="Angebot speichern").click()
+    expect(page.locator("dl.facts .offer-public")).to_have_text(
+        "nicht öffentlich, nur für Partner im Bündnis")
+    gone = requests.get(f"{platform.gateway_url}/hsds/services/{offer_id}", timeout=10)
+    assert gone.status_code == 404

@@ -20,8 +20,9 @@ blp = Blueprint("offers", __name__, url_prefix="/angebote")
 # The form's fields are the API's (OfferCreate/OfferUpdate), so its field errors land beside them.
 FIELDS = ("title", "category", "description", "languages", "municipality", "mode",
           "eligible_residence_statuses", "min_age", "max_age", "capacity", "schedule", "contact",
-          "active")
-MULTI = ("languages", "eligible_residence_statuses", "active")
+          "active", "public")
+MULTI = ("languages", "eligible_residence_statuses", "active", "public")
+SWITCHES = ("active", "public")
 NUMBERS = ("min_age", "max_age", "capacity")
 EDITORS = ("case_worker", "coordinator")
 PAGE_SIZE = 20
@@ -89,10 +90,11 @@ def _body(values: dict[str, Any], *, for_update: bool) -> dict[str, Any]:
             values[name] = int(text)
     values.setdefault("languages", [])
     values.setdefault("eligible_residence_statuses", [])
-    body = forms.to_json(values, tuple(f for f in FIELDS if f != "active"),
+    body = forms.to_json(values, tuple(f for f in FIELDS if f not in SWITCHES),
                          keep_empty=for_update)
     # An unticked checkbox is not sent at all: its absence means "no".
-    body["active"] = "true" in (values.get("active") or [])
+    for name in SWITCHES:
+        body[name] = "true" in (values.get(name) or [])
     return body
 
 
@@ -143,6 +145,7 @@ def new():
 def _as_form(offer: dict[str, Any]) -> dict[str, Any]:
     values = forms.flatten(offer)
     values["active"] = ["true"] if offer.get("active") else []
+    values["public"] = ["true"] if offer.get("public") else []
     values["languages"] = offer.get("languages") or []
     values["eligible_residence_statuses"] = offer.get("eligible_residence_statuses") or []
     return values
