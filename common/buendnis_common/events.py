@@ -77,6 +77,15 @@ CATALOGUE: dict[str, EventType] = {
     "appointment.rescheduled": _event([*_APPOINTMENT, "previous_start"], ["notifications"]),
     "appointment.cancelled": _event(_APPOINTMENT, ["notifications"]),
     "appointment.attended": _event(_APPOINTMENT, ["notifications"]),
+    # the participant answered a reminder (confirmed or cancel_requested; channel sms or link):
+    # recorded on the appointment, then both case workers are told
+    "appointment.participant_responded": _event(
+        [*_APPOINTMENT, "response", "responded_at", "channel"], ["notifications"]
+    ),
+    # notifications: an SMS reply that answers an appointment, for referrals to record
+    "answer.received": _event(
+        ["appointment_id", "response", "responded_at", "channel"], ["referrals"]
+    ),
     # every service: its audit entries, for the gateway's hash-chained audit trail
     "audit.recorded": _event(
         ["at", "actor", "actor_org", "action", "participant_id", "participant_ids", "record_id",

@@ -85,6 +85,11 @@ PUBLIC_POLICY: tuple[tuple[str, frozenset[str]], ...] = (
     ("/hsds/services/<service_id>", frozenset({"GET"})),
     ("/hsds/organizations", frozenset({"GET"})),
     ("/hsds/organizations/<organization_id>", frozenset({"GET"})),
+    # Participants answer reminders. The SMS provider posts a reply, signed with the shared
+    # SMS_WEBHOOK_SECRET, which the notifications service checks itself (403 otherwise); the
+    # link of an e-mail reminder is signed with ANSWER_LINK_KEY and names one appointment.
+    ("/webhooks/sms/inbound", frozenset({"POST"})),
+    ("/answers/<token>", frozenset({"GET", "POST"})),
 )
 
 # Query parameters that turn a route into a read of personal data: with the parameter, the route

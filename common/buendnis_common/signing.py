@@ -51,6 +51,8 @@ PRODUCERS: dict[str, frozenset[str]] = {
     "referral": frozenset({"referrals"}),
     "appointment": frozenset({"referrals"}),
     "audit": frozenset({"intake", "referrals", "notifications"}),
+    # a participant's SMS reply, matched to an appointment by notifications
+    "answer": frozenset({"notifications"}),
 }
 
 REFUSED_COUNTER = "buendnis:refused_events"

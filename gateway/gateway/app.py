@@ -119,6 +119,18 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
             raise NotFound("There is no such endpoint.")
         return proxy.forward("referrals", anonymous=True)
 
+    # Participants answer reminders (public in the shared policy, no token). The SMS provider's
+    # webhook: its signature travels on, and the notifications service checks it itself; the
+    # link of an e-mail reminder, which the referrals service checks.
+    @app.post("/webhooks/sms/inbound")
+    def sms_inbound():
+        return proxy.forward("notifications", anonymous=True,
+                             extra_headers=("X-Twilio-Signature",))
+
+    @app.route("/answers/<_token>", methods=["GET", "POST"])
+    def answer_link(_token: str):
+        return proxy.forward("referrals", anonymous=True)
+
     @app.route("/api/v1/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def forward(_rest: str):
         service = owner(request.path)

@@ -43,11 +43,13 @@ class Proxy:
             self._local.session = requests.Session()
         return self._local.session
 
-    def forward(self, service: str, *, anonymous: bool = False) -> Response:
-        """``anonymous``: a public route; the caller's Authorization header stays here."""
+    def forward(self, service: str, *, anonymous: bool = False,
+                extra_headers: tuple[str, ...] = ()) -> Response:
+        """``anonymous``: a public route; the caller's Authorization header stays here.
+        ``extra_headers``: what this one route needs besides (a webhook's signature)."""
         url = self.service_urls[service] + request.full_path.rstrip("?")
         headers = {
-            name: request.headers[name] for name in REQUEST_HEADERS
+            name: request.headers[name] for name in (*REQUEST_HEADERS, *extra_headers)
             if name in request.headers and not (anonymous and name == "Authorization")
         }
         headers["X-Request-ID"] = g.request_id

@@ -119,6 +119,10 @@ REFUSALS = [
     ("gunicorn:notifications", "NOTIFICATIONS_CLIENT_SECRET", "example"),
     ("celery:notifications:worker", "NOTIFICATIONS_CLIENT_SECRET", None),
     ("migrate:notifications", "NOTIFICATIONS_CLIENT_SECRET", "example"),
+    ("gunicorn:notifications", "SMS_WEBHOOK_SECRET", None),
+    ("celery:notifications:worker", "SMS_WEBHOOK_SECRET", "example"),
+    ("gunicorn:referrals", "ANSWER_LINK_KEY", "example"),
+    ("celery:notifications:beat", "ANSWER_LINK_KEY", None),
     ("gunicorn:web", "WEB_SECRET_KEY", "example"),
     ("gunicorn:web", "WEB_SECRET_KEY", None),
     # A value of one's own that still looks like a demo value.

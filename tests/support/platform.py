@@ -200,6 +200,9 @@ class Platform:
             # Keys of this test run: events are signed, the audit chain sealed with them.
             "EVENT_SIGNING_KEY": secrets.token_urlsafe(32),
             "AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
+            # Participants answer reminders: the SMS provider's webhook secret, the links' key.
+            "SMS_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+            "ANSWER_LINK_KEY": secrets.token_urlsafe(32),
             "AUDIT_CHECKPOINT_DIR": str(self.audit_checkpoint_dir),
             "AUDIT_CHECKPOINT_INTERVAL_SECONDS": "2",
             **(extra_env or {}),

@@ -6,11 +6,22 @@ speaks: ``POST /messages`` with JSON ``{"to", "text", "reference"}`` and an ``Id
 header → 201 ``{"id", "status": "accepted"}``; the same key again → 200 with the first answer,
 and nothing is recorded twice (what real providers' idempotency keys promise).
 ``GET /messages`` lists what was recorded. Development and tests only.
+
+The participant's side of two-way SMS: ``python -m buendnis_dev.sms reply --from NUMBER --body
+TEXT`` posts a reply to the gateway's ``/webhooks/sms/inbound`` as the provider would, signed
+as Twilio signs (``X-Twilio-Signature`` with ``SMS_WEBHOOK_SECRET`` over ``SMS_WEBHOOK_URL`` and
+the form fields), and records the acknowledgement the platform answers (TwiML) as a message to
+that number. ``POST /replies`` with JSON ``{"from", "body"}`` does the same over HTTP.
 """
 from __future__ import annotations
 
+import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,8 +29,48 @@ import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from xml.etree import ElementTree
+
+import requests
 
 from buendnis_dev import wait_for_stop
+
+# The development default of the platform's SMS_WEBHOOK_SECRET.
+DEMO_WEBHOOK_SECRET = "demo-sms-webhook-secret"
+
+
+def webhook_url() -> str:
+    gateway = os.environ.get("GATEWAY_URL") or (
+        f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}")
+    return os.environ.get("SMS_WEBHOOK_URL") or f"{gateway.rstrip('/')}/webhooks/sms/inbound"
+
+
+def twilio_signature(secret: str, url: str, fields: dict[str, str]) -> str:
+    """Twilio's scheme: base64(HMAC-SHA1(secret, url + name1 + value1 + … by name))."""
+    payload = url + "".join(f"{name}{fields[name]}" for name in sorted(fields))
+    digest = hmac.new(secret.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def send_reply(*, sender: str, body: str, to: str = "+4915700000000",
+               url: str | None = None, secret: str | None = None,
+               sid: str | None = None, timeout: float = 10.0) -> tuple[int, str | None]:
+    """Post a participant's reply to the platform as the provider does; returns the status
+    and the acknowledgement the platform answered (``None`` if it answered none)."""
+    url = url or webhook_url()
+    secret = secret if secret is not None else (
+        os.environ.get("SMS_WEBHOOK_SECRET") or DEMO_WEBHOOK_SECRET)
+    fields = {"From": sender, "To": to, "Body": body,
+              "MessageSid": sid or "SM" + uuid.uuid4().hex}
+    response = requests.post(url, data=fields, timeout=timeout, headers={
+        "X-Twilio-Signature": twilio_signature(secret, url, fields)})
+    if response.status_code != 200:
+        return response.status_code, None
+    try:
+        message = ElementTree.fromstring(response.content).find("Message")
+    except ElementTree.ParseError:
+        return response.status_code, None
+    return response.status_code, message.text if message is not None else None
 
 
 class SmsSink(ThreadingHTTPServer):
@@ -68,6 +119,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _reply(self) -> None:
+        """``POST /replies`` ``{"from", "body"}``: the participant answers; the platform's
+        acknowledgement is recorded as a message to them."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            sender, text = str(body["from"]), str(body["body"])
+        except (ValueError, KeyError, TypeError):
+            self._answer(400, {"error": "JSON with from and body expected"})
+            return
+        try:
+            status, acknowledgement = send_reply(sender=sender, body=text)
+        except requests.RequestException:
+            self._answer(502, {"error": "the platform did not answer"})
+            return
+        if acknowledgement:
+            self.server.accept(str(uuid.uuid4()), sender, acknowledgement)
+        self._answer(200, {"status": status, "acknowledgement": acknowledgement})
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path.rstrip("/") != "/messages":
             self._answer(404, {"error": "not found"})
@@ -75,6 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, self.server.messages())
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.rstrip("/") == "/replies":
+            self._reply()
+            return
         if self.path.rstrip("/") != "/messages":
             self._answer(404, {"error": "not found"})
             return
@@ -97,7 +170,39 @@ def start(port: int, path: Path, host: str = "127.0.0.1") -> SmsSink:
     return sink
 
 
+def reply_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m buendnis_dev.sms reply",
+        description="Answer a reminder as the participant: post a signed SMS reply to the "
+                    "platform (the gateway's /webhooks/sms/inbound).")
+    parser.add_argument("--from", dest="sender", required=True,
+                        help="the participant's number, as the reminder went to it")
+    parser.add_argument("--body", required=True, help="1 / JA / YES, 2 / NEIN / NO, STOP …")
+    parser.add_argument("--to", default="+4915700000000", help="the platform's number")
+    parser.add_argument("--url", default=None, help="default: SMS_WEBHOOK_URL or the gateway")
+    args = parser.parse_args(argv)
+    status, acknowledgement = send_reply(sender=args.sender, body=args.body, to=args.to,
+                                         url=args.url)
+    if status != 200:
+        print(f"the platform answered {status}", file=sys.stderr)
+        return 1
+    if acknowledgement:
+        path = Path(os.environ.get("BUENDNIS_VAR", "var")) / "sms" / "messages.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"id": str(uuid.uuid4()), "key": str(uuid.uuid4()),
+                  "to": re.sub(r"\s", "", args.sender), "text": acknowledgement,
+                  "received_at": datetime.now(UTC).isoformat()}
+        with path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        print(f"acknowledgement: {acknowledgement}")
+    else:
+        print("no acknowledgement (a number the platform never wrote to, or a repeat)")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["reply"]:
+        return reply_command(sys.argv[2:])
     port = int(os.environ.get("SMS_PORT", "1026"))
     path = Path(os.environ.get("BUENDNIS_VAR", "var")) / "sms" / "messages.jsonl"
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

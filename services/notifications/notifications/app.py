@@ -6,6 +6,8 @@ from flask import Flask
 import notifications.models  # noqa: F401 - every table mapped before the first query
 from buendnis_common.service import EventHandlers, ServiceRuntime
 from buendnis_common.settings import ServiceSettings
+from notifications.answer.tasks import handlers as answer_handlers
+from notifications.answer.views import blp as sms_webhook
 from notifications.appointment.tasks import handlers as appointment_handlers
 from notifications.config import NotificationsConfig
 from notifications.context import Context
@@ -22,7 +24,8 @@ def create_app(
     settings: ServiceSettings | None = None, config: NotificationsConfig | None = None
 ) -> Flask:
     config = config or NotificationsConfig.from_env()
-    handlers = EventHandlers({**appointment_handlers.handlers, **inbox_handlers.handlers})
+    handlers = EventHandlers({**appointment_handlers.handlers, **inbox_handlers.handlers,
+                              **answer_handlers.handlers})
     runtime = ServiceRuntime(
         settings or ServiceSettings.from_env("notifications"), models=MODELS, handlers=handlers
     )
@@ -31,6 +34,7 @@ def create_app(
         __name__, title="Bündnis notifications", blueprints=[inbox, reminders]
     )
     app.register_blueprint(internal)  # not in the public API document
+    app.register_blueprint(sms_webhook)  # public, but only with the SMS provider's signature
     app.before_request(remember_caller)
     app.extensions["notifications"] = Context(runtime=runtime, config=config)
     return app

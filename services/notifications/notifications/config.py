@@ -5,12 +5,14 @@ import re
 from dataclasses import dataclass
 from datetime import time, timedelta
 
+from buendnis_common.answers import link_key
 from buendnis_common.settings import (
     SettingsError,
     env_bool,
     env_durations,
     env_float,
     env_int,
+    env_secret,
     env_str,
 )
 
@@ -81,6 +83,33 @@ class SmsSettings:
 
 
 @dataclass(frozen=True)
+class AnswerSettings:
+    """Participants answer reminders: by SMS reply (the provider's signed webhook) and by the
+    link in an e-mail reminder."""
+
+    # The provider signs each webhook with it (Twilio: the account's auth token).
+    webhook_secret: str
+    # The URL the provider posts to and signs, as it sees it: the gateway's public address.
+    webhook_url: str
+    # Where participants open the link: the web front end's public address.
+    web_url: str
+    # Signs the link (shared with the referrals service, which checks it).
+    link_key: str
+
+    @classmethod
+    def from_env(cls) -> AnswerSettings:
+        gateway = env_str("GATEWAY_URL", f"http://127.0.0.1:{env_int('GATEWAY_PORT', 8000)}")
+        return cls(
+            webhook_secret=env_secret("SMS_WEBHOOK_SECRET", "demo-sms-webhook-secret"),
+            webhook_url=env_str("SMS_WEBHOOK_URL",
+                                f"{gateway.rstrip('/')}/webhooks/sms/inbound"),
+            web_url=env_str("WEB_URL",
+                            f"http://127.0.0.1:{env_int('WEB_PORT', 8090)}").rstrip("/"),
+            link_key=link_key(),
+        )
+
+
+@dataclass(frozen=True)
 class NotificationsConfig:
     offsets: tuple[timedelta, ...]
     quiet_hours: QuietHours | None
@@ -98,6 +127,7 @@ class NotificationsConfig:
     # Messages to the participant about one appointment at least this far apart (moves),
     # CHANGE_NOTICE_INTERVAL like 30m.
     change_notice_interval: timedelta = timedelta(minutes=30)
+    answers: AnswerSettings | None = None
 
     @classmethod
     def from_env(cls) -> NotificationsConfig:
@@ -129,4 +159,5 @@ class NotificationsConfig:
             smtp=smtp,
             sms=sms,
             change_notice_interval=env_durations("CHANGE_NOTICE_INTERVAL", "30m")[0],
+            answers=AnswerSettings.from_env(),
         )

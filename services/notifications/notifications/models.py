@@ -1,4 +1,5 @@
 """Every table of the notifications database, for Alembic."""
+from notifications.answer.models import InboundSms, SmsOptOut, SmsRecipient
 from notifications.appointment.models import Appointment, ParticipantErasure
 from notifications.db import Base
 from notifications.delivery.models import Delivery
@@ -13,5 +14,6 @@ from notifications.reminder.models import Reminder
 
 __all__ = [
     "Appointment", "Base", "Delivery", "EmailCopy", "EmailPreference", "InboxEntry",
-    "InboxRead", "ParticipantErasure", "Reminder", "StaffMember",
+    "InboxRead", "InboundSms", "ParticipantErasure", "Reminder", "SmsOptOut", "SmsRecipient",
+    "StaffMember",
 ]

@@ -1,12 +1,17 @@
 """``create_app()``: the referrals service."""
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask, jsonify
 from sqlalchemy.orm.exc import StaleDataError
 
+from buendnis_common.answers import link_key
 from buendnis_common.errors import error_body
 from buendnis_common.service import EventHandlers, ServiceRuntime
 from buendnis_common.settings import ServiceSettings
+from referrals.answer import service as answers
+from referrals.answer.views import blp as answer_links
 from referrals.appointment.views import blp as appointments
 from referrals.config import ReferralsConfig
 from referrals.db import MODELS
@@ -33,18 +38,21 @@ def create_app(
     settings: ServiceSettings | None = None, config: ReferralsConfig | None = None
 ) -> Flask:
     config = config or ReferralsConfig.from_env()
+    link_key()  # ANSWER_LINK_KEY: outside development a real key, or no start
     handlers = EventHandlers({**erasure_handlers.handlers, **referral_tasks.handlers.handlers,
                               **report_tasks.handlers.handlers})
     runtime = ServiceRuntime(
         settings or ServiceSettings.from_env("referrals"), models=MODELS, handlers=handlers
     )
     referral_tasks.register(runtime, interval_seconds=config.overdue_sweep_seconds)
+    runtime.consumer.handles("answer.received")(partial(answers.on_answer_received, runtime))
     app, _api = runtime.create_app(
         __name__,
         title="Bündnis referrals",
         blueprints=[offers, referrals, appointments, reports],
     )
     app.register_blueprint(export)  # internal: not in the public API document
+    app.register_blueprint(answer_links)  # public: the signed link is the credential
     app.register_blueprint(hsds)  # public, without a token: HSDS has its own API document
     app.extensions["referrals"] = Context(
         runtime=runtime,

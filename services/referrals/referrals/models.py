@@ -1,5 +1,5 @@
 """Every table of the referrals database, for Alembic."""
-from referrals.appointment.models import Appointment
+from referrals.appointment.models import AnswerLinkUse, Appointment
 from referrals.db import Base
 from referrals.erasure.models import ParticipantErasure
 from referrals.offer.models import Offer, OfferLanguage
@@ -7,6 +7,7 @@ from referrals.referral.models import Message, Referral, StatusChange, Withdrawn
 from referrals.report.models import NeedCount, PersonKey
 
 __all__ = [
+    "AnswerLinkUse",
     "Appointment",
     "Base",
     "Message",

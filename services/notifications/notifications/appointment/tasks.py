@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from buendnis_common.db import utcnow
 from buendnis_common.events import Event
 from buendnis_common.service import EventHandlers
+from notifications.answer import service as answers
 from notifications.appointment import service as appointments
 from notifications.appointment.models import BOOKED
 from notifications.context import current_context
@@ -100,6 +101,7 @@ def on_participant_erased(*, session: Session, event: Event) -> None:
     participant_id = uuid.UUID(event.data["participant_id"])
     appointments.record_erasure(session=session, participant_id=participant_id,
                                 owner_org=event.data["owner_org"], at=event.occurred_at)
+    answers.forget_participant(session, participant_id)  # the hashes of their number
     cancelled = reminders.cancel_pending(session=session, participant_id=participant_id,
                                          now=now, reason=reminder_models.PARTICIPANT_ERASED)
     session.execute(

@@ -29,11 +29,19 @@ REMINDER_FAILED = "reminder.failed"
 REMINDER_UNCONFIRMED = "reminder.unconfirmed"
 # The receiver no longer sees the participant's data: the consent was withdrawn or expired.
 REFERRAL_CONSENT_ENDED = "referral.consent_ended"
+# The participant answered a reminder (SMS reply or the e-mail's link): both sides hear of it.
+ANSWER_CONFIRMED = "answer.confirmed"
+ANSWER_CANCEL_REQUESTED = "answer.cancel_requested"
+# An SMS reply that is neither yes, no nor STOP (its text is kept nowhere).
+ANSWER_UNCLEAR = "answer.unclear"
+# STOP: no more SMS to the participant's number.
+ANSWER_SMS_STOPPED = "answer.sms_stopped"
 KINDS = (
     REFERRAL_RECEIVED, REFERRAL_ACCEPTED, REFERRAL_REJECTED, REFERRAL_STATUS_CHANGED,
     REFERRAL_OVERDUE, REFERRAL_MESSAGE, REFERRAL_CONSENT_ENDED, APPOINTMENT_BOOKED,
     APPOINTMENT_MOVED,
     APPOINTMENT_CANCELLED, APPOINTMENT_REMINDER, REMINDER_FAILED, REMINDER_UNCONFIRMED,
+    ANSWER_CONFIRMED, ANSWER_CANCEL_REQUESTED, ANSWER_UNCLEAR, ANSWER_SMS_STOPPED,
 )
 
 # Entries addressed to an organisation are for the people who work its cases: the role policy's

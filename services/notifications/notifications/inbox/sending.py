@@ -80,6 +80,11 @@ def _org_name(alias: str | None) -> str:
     return organization.name if organization else (alias or "")
 
 
+# How a participant's answer came.
+_CHANNEL_NAMES = {"de": {"sms": "per SMS", "link": "über den Link der E-Mail"},
+                  "en": {"sms": "by SMS", "link": "by the e-mail's link"}}
+
+
 def describe(entry: InboxEntry, language: str = "de") -> str:
     """The entry in one sentence (the inbox's ``text``): German, or English when asked."""
     if language not in INBOX_LANGUAGES:
@@ -96,6 +101,7 @@ def describe(entry: InboxEntry, language: str = "de") -> str:
         "status": status_names.get(data.get("status") or "", data.get("status") or ""),
         "when": when,
         "reason": REASON_NAMES[language].get(data.get("reason") or "", data.get("reason") or ""),
+        "channel": _CHANNEL_NAMES[language].get(data.get("channel") or "", ""),
     }
     return INBOX_LANGUAGES[language][entry.kind].format(**values)
 

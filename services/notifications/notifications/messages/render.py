@@ -58,8 +58,9 @@ class Rendered:
 
 
 def render(kind: str, *, language: str, name: str | None, org_name: str, start: datetime,
-           mode: str | None) -> Rendered:
-    """``kind``: ``reminder``, ``moved`` or ``cancellation``."""
+           mode: str | None, link: str | None = None, answerable: bool = False) -> Rendered:
+    """``kind``: ``reminder``, ``moved`` or ``cancellation``. ``link``: the e-mail's link to
+    answer (confirm or ask to cancel); ``answerable``: the SMS says how to answer by reply."""
     language = language if language in TEXTS else DEFAULT_LANGUAGE
     texts = TEXTS[language]
     rtl = language in RTL_LANGUAGES
@@ -68,6 +69,7 @@ def render(kind: str, *, language: str, name: str | None, org_name: str, start: 
         "org": org_name,
         "when": format_when(start, language),
         "mode": texts.get(mode or "", texts["in_person"]),
+        "link": link or "",
     }
 
     def plain(template: str) -> str:
@@ -82,15 +84,23 @@ def render(kind: str, *, language: str, name: str | None, org_name: str, start: 
 
     def marked_up(template: str) -> str:
         escaped = {key: f"<bdi>{html.escape(value)}</bdi>" for key, value in values.items()}
+        if link:
+            escaped["link"] = (f'<a href="{html.escape(link, quote=True)}" dir="ltr">'
+                               f"{html.escape(link)}</a>")
         return html.escape(template).replace("\n", "<br>\n").format(**escaped)
 
     greeting = texts["greeting"] if name else ""
     body_key, footer = f"{kind}_body", texts["footer"]
+    answer = plain(texts["answer_link"]) if link else ""
     text = "\n\n".join(part for part in (
-        plain(greeting) if greeting else "", plain(texts[body_key]), plain(footer)) if part)
+        plain(greeting) if greeting else "", plain(texts[body_key]), answer, plain(footer))
+        if part)
     direction = "rtl" if rtl else "ltr"
     paragraphs = [marked_up(greeting)] if greeting else []
-    paragraphs += [marked_up(texts[body_key]), f"<small>{html.escape(footer)}</small>"]
+    paragraphs += [marked_up(texts[body_key])]
+    if link:
+        paragraphs.append(marked_up(texts["answer_link"]))
+    paragraphs.append(f"<small>{html.escape(footer)}</small>")
     body_html = (
         f'<!DOCTYPE html>\n<html lang="{language}" dir="{direction}">\n'
         '<head><meta charset="utf-8"></head>\n'
@@ -104,6 +114,6 @@ def render(kind: str, *, language: str, name: str | None, org_name: str, start: 
         subject=plain(texts[f"{kind}_subject"]),
         text=text,
         html=body_html,
-        sms=plain(texts[f"{kind}_sms"]),
+        sms=plain(texts[f"{kind}_sms"] + (" " + texts["sms_reply_hint"] if answerable else "")),
         summary=texts["summary"].format(org=org_name),
     )

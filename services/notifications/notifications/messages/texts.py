@@ -30,6 +30,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "in_person": "vor Ort",
         "phone": "telefonisch",
         "video": "per Video",
+        "sms_reply_hint": "Antworten Sie 1 = ich komme, 2 = ich kann nicht kommen.",
+        "answer_link": "Kommen Sie? Bitte sagen Sie es uns hier: {link}",
+        "ack_confirmed": "Danke! Ihr Termin ist bestätigt.",
+        "ack_cancel_requested": "Danke. Wir haben weitergegeben, dass Sie nicht kommen können; "
+                                "Ihre Ansprechperson meldet sich bei Ihnen.",
+        "ack_stop": "Sie bekommen keine SMS mehr von uns. Mit START schalten Sie sie wieder ein.",
+        "ack_start": "Sie bekommen wieder SMS-Erinnerungen.",
+        "ack_unclear": "Danke. Wir haben Ihre Nachricht an Ihre Ansprechperson weitergegeben. "
+                       "Antworten Sie 1 = ich komme, 2 = ich kann nicht kommen.",
+        "ack_no_appointment": "Danke. Zu Ihrer Nummer haben wir keinen offenen Termin gefunden. "
+                              "Bitte wenden Sie sich an Ihre Ansprechperson.",
     },
     "en": {
         "greeting": "Hello {name},",
@@ -51,6 +62,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "in_person": "in person",
         "phone": "by phone",
         "video": "by video",
+        "sms_reply_hint": "Reply 1 = I will come, 2 = I cannot come.",
+        "answer_link": "Are you coming? Please tell us here: {link}",
+        "ack_confirmed": "Thank you! Your appointment is confirmed.",
+        "ack_cancel_requested": "Thank you. We have passed on that you cannot come; your contact "
+                                "person will get in touch with you.",
+        "ack_stop": "You will get no more SMS from us. Reply START to switch them on again.",
+        "ack_start": "You will get SMS reminders again.",
+        "ack_unclear": "Thank you. We have passed your message on to your contact person. Reply 1 "
+                       "= I will come, 2 = I cannot come.",
+        "ack_no_appointment": "Thank you. We found no open appointment for your number. Please "
+                              "get in touch with your contact person.",
     },
     "ar": {
         "greeting": "مرحبًا {name}،",
@@ -71,6 +93,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "in_person": "حضوريًا",
         "phone": "عبر الهاتف",
         "video": "عبر الفيديو",
+        "sms_reply_hint": "أرسل 1 = سأحضر، 2 = لا أستطيع الحضور.",
+        "answer_link": "هل ستحضر؟ يرجى إخبارنا هنا: {link}",
+        "ack_confirmed": "شكرًا! تم تأكيد موعدك.",
+        "ack_cancel_requested": "شكرًا. أبلغنا بأنك لا تستطيع الحضور؛ سيتواصل معك الشخص المسؤول "
+                                "عنك.",
+        "ack_stop": "لن تصلك رسائل قصيرة منا بعد الآن. أرسل START لتفعيلها من جديد.",
+        "ack_start": "ستصلك رسائل التذكير القصيرة من جديد.",
+        "ack_unclear": "شكرًا. أرسلنا رسالتك إلى الشخص المسؤول عنك. أرسل 1 = سأحضر، 2 = لا أستطيع "
+                       "الحضور.",
+        "ack_no_appointment": "شكرًا. لم نجد موعدًا مفتوحًا لرقمك. يرجى التواصل مع الشخص المسؤول "
+                              "عنك.",
     },
     "fa": {
         "greeting": "سلام {name}،",
@@ -92,6 +125,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "in_person": "حضوری",
         "phone": "تلفنی",
         "video": "تصویری",
+        "sms_reply_hint": "پاسخ دهید 1 = می\u200cآیم، 2 = نمی\u200cتوانم بیایم.",
+        "answer_link": "می\u200cآیید؟ لطفاً اینجا به ما بگویید: {link}",
+        "ack_confirmed": "متشکریم! وقت ملاقات شما تأیید شد.",
+        "ack_cancel_requested": "متشکریم. اطلاع دادیم که نمی‌توانید بیایید؛ فرد مسئول شما با شما "
+                                "تماس می‌گیرد.",
+        "ack_stop": "دیگر پیامکی از ما دریافت نمی‌کنید. برای فعال‌سازی دوباره START بفرستید."
+                    "دیگر پیامکی از ما دریافت نمی‌کنید. برای فعال‌سازی دوباره START بفرستید.",
+        "ack_start": "دوباره یادآوری پیامکی دریافت می\u200cکنید.",
+        "ack_unclear": "متشکریم. پیام شما را به فرد مسئول شما رساندیم. پاسخ دهید 1 = می‌آیم، 2 = "
+                       "نمی‌توانم بیایم.",
+        "ack_no_appointment": "متشکریم. برای شماره شما وقت ملاقات بازی پیدا نکردیم. لطفاً با فرد "
+                              "مسئول خود تماس بگیرید.",
     },
     "uk": {
         "greeting": "Вітаємо, {name}!",
@@ -114,6 +159,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "in_person": "особисто",
         "phone": "телефоном",
         "video": "відеозв'язком",
+        "sms_reply_hint": "Відповідайте 1 = я прийду, 2 = я не можу прийти.",
+        "answer_link": "Ви прийдете? Будь ласка, повідомте нам тут: {link}",
+        "ack_confirmed": "Дякуємо! Вашу зустріч підтверджено.",
+        "ack_cancel_requested": "Дякуємо. Ми передали, що ви не можете прийти; ваша контактна "
+                                "особа зв'яжеться з вами.",
+        "ack_stop": "Ви більше не отримуватимете SMS від нас. Надішліть START, щоб увімкнути їх "
+                    "знову.",
+        "ack_start": "Ви знову отримуватимете SMS-нагадування.",
+        "ack_unclear": "Дякуємо. Ми передали ваше повідомлення вашій контактній особі. "
+                       "Відповідайте 1 = я прийду, 2 = я не можу прийти.",
+        "ack_no_appointment": "Дякуємо. Для вашого номера ми не знайшли відкритої зустрічі. "
+                              "Зверніться, будь ласка, до вашої контактної особи.",
     },
     "tr": {
         "greeting": "Merhaba {name},",
@@ -135,6 +192,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "in_person": "yüz yüze",
         "phone": "telefonla",
         "video": "görüntülü görüşmeyle",
+        "sms_reply_hint": "Yanıtlayın: 1 = geleceğim, 2 = gelemiyorum.",
+        "answer_link": "Gelecek misiniz? Lütfen bize buradan bildirin: {link}",
+        "ack_confirmed": "Teşekkürler! Randevunuz onaylandı.",
+        "ack_cancel_requested": "Teşekkürler. Gelemeyeceğinizi ilettik; irtibat kişiniz sizinle "
+                                "iletişime geçecek.",
+        "ack_stop": "Artık bizden SMS almayacaksınız. Yeniden açmak için START yazın.",
+        "ack_start": "SMS hatırlatmalarını yeniden alacaksınız.",
+        "ack_unclear": "Teşekkürler. Mesajınızı irtibat kişinize ilettik. Yanıtlayın: 1 = "
+                       "geleceğim, 2 = gelemiyorum.",
+        "ack_no_appointment": "Teşekkürler. Numaranız için açık bir randevu bulamadık. Lütfen "
+                              "irtibat kişinize başvurun.",
     },
     "ru": {
         "greeting": "Здравствуйте, {name}!",
@@ -157,6 +225,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "in_person": "лично",
         "phone": "по телефону",
         "video": "по видеосвязи",
+        "sms_reply_hint": "Ответьте 1 = я приду, 2 = я не смогу прийти.",
+        "answer_link": "Вы придёте? Пожалуйста, сообщите нам здесь: {link}",
+        "ack_confirmed": "Спасибо! Ваша встреча подтверждена.",
+        "ack_cancel_requested": "Спасибо. Мы передали, что вы не сможете прийти; ваше контактное "
+                                "лицо свяжется с вами.",
+        "ack_stop": "Вы больше не будете получать от нас SMS. Отправьте START, чтобы снова их "
+                    "включить.",
+        "ack_start": "Вы снова будете получать SMS-напоминания.",
+        "ack_unclear": "Спасибо. Мы передали ваше сообщение вашему контактному лицу. Ответьте 1 = "
+                       "я приду, 2 = я не смогу прийти.",
+        "ack_no_appointment": "Спасибо. Для вашего номера мы не нашли открытой встречи. "
+                              "Пожалуйста, обратитесь к вашему контактному лицу.",
     },
 }
 
@@ -183,6 +263,15 @@ INBOX_TEXTS: dict[str, str] = {
     "reminder.unconfirmed": "Eine Terminerinnerung an die teilnehmende Person ist vielleicht "
                             "nicht angekommen: Der Mailserver hat den Empfang nicht bestätigt "
                             "(Termin am {when}). Fragen Sie im Zweifel nach.",
+    "answer.confirmed": "Die teilnehmende Person hat den Termin am {when} bestätigt ({channel}).",
+    "answer.cancel_requested": "Die teilnehmende Person bittet, den Termin am {when} abzusagen "
+                               "({channel}). Die aufnehmende Stelle entscheidet und sagt den "
+                               "Termin ab, damit er frei wird.",
+    "answer.unclear": "Die teilnehmende Person hat auf die Erinnerung an den Termin am {when} "
+                      "unklar geantwortet (SMS). Bitte fragen Sie bei ihr nach.",
+    "answer.sms_stopped": "Die teilnehmende Person möchte keine SMS mehr (STOP); Erinnerungen "
+                          "an den Termin am {when} gehen nicht mehr per SMS. Bitte vereinbaren "
+                          "Sie einen anderen Weg.",
 }
 
 # The same entries in English, for staff whose pages are in English (Accept-Language).
@@ -205,6 +294,14 @@ INBOX_TEXTS_EN: dict[str, str] = {
     "reminder.unconfirmed": "A reminder to the participant may not have arrived: the mail "
                             "server did not confirm it (appointment on {when}). If in doubt, "
                             "check with them.",
+    "answer.confirmed": "The participant confirmed the appointment on {when} ({channel}).",
+    "answer.cancel_requested": "The participant asks to cancel the appointment on {when} "
+                               "({channel}). The receiving organisation decides and cancels "
+                               "it, which frees the slot.",
+    "answer.unclear": "The participant's answer to the reminder of the appointment on {when} "
+                      "was unclear (SMS). Please check with them.",
+    "answer.sms_stopped": "The participant wants no more SMS (STOP); reminders of the "
+                          "appointment on {when} no longer go by SMS. Please agree another way.",
 }
 INBOX_LANGUAGES = {"de": INBOX_TEXTS, "en": INBOX_TEXTS_EN}
 

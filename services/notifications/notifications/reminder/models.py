@@ -36,6 +36,8 @@ NO_CHANNEL = "channel_none"
 NO_ADDRESS = "no_address"
 QUIET_HOURS = "quiet_hours"
 TOO_LATE = "too_late"
+# The participant sent STOP from the number: no SMS to it any more.
+SMS_STOPPED = "sms_stopped"
 
 
 class Reminder(ClaimMixin, Base):

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from buendnis_common import directory
 from buendnis_common.db import utcnow
+from notifications.answer import service as answers
+from notifications.answer.links import answer_link
 from notifications.appointment.models import Appointment
 from notifications.delivery import contact as contacts
 from notifications.delivery import mail
@@ -144,6 +146,13 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
     address = contact.email if channel == "email" else contact.phone
     if not address:
         return _settle(dispatcher, claim, status=CANCELLED, reason=r.NO_ADDRESS, channel=channel)
+    answer_settings = config.answers
+    if channel == "sms" and answer_settings is not None:
+        with dispatcher.db.transaction() as session:
+            stopped = answers.stopped(session, key=answer_settings.link_key, number=address)
+        if stopped:  # the participant sent STOP from this number: no SMS goes to it any more
+            return _settle(dispatcher, claim, status=CANCELLED, reason=r.SMS_STOPPED,
+                           channel=channel)
 
     now = utcnow()
     action, detail = send_decision(kind=reminder.kind, channel=channel, now=now,
@@ -162,9 +171,15 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
 
     language = language_for(contact.language, list(contact.languages))
     organization = directory.organization(appointment.to_org)
+    answerable = reminder.kind in (r.REMINDER, r.MOVED) and answer_settings is not None
+    link = None
+    if answerable and channel == "email":
+        link = answer_link(answer_settings, appointment_id=appointment.id, language=language,
+                           expires_at=appointment.end)
     rendered = render(reminder.kind, language=language, name=contact.given_name,
                       org_name=organization.name if organization else appointment.to_org,
-                      start=appointment.start, mode=appointment.mode)
+                      start=appointment.start, mode=appointment.mode, link=link,
+                      answerable=answerable and channel == "sms")
     delivery = {
         "reminder_id": reminder.id, "participant_id": appointment.participant_id,
         "channel": channel, "language": language, "idempotency_key": reminder.idempotency_key,
@@ -225,8 +240,13 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
     now = utcnow()
     with dispatcher.db.transaction() as session:
         settle_delivery(session, handed.get("id"), outcome=ACCEPTED)
-        dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
-                                    confirmed=True, last_error=None)
+        if dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
+                                       confirmed=True, last_error=None) and (
+                answerable and channel == "sms"):
+            # A reply from this number may answer this appointment (its hash, not the number).
+            answers.remember(session, key=answer_settings.link_key, number=address,
+                             appointment=appointment, reminder_id=reminder.id,
+                             language=language, at=now)
     return "sent"
 
 

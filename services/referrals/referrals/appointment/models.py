@@ -35,8 +35,25 @@ class Appointment(Base):
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     booked_by_org: Mapped[str] = mapped_column(String(120))
     booked_by: Mapped[str] = mapped_column(String(120))
+    # The participant's answer to a reminder (``confirmed``, ``cancel_requested``) and when:
+    # by SMS reply or the link in an e-mail reminder. A cancellation request cancels nothing:
+    # the receiving organisation decides.
+    participant_response: Mapped[str | None] = mapped_column(String(20))
+    responded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class AnswerLinkUse(Base):
+    """Each answer of an e-mail reminder's link works once: a replay finds its row."""
+
+    __tablename__ = "answer_link_uses"
+
+    appointment_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True
+    )
+    response: Mapped[str] = mapped_column(String(20), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

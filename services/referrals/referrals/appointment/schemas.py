@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from buendnis_common.answers import RESPONSES
 from referrals.appointment.models import STATUSES
 from referrals.codes import MODES
 
@@ -60,6 +61,10 @@ class AppointmentQuery(Schema):
                               metadata={"description": "With its offset; excluded."})
     status = fields.String(validate=validate.OneOf(STATUSES),
                            metadata={"description": "Default: every status."})
+    participant_response = fields.String(
+        validate=validate.OneOf(RESPONSES),
+        metadata={"description": "Only appointments the participant answered so "
+                                 "(cancel_requested: asked to cancel)."})
 
     @validates_schema
     def _ordered(self, data, **_kwargs):
@@ -79,5 +84,9 @@ class Appointment(Schema):
     cancel_reason = fields.String(allow_none=True)
     booked_by_org = fields.String()
     booked_by = fields.String()
+    participant_response = fields.String(
+        allow_none=True, metadata={"description": "The participant's answer to a reminder: "
+                                                  "null, confirmed or cancel_requested."})
+    responded_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -93,7 +93,8 @@ def get_visible(*, session: Session, principal: Principal,
 
 def list_visible(*, session: Session, principal: Principal, start: datetime | None = None,
                  end: datetime | None = None, status: str | None = None, offset: int,
-                 limit: int) -> tuple[list[tuple[Appointment, uuid.UUID, str]], int]:
+                 limit: int, participant_response: str | None = None,
+                 ) -> tuple[list[tuple[Appointment, uuid.UUID, str]], int]:
     """The appointments on referrals the caller's organisation sent or received (the same rule
     as the referrals' own list) that start in [``start``, ``end``), earliest first, each with
     its referral's participant id and sender (for the audit entry). ``start`` defaults to
@@ -105,6 +106,8 @@ def list_visible(*, session: Session, principal: Principal, start: datetime | No
         conditions.append(Appointment.start < end)
     if status is not None:
         conditions.append(Appointment.status == status)
+    if participant_response is not None:
+        conditions.append(Appointment.participant_response == participant_response)
     query = (select(Appointment, visible.c.participant_id, visible.c.from_org)
              .join(visible, Appointment.referral_id == visible.c.id).where(*conditions))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -63,6 +63,7 @@ class Appointments(MethodView):
         found, total = service.list_visible(
             session=session, principal=current_principal(), start=query.get("from_"),
             end=query.get("to"), status=query.get("status"),
+            participant_response=query.get("participant_response"),
             offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
         )
         pagination_parameters.item_count = total

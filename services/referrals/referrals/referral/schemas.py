@@ -36,6 +36,9 @@ class ReferralQuery(Schema):
                          metadata={"description": "Repeat for several."})
     overdue = fields.Boolean()
     participant_id = fields.UUID(metadata={"description": "Sent referrals of your participant."})
+    cancel_requested = fields.Boolean(metadata={
+        "description": "true: only referrals with a booked appointment whose participant asked "
+                       "to cancel it (by SMS reply or the reminder's link)."})
 
 
 class Identity(Schema):

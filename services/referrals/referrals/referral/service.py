@@ -118,6 +118,8 @@ class ListFilters:
     statuses: tuple[str, ...] = ()
     overdue: bool | None = None
     participant_id: uuid.UUID | None = None
+    # Only referrals with a booked appointment whose participant asked to cancel it.
+    cancel_requested: bool | None = None
 
 
 def _listing(principal: Principal, filters: ListFilters) -> Select:
@@ -139,6 +141,10 @@ def _listing(principal: Principal, filters: ListFilters) -> Select:
         query = query.where(
             Referral.participant_id == filters.participant_id, Referral.from_org == me
         )
+    if filters.cancel_requested:
+        query = query.where(select(Appointment.id).where(
+            Appointment.referral_id == Referral.id, Appointment.status == "booked",
+            Appointment.participant_response == "cancel_requested").exists())
     return query
 
 

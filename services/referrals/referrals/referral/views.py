@@ -42,6 +42,7 @@ class Referrals(MethodView):
         filters = service.ListFilters(
             box=query.get("box"), statuses=tuple(query.get("status") or ()),
             overdue=query.get("overdue"), participant_id=query.get("participant_id"),
+            cancel_requested=query.get("cancel_requested"),
         )
         referrals, total = service.list_visible(
             session=session, principal=principal, filters=filters,
