@@ -76,7 +76,8 @@ def participant_reminders(world, appointments: set[str]) -> dict[str, tuple]:
 def book_batch(world, users, count: int, prefix: str):
     """``count`` appointments, all beginning at the same moment, so that their reminders fall due
     together a minute before; every participant's mail server is slow."""
-    start = now() + timedelta(seconds=60 + 8 + count * 1.5)
+    # Time for every booking first (a booking is four requests; slow on a crowded machine).
+    start = now() + timedelta(seconds=60 + 10 + count * 3)
     bookings = []
     for _ in range(count):
         address = f"{prefix}.{random.randrange(10**9)}@example.org"
