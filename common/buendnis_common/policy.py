@@ -113,10 +113,6 @@ INTERNAL_POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
     ("/internal/consents/current", {"GET": frozenset({"notifications"})}),
     # referrals and notifications, for intake's Art. 15 export
     ("/internal/participants/<participant_id>/export", {"GET": frozenset({"intake"})}),
-    # intake, whether consents hold now: referrals before it shows a receiver shared data,
-    # notifications before it shows a receiver how a reminder reached the participant
-    ("/internal/consents/status", {"POST": frozenset({"referrals"})}),
-    ("/internal/consents/current", {"GET": frozenset({"notifications"})}),
 )
 
 

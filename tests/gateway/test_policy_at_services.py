@@ -210,6 +210,13 @@ def test_a_new_route_without_a_policy_entry_is_refused_before_its_view_runs():
     assert ran == []
 
 
+def test_each_route_is_in_the_policy_once():
+    """Two entries for one route would be two answers; the first would silently win."""
+    for table in (policy.POLICY, policy.INTERNAL_POLICY):
+        paths = [path for path, _methods in table]
+        assert len(paths) == len(set(paths)), sorted(p for p in paths if paths.count(p) > 1)
+
+
 # -- internal routes: the one service each is for, the owner from the records -----------------
 
 INTERNAL = {
