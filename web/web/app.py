@@ -61,10 +61,12 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     app.before_request(auth.require_sign_in)
     app.after_request(_security_headers)
 
-    from .views import home, offers, participants, referrals, reports
+    from .views import answer, home, offers, participants, referrals, reports
 
+    # The participant's answer page: no sign-in, no session; the signed link is the credential.
+    csrf.exempt(answer.blp)
     for blueprint in (auth.blp, i18n.blp, home.blp, participants.blp, referrals.blp, offers.blp,
-                      reports.blp):
+                      reports.blp, answer.blp):
         app.register_blueprint(blueprint)
 
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})

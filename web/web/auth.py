@@ -217,6 +217,8 @@ def signed_out():
 
 PUBLIC_ENDPOINTS = frozenset({
     "auth.login", "auth.callback", "auth.signed_out", "static", "healthz", "i18n.choose_language",
+    # A participant answers an e-mail reminder (views.answer): the signed link, no sign-in.
+    "answer.show", "answer.answer",
 })
 
 

@@ -146,6 +146,15 @@ LABELS = {
         "appointment.reminder": _l("Terminerinnerung"),
         "reminder.failed": _l("Erinnerung nicht zugestellt"),
         "reminder.unconfirmed": _l("Erinnerung vielleicht nicht angekommen"),
+        "answer.confirmed": _l("Termin bestätigt"),
+        "answer.cancel_requested": _l("Absage erbeten"),
+        "answer.unclear": _l("Unklare Antwort"),
+        "answer.sms_stopped": _l("Keine SMS mehr"),
+    },
+    # The participant's answer to a reminder, on the appointment.
+    "participant_response": {
+        "confirmed": _l("bestätigt"),
+        "cancel_requested": _l("Absage erbeten"),
     },
     "org_type": {
         "ministry": _l("Ministerium"),

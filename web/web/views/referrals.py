@@ -61,14 +61,18 @@ def index() -> str:
     box = request.args.get("box") if request.args.get("box") in BOXES else "received"
     status = _known_status(request.args.get("status")) or ""
     overdue = request.args.get("overdue") == "1"
+    # "Absage erbeten": a participant asked to cancel an appointment (received box).
+    cancel_requested = box == "received" and request.args.get("absage") == "1"
     answer = api.get("/api/v1/referrals", box=box, status=status,
                      overdue="true" if overdue else None,
+                     cancel_requested="true" if cancel_requested else None,
                      page=request.args.get("page", 1, type=int), page_size=PAGE_SIZE)
     return render_template(
         "referrals/index.html",
         referrals=answer.body or [], pagination=answer.pagination, box=box,
-        filters={"status": status, "overdue": ["1"] if overdue else []},
-        filtered=bool(status or overdue), organisations=_organisations(),
+        filters={"status": status, "overdue": ["1"] if overdue else [],
+                 "absage": ["1"] if cancel_requested else []},
+        filtered=bool(status or overdue or cancel_requested), organisations=_organisations(),
     )
 
 
