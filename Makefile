@@ -8,7 +8,7 @@ PACKAGES := common services/intake services/referrals services/notifications gat
 # download browsers of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: venv migrate run test lint translations clean
+.PHONY: venv migrate run test lint translations clean compose-up compose-down test-compose
 
 $(STAMP): requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,22 @@ translations: venv
 	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching \
 		--ignore-obsolete
 	$(BIN)/pybabel compile -d $(TRANSLATIONS)
+
+# The production stack (docker-compose.yml) on this machine with podman, Keycloak and Mailpit
+# replaced by the CI stand-ins (docker-compose.ci.yml); the base images are built locally from
+# Debian packages (infra/compose/base/build.sh, cached). tests/compose/test_compose_stack.py.
+# compose-up leaves the stack running (gateway :8000, identity provider :8080, web front end
+# :8090); compose-down stops it and deletes its volumes.
+compose-up: venv
+	infra/compose/install-podman.sh
+	$(BIN)/python infra/compose/stack.py up
+
+compose-down: venv
+	$(BIN)/python infra/compose/stack.py down
+
+test-compose: venv
+	infra/compose/install-podman.sh
+	BUENDNIS_COMPOSE_TEST=1 $(BIN)/python -m pytest tests/compose -q -s -p no:cacheprovider
 
 clean:
 	rm -rf var

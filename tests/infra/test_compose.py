@@ -1,12 +1,15 @@
 """The container stack, checked without a container engine.
 
 `docker-compose.yml` is validated against the Compose Specification schema shipped in
-`infra/compose/compose-spec.json` (draft-07), and then against what the repository holds: every
-Dockerfile, every file a Dockerfile copies, every Python module a container runs, every host path
-mounted, every variable a user must set. The rules of the stack (see DESIGN.md) are checked too:
-one migrate, web, worker and beat per service; the web front end signing in through Keycloak's
-browser-facing URL; nothing published beyond loopback; the local identity provider never in the
-stack; images that run as an unprivileged user; access logs without query strings.
+`infra/compose/compose-spec.json` (draft-07), and then against what the repository holds: the one
+Dockerfile, every file it copies, every Python module a container runs, every host path mounted,
+every variable a user must set. The rules of the stack (see DESIGN.md) are checked too: one image
+for every Python component, one migrate, web, worker and beat per service (roles of that image,
+`buendnis <component> <role>`); what the components read at run time (the realm file) in the
+image; the web front end signing in through Keycloak's browser-facing URL; nothing published
+beyond loopback; the local identity provider never in the stack; an image that runs as an
+unprivileged user; access logs without query strings. `make test-compose`
+(tests/compose/test_compose_stack.py) starts the stack itself.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import json
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from jsonschema import Draft7Validator
+
+from buendnis_common import entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -44,7 +50,9 @@ DEPLOYABLE_DIRS = {
     "gateway": "gateway",
     "web": "web",
 }
-DOCKERFILES = {name: f"{folder}/Dockerfile" for name, folder in DEPLOYABLE_DIRS.items()}
+DOCKERFILE = ROOT / "Dockerfile"
+GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
+IMAGE = "buendnis/buendnis:${BUENDNIS_TAG:-dev}"
 # Top-level Python package → where its source lives.
 PACKAGE_DIRS = {
     "buendnis_common": "common/buendnis_common",
@@ -56,7 +64,7 @@ PACKAGE_DIRS = {
 }
 WEB_SERVICES = (*SERVICES, "gateway", "web")
 # The port a deployable's gunicorn listens on inside its container.
-CONTAINER_PORTS = {**{name: 8000 for name in (*SERVICES, "gateway")}, "web": 8090}
+CONTAINER_PORTS = {name: 8000 for name in (*SERVICES, "gateway", "web")}
 LOOPBACK = "127.0.0.1"
 ISSUER = "http://localhost:8080/realms/buendnis"
 # Where the browser reaches the web front end and Keycloak (published on loopback).
@@ -66,30 +74,8 @@ KEYCLOAK_PUBLIC_URL = "http://localhost:8080"
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)s'
 
 
-def gunicorn_command(package: str) -> list[str]:
-    # Intake answers list imports of up to 20,000 rows: its workers may take longer.
-    timeout = "--timeout 150 " if package == "intake" else ""
-    # The gateway and the pages wait on other services: threads, so waiting does not block.
-    threads = {
-        "gateway": "--worker-class gthread --threads 8 ",
-        "web": "--worker-class gthread --threads 4 ",
-    }.get(package, "")
-    port = CONTAINER_PORTS[package]
-    return shlex.split(
-        f"gunicorn --bind 0.0.0.0:{port} --workers 2 {threads}{timeout}--access-logfile - "
-        f"--access-logformat {shlex.quote(ACCESS_LOG_FORMAT)} "
-        f'"{package}.app:create_app()"'
-    )
-
-
-def worker_command(svc: str) -> list[str]:
-    return shlex.split(f"celery -A {svc}.worker worker --loglevel INFO -Q {svc} -n {svc}@%h")
-
-
-def beat_command(svc: str) -> list[str]:
-    return shlex.split(
-        f"celery -A {svc}.worker beat --loglevel INFO --schedule /tmp/celerybeat-schedule"
-    )
+def role_command(component: str, role: str) -> list[str]:
+    return ["buendnis", component, role]
 
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, ${NAME:+alt} …
@@ -217,15 +203,19 @@ def _dockerfile_cmd(dockerfile: str) -> list[str]:
 
 
 def _command(spec: dict) -> list[str]:
-    """The command a compose service runs: its own, or its Dockerfile's CMD."""
+    """The command a compose service runs: its own, or its Dockerfile's CMD; a role of the one
+    image (`buendnis <component> <role>`) as the entry point runs it."""
     command = spec.get("command")
     if command is None:
         build = spec.get("build")
         assert isinstance(build, dict), "a service without a command must be built here"
-        return _dockerfile_cmd(build["dockerfile"])
+        command = _dockerfile_cmd(build["dockerfile"])
     if isinstance(command, str):
-        return shlex.split(command)
-    return [str(part) for part in command]
+        command = shlex.split(command)
+    command = [str(part) for part in command]
+    if command[:1] == ["buendnis"] and len(command) >= 3:
+        return entrypoint.command(command[1], command[2], command[3:])
+    return command
 
 
 def _modules_in(command: list[str]) -> list[tuple[str, str]]:
@@ -241,7 +231,7 @@ def _modules_in(command: list[str]) -> list[tuple[str, str]]:
         for flag, value in zip(command, command[1:], strict=False):
             if flag in ("-A", "--app"):
                 modules.append((value.split(":")[0], "attr"))
-    elif program.startswith("python"):
+    elif program.startswith("python") or program == Path(sys.executable).name:
         for flag, value in zip(command, command[1:], strict=False):
             if flag == "-m":
                 modules.append((value, "main"))
@@ -346,78 +336,103 @@ def test_every_build_dockerfile_exists(services: dict) -> None:
         assert dockerfile.is_file(), f"{name}: {build['dockerfile']} does not exist"
 
 
-def test_each_deployable_is_built_from_its_own_dockerfile(services: dict) -> None:
-    for deployable, dockerfile in DOCKERFILES.items():
-        users = sorted(
-            name
-            for name, spec in services.items()
-            if isinstance(spec.get("build"), dict) and spec["build"]["dockerfile"] == dockerfile
-        )
-        if deployable == "web":  # pages only: no database, no worker
-            expected = [deployable]
-        else:
-            expected = sorted(
-                [deployable, f"{deployable}-migrate", f"{deployable}-worker", f"{deployable}-beat"]
-            )
-        assert users == expected, f"{dockerfile} is built for {users}, expected {expected}"
+def test_every_python_component_is_a_role_of_the_one_image(services: dict) -> None:
+    """One image (built once, from the root Dockerfile) for every Python component; the
+    infrastructure's images come from elsewhere."""
+    built = {name for name, spec in services.items() if "build" in spec}
+    expected = {
+        *(f"{svc}{suffix}" for svc in (*SERVICES, "gateway")
+          for suffix in ("", "-migrate", "-worker", "-beat")),
+        "web",
+    }
+    assert built == expected, sorted(built ^ expected)
+    for name in built:
+        spec = services[name]
+        assert spec["image"] == IMAGE, name
+        assert spec["build"] == {"context": ".", "dockerfile": "Dockerfile",
+                                 "target": "runtime"}, name
+        command = spec["command"]
+        assert command[0] == "buendnis" and len(command) == 3, (name, command)
+        component, role = command[1:]
+        expected_name = component if role == "web" else f"{component}-{role}"
+        assert name == expected_name, (name, command)
+        assert role in entrypoint.ROLES[component], (name, command)
+    for old in DEPLOYABLE_DIRS.values():
+        assert not (ROOT / old / "Dockerfile").exists(), f"{old}/Dockerfile: one image only"
 
 
-@pytest.mark.parametrize("deployable", sorted(DOCKERFILES))
-def test_dockerfile_copy_sources_exist(deployable: str) -> None:
-    dockerfile = ROOT / DOCKERFILES[deployable]
-    copies = [
-        _words(args) for op, args in _dockerfile_instructions(dockerfile) if op in ("COPY", "ADD")
-    ]
-    assert copies, f"{dockerfile} copies nothing"
+def _stages() -> dict[str, list[tuple[str, str]]]:
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for op, args in _dockerfile_instructions(DOCKERFILE):
+        if op == "FROM":
+            words = args.split()
+            current = []
+            stages[words[2] if len(words) == 3 and words[1].upper() == "AS" else ""] = current
+        current.append((op, args))
+    return stages
+
+
+def test_dockerfile_copy_sources_exist() -> None:
+    copies = [_words(args) for op, args in _dockerfile_instructions(DOCKERFILE)
+              if op in ("COPY", "ADD")]
+    assert copies, "the Dockerfile copies nothing"
     for words in copies:
-        assert not any(w.startswith("--from") for w in words), "no multi-stage copies expected"
+        if any(w.startswith("--from") for w in words):
+            continue  # from an earlier stage
         paths = [word for word in words if not word.startswith("--")]
         assert len(paths) >= 2, f"COPY needs a source and a destination: {words}"
         for source in paths[:-1]:
-            assert (ROOT / source).exists(), f"{DOCKERFILES[deployable]}: COPY {source} is missing"
+            assert (ROOT / source).exists(), f"Dockerfile: COPY {source} is missing"
+            for pattern in _dockerignore():
+                assert not _ignored(source, pattern), f"COPY {source}: .dockerignore drops it"
 
 
-@pytest.mark.parametrize("deployable", sorted(DOCKERFILES))
-def test_dockerfile_runs_as_a_non_root_user(deployable: str) -> None:
-    instructions = _dockerfile_instructions(ROOT / DOCKERFILES[deployable])
-    users = [(index, args.strip()) for index, (op, args) in enumerate(instructions) if op == "USER"]
-    assert users, f"{DOCKERFILES[deployable]} has no USER: the container would run as root"
-    last_index, last_user = users[-1]
-    name = last_user.split(":")[0]
-    assert name not in ("root", "0", ""), f"{DOCKERFILES[deployable]}: USER {last_user}"
-    cmd_index = max(index for index, (op, _) in enumerate(instructions) if op == "CMD")
-    assert last_index < cmd_index, "USER must be set before CMD"
-    # The user is created in the image (not an arbitrary name that does not exist).
-    runs = " ".join(args for op, args in instructions[:last_index] if op == "RUN")
-    assert re.search(rf"useradd\b[^&;]*\b{re.escape(name)}\b", runs) or name.isdigit(), (
-        f"{DOCKERFILES[deployable]}: USER {name} is never created"
-    )
+def _dockerignore() -> list[str]:
+    return [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#") and not line.startswith("!")]
 
 
-@pytest.mark.parametrize("deployable", sorted(DOCKERFILES))
-def test_dockerfile_shape(deployable: str) -> None:
-    folder = DEPLOYABLE_DIRS[deployable]
-    instructions = _dockerfile_instructions(ROOT / DOCKERFILES[deployable])
-    ops = dict(instructions)  # last value per instruction
-    froms = [args for op, args in instructions if op == "FROM"]
-    assert froms == ["python:3.11-slim"], froms
-    workdirs = [args for op, args in instructions if op == "WORKDIR"]
-    assert workdirs and workdirs[-1] == f"/app/{folder}", workdirs
-    port = str(CONTAINER_PORTS[deployable])
-    assert port in ops.get("EXPOSE", "").split(), ops.get("EXPOSE")
-    destinations = {_words(args)[-1].rstrip("/") for op, args in instructions if op == "COPY"}
-    # The services also read the realm file: the single source of the organisations.
-    realm = {"/app/infra/keycloak/buendnis-realm.json"} if folder.startswith("services/") else set()
-    assert destinations == {"/app/common", f"/app/{folder}"} | realm, destinations
-    pip = " ".join(args for op, args in instructions if op == "RUN" and "pip install" in args)
-    editable = [
-        re.sub(r"\[.*\]$", "", target) for target in re.findall(r"-e\s+\"?([^\s\"]+)\"?", pip)
-    ]
-    assert editable == ["/app/common", f"/app/{folder}"], pip
-    for target in editable:
-        local = ROOT / target.removeprefix("/app/")
-        assert (local / "pyproject.toml").is_file(), f"pip install -e {target}: no pyproject.toml"
-    assert _dockerfile_cmd(DOCKERFILES[deployable]) == gunicorn_command(deployable)
+def _ignored(source: str, pattern: str) -> bool:
+    source = source.rstrip("/")
+    pattern = pattern.removeprefix("**/").rstrip("/")
+    return source == pattern or source.startswith(pattern + "/")
+
+
+def test_the_image_is_multi_stage_and_runs_as_a_non_root_user() -> None:
+    stages = _stages()
+    assert list(stages)[0] == "build" and list(stages)[-1] == "runtime", list(stages)
+    build = " ".join(args for op, args in stages["build"] if op == "RUN")
+    assert "pip wheel" in build and "--wheel-dir /wheels" in build, "wheels built once"
+    assert "--no-index --find-links /wheels" in build, "installed from those wheels only"
+    runtime = [(op, args) for name in ("base", "runtime") for op, args in stages[name]]
+    users = [args.strip() for op, args in runtime if op == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0", ""), users
+    runs = " ".join(args for op, args in runtime if op == "RUN")
+    assert re.search(rf"useradd\b[^&;]*\b{re.escape(users[-1])}\b", runs), "user never created"
+    assert not any("pip wheel" in args for op, args in runtime), "no build tools at run time"
+    # The production stage gets nothing of the CI stand-ins.
+    assert all("infra/idp" not in args and "infra/dev" not in args for _, args in runtime)
+
+
+def test_the_image_holds_what_the_components_read_at_run_time() -> None:
+    """The organisation directory is read from the realm file at run time (GET
+    /api/v1/organizations): it must be in the image, where REALM_FILE says."""
+    base = _stages()["base"]
+    copies = {_words(args)[-1]: _words(args)[-2] for op, args in base if op == "COPY"}
+    env = " ".join(args for op, args in base if op == "ENV")
+    assert copies.get("/app/infra/keycloak/buendnis-realm.json") == (
+        "infra/keycloak/buendnis-realm.json")
+    assert "REALM_FILE=/app/infra/keycloak/buendnis-realm.json" in env
+    assert copies.get("/app/gunicorn.conf.py") == "gunicorn.conf.py"
+    assert "GUNICORN_CONFIG=/app/gunicorn.conf.py" in env
+    for folder in DEPLOYABLE_DIRS.values():
+        top = folder.split("/")[0]
+        assert any(dest.rstrip("/") in (f"/app/{folder}", f"/app/{top}") for dest in copies), (
+            folder)
+    checks = [args for op, args in base if op == "HEALTHCHECK"]
+    assert checks and _words(checks[-1].partition("CMD")[2].strip()) == [
+        "buendnis", "healthcheck"]
 
 
 def test_commands_name_the_modules_of_the_fixed_layout() -> None:
@@ -623,10 +638,8 @@ def test_service_has_migrate_web_worker_and_beat(services: dict, svc: str) -> No
     # One image, run four ways, with one environment.
     assert len({spec["image"] for spec in specs.values()}) == 1
     assert len({json.dumps(_environment(spec), sort_keys=True) for spec in specs.values()}) == 1
-    assert _command(specs["migrate"]) == ["python", "-m", "buendnis_common.migrate", svc]
-    assert _command(specs["web"]) == gunicorn_command(svc)
-    assert _command(specs["worker"]) == worker_command(svc)
-    assert _command(specs["beat"]) == beat_command(svc)
+    for role, spec in specs.items():
+        assert spec["command"] == role_command(svc, role), (role, spec["command"])
     for role in ("web", "worker", "beat"):
         dependency = _depends_on(specs[role]).get(roles["migrate"])
         assert dependency == {"condition": "service_completed_successfully"}, (
@@ -638,7 +651,7 @@ def test_service_has_migrate_web_worker_and_beat(services: dict, svc: str) -> No
 def test_exactly_one_beat_per_service(services: dict) -> None:
     beats: dict[str, list[str]] = {}
     for name, spec in services.items():
-        command = spec.get("command") or []
+        command = _command(spec) if spec.get("command") else []
         if "celery" in command[:1] and "beat" in command:
             app = command[command.index("-A") + 1]
             beats.setdefault(app, []).append(name)
@@ -715,7 +728,7 @@ def test_events_are_signed_and_the_audit_trail_sealed_by_a_restricted_role(
             assert "GATEWAY_MIGRATE_DATABASE_URL" not in env, name
     owner = urlsplit(_environment(services["gateway-migrate"])["GATEWAY_MIGRATE_DATABASE_URL"])
     assert owner.username == "gateway"
-    assert services["gateway-beat"]["command"][:4] == ["celery", "-A", "gateway.worker", "beat"]
+    assert _command(services["gateway-beat"])[:4] == ["celery", "-A", "gateway.worker", "beat"]
     # The worker writes the checkpoints; the gateway can read them for `verify`.
     assert "audit-checkpoints:/var/lib/buendnis/audit-checkpoints" in (
         services["gateway-worker"]["volumes"])
@@ -827,19 +840,28 @@ def test_web_services_are_checked_on_healthz(services: dict, name: str) -> None:
 
 
 def test_access_logs_leave_out_query_strings() -> None:
-    """Every gunicorn, in the images and in `make run`, logs the path without the query."""
-    commands = [_dockerfile_cmd(dockerfile) for dockerfile in DOCKERFILES.values()]
+    """Every gunicorn, in the image and in `make run`, is started by the entry point with the one
+    configuration, whose access log names the path without the query."""
+    config: dict = {}
+    exec(compile(GUNICORN_CONFIG.read_text(encoding="utf-8"), str(GUNICORN_CONFIG), "exec"),  # noqa: S102
+         config)
+    assert config["accesslog"] == "-"
+    assert config["access_log_format"] == ACCESS_LOG_FORMAT
+    assert "%(U)s" in ACCESS_LOG_FORMAT and "%(r)s" not in ACCESS_LOG_FORMAT
+    assert "%(q)s" not in ACCESS_LOG_FORMAT
+    for component in (*SERVICES, "gateway", "web"):
+        command = entrypoint.command(component, "web", [])
+        assert command[:3] == ["gunicorn", "--config", entrypoint.gunicorn_config()], command
     procfile = PROCFILE.read_text(encoding="utf-8").splitlines()
-    commands += [
-        shlex.split(line.partition(":")[2].replace("exec ", "", 1))
-        for line in procfile
-        if "gunicorn" in line
-    ]
-    assert len(commands) == 2 * len(DOCKERFILES), commands
-    for command in commands:
-        assert command[0] == "gunicorn", command
-        assert command[command.index("--access-logfile") + 1] == "-", command
-        assert command[command.index("--access-logformat") + 1] == ACCESS_LOG_FORMAT, command
+    gunicorns = [line for line in procfile if "gunicorn" in line or " web --bind" in line]
+    assert len(gunicorns) == 5, gunicorns
+    for line in gunicorns:
+        name, _, command = line.partition(":")
+        words = shlex.split(command.replace("exec ", "", 1))
+        if words[0] == "env":  # `env NAME=value … buendnis …`
+            words = [w for w in words[1:] if not re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", w)]
+        assert words[:3] == ["buendnis", name, "web"], line
+        assert "--access-logformat" not in words and "--access-logfile" not in words, line
 
 
 def test_restart_policies(services: dict) -> None:

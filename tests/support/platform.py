@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import signal
 import socket
@@ -52,11 +51,10 @@ def wait_for(check, *, timeout: float, what: str, interval: float = 0.1):
 
 
 def access_log_options() -> list[str]:
-    """gunicorn's access log as the Procfile writes it (method, path without query, status),
-    so that tests read the same log lines a deployment writes."""
-    procfile = (REPO / "Procfile").read_text(encoding="utf-8")
-    found = re.search(r"--access-logformat '([^']*)'", procfile)
-    return ["--access-logfile", "-", *(["--access-logformat", found.group(1)] if found else [])]
+    """gunicorn's one configuration (gunicorn.conf.py: method, path without query, status), as
+    `buendnis <component> web` starts it, so that tests read the same log lines a deployment
+    writes."""
+    return ["--config", str(REPO / "gunicorn.conf.py")]
 
 
 def write_signing_key(path: Path) -> None:
