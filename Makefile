@@ -23,10 +23,15 @@ migrate: venv
 
 # supervisor (buendnis_dev.supervise) runs the Procfile's processes and starts a crashed one again.
 run: migrate
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m buendnis_dev.supervise Procfile
+	@echo "Metrics (Prometheus) at http://127.0.0.1:<port>/metrics: gateway 9100, intake 9101,"
+	@echo "  referrals 9102, notifications 9103, web 9104, workers 9110-9113, beats 9120-9123"
+	@echo "  (gateway, intake, referrals, notifications); all of them as scrape targets:"
+	@echo "  prometheus --config.file=infra/observability/prometheus-local.yml"
+	LOG_FORMAT="$${LOG_FORMAT:-text}" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m buendnis_dev.supervise Procfile
 
 test: venv
 	infra/dev/install-browser.sh
+	infra/dev/install-prometheus.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -15,12 +15,13 @@ from celery import Celery, Task
 from flask import Flask
 from flask_smorest import Api
 from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from . import audit
+from . import audit, metrics
 from .auth import TokenVerifier
 from .clients import ServiceClient
-from .db import Database
+from .db import Database, utcnow
 from .events import EVENT_TASK, Consumer, Handler, Outbox
 from .settings import ServiceSettings, env_str
 from .signing import EventSigner, RefusedEvent, record_refusal
@@ -76,10 +77,33 @@ class ServiceRuntime:
             self.consumer.handles(event_type)(handler)
         sa_event.listen(self.db.Session, "after_commit", self.outbox.after_commit)
         self._register_tasks()
+        # Figures read when Prometheus scrapes the worker (buendnis_common.metrics); services
+        # append their own.
+        self.readings: list[metrics.Reading] = [self._outbox_reading, self._queue_reading]
+        metrics.instrument_celery(self.celery, lambda: self.readings)
+
+    def _outbox_reading(self):
+        model = self.models.outbox
+        with self.db.Session() as session:
+            pending, oldest = session.execute(
+                select(func.count(), func.min(model.occurred_at))
+                .where(model.published_at.is_(None))).one()
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        labels = {"service": self.name}
+        yield metrics.gauge("buendnis_outbox_pending_events",
+                            "Events in the outbox not yet published", pending, labels)
+        yield metrics.gauge("buendnis_outbox_oldest_pending_age_seconds",
+                            "Age of the oldest unpublished event (0 when none)", age, labels)
+
+    def _queue_reading(self):
+        length = self._refusal_counter().llen(self.name)
+        yield metrics.gauge("buendnis_queue_length", "Messages waiting in a Celery queue",
+                            length, {"queue": self.name})
 
     def _publish(self, envelope: dict[str, Any], queue: str) -> None:
         self.celery.send_task(EVENT_TASK, args=[self.signer.sign(envelope)], queue=queue,
                               retry=False)
+        metrics.EVENTS_PUBLISHED.labels(self.name, metrics.code(envelope.get("type"))).inc()
 
     def receive(self, *args: Any, **kwargs: Any) -> bool:
         """A message from an event queue: checked before anything else; handled only if it is
@@ -89,8 +113,12 @@ class ServiceRuntime:
             envelope = self.signer.check(message)
         except RefusedEvent as refused:
             record_refusal(self.name, refused, self._refusal_counter())
+            metrics.EVENTS_REFUSED.labels(self.name, metrics.code(refused.reason)).inc()
             return False
-        return self.consumer.dispatch(envelope)
+        handled = self.consumer.dispatch(envelope)
+        metrics.EVENTS_CONSUMED.labels(self.name, metrics.code(envelope.get("type")),
+                                       "handled" if handled else "skipped").inc()
+        return handled
 
     def _refusal_counter(self):
         if self._redis is None:
@@ -176,6 +204,7 @@ class ServiceRuntime:
         )
         for blueprint in blueprints:
             api.register_blueprint(blueprint)
+        metrics.instrument_flask(app)
         self.bind(app)
         return app, api
 

@@ -7,7 +7,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from buendnis_common import policy
+from buendnis_common import metrics, policy
 from buendnis_common.auth import TokenVerifier
 from buendnis_common.errors import NotFound, register_error_handlers
 from buendnis_common.service import ServiceRuntime
@@ -31,6 +31,16 @@ def check_secrets() -> None:
     """Outside development no gateway process (server, worker, migration) starts without a
     real audit chain key (``buendnis_common.migrate`` calls this too)."""
     chain.chain_keys()
+
+
+def route_template(request) -> str:
+    """The metrics' route label: the policy's template of a forwarded API path
+    (``/api/v1/participants/<participant_id>``), never the concrete path."""
+    if request.path.startswith("/api/v1/"):
+        matched = policy._match(policy._MAP, request.path, request.method)  # noqa: SLF001
+        if isinstance(matched, tuple):
+            return matched[0]
+    return metrics.flask_route(request)
 
 
 def create_app(settings: GatewaySettings | None = None) -> Flask:
@@ -58,6 +68,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     for blueprint in (identity.blp, organizations.blp, audit_views.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
+    metrics.instrument_flask(app, route=route_template)
     install_request_ids(app)
     protection.install_address_limit(app, limit=settings.rate_limit_per_address,
                                      storage_uri=settings.redis_url)

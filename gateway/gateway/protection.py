@@ -16,6 +16,7 @@ from flask import Flask, g, jsonify, request
 from flask_cors import CORS
 from flask_limiter import Limiter, RateLimitExceeded
 
+from buendnis_common import metrics
 from buendnis_common.errors import error_body
 from buendnis_common.settings import SettingsError
 
@@ -114,6 +115,7 @@ def limiter(*, key_func, limit: str, prefix: str, storage_uri: str,
 
 def rate_limited(error: RateLimitExceeded):
     """429 in the platform's error body, with how long to wait."""
+    metrics.count_rate_limited("gateway")
     response = jsonify(error_body(429, "Too many requests; please wait a little and try again."))
     response.status_code = 429
     response.headers["Retry-After"] = str(max(1, error.limit.limit.get_expiry()))

@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SERVICES = ("intake", "referrals", "notifications")
 DATABASES = (*SERVICES, "gateway")  # the gateway keeps the audit trail
+# Processes that serve Prometheus metrics on a port of their own (METRICS_PORT).
+METRICS_PROCESSES = (*SERVICES, "gateway", "web",
+                     *(f"{s}-{role}" for s in (*SERVICES, "gateway") for role in ("worker", "beat")))
 
 
 def free_port() -> int:
@@ -137,6 +140,7 @@ class Platform:
             name: free_port()
             for name in ("redis", "web-redis", "idp", "gateway", "smtp", "sms", "web", *SERVICES)
         }
+        self.metrics_ports = {name: free_port() for name in METRICS_PROCESSES}
         self.web_url = f"http://127.0.0.1:{self.ports['web']}"
         self.realm_file = workdir / "buendnis-realm.json"
         write_realm_for_web(self.realm_file, self.web_url)
@@ -203,6 +207,7 @@ class Platform:
             "ANSWER_LINK_KEY": secrets.token_urlsafe(32),
             "AUDIT_CHECKPOINT_DIR": str(self.audit_checkpoint_dir),
             "AUDIT_CHECKPOINT_INTERVAL_SECONDS": "2",
+            "AUDIT_VERIFY_INTERVAL_SECONDS": "5",
             **(extra_env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -243,8 +248,11 @@ class Platform:
 
     def start(self, name: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        env = self.env
+        if name in self.metrics_ports:
+            env = {**env, "METRICS_PORT": str(self.metrics_ports[name])}
         process = subprocess.Popen(
-            self.command(name), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.command(name), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         self.processes[name] = process

@@ -24,6 +24,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from flask_session.redis import RedisSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from buendnis_common import metrics
+
 from . import auth
 from .config import WebSettings
 
@@ -123,6 +125,7 @@ def install_rate_limits(app: Flask, settings: WebSettings) -> None:
 
 def too_many_requests(error: RateLimitExceeded):
     """429: a page that says how long to wait."""
+    metrics.count_rate_limited("web")
     seconds = max(1, int(error.limit.limit.get_expiry()))
     response = current_app.make_response(
         (render_template("error.html", status=429, retry_after=seconds), 429))

@@ -6,8 +6,10 @@ import logging
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from buendnis_common import metrics
 from buendnis_common.events import Event
 from buendnis_common.service import EventHandlers, ServiceRuntime
 from buendnis_common.settings import env_float
@@ -18,6 +20,7 @@ log = logging.getLogger(__name__)
 handlers = EventHandlers()
 
 CHECKPOINT_TASK = "gateway.audit_checkpoint"
+VERIFY_TASK = "gateway.audit_verify"
 
 
 @handlers.on("audit.recorded")
@@ -50,6 +53,27 @@ def register_checkpoints(runtime: ServiceRuntime) -> None:
             return written.seq
         return None
 
+    @runtime.celery.task(name=VERIFY_TASK, shared=False)
+    def audit_verify() -> bool:
+        """The chain verified as ``python -m gateway.audit verify`` does; the verdict goes to
+        the metrics (an alert fires when it is broken or has not been verified for a while)."""
+        with runtime.db.Session() as session:
+            verdict = chain.verify(session, keys=keys, directory=directory)
+        metrics.AUDIT_VERIFIED_OK.set(1 if verdict.intact else 0)
+        metrics.AUDIT_VERIFIED_AT.set_to_current_time()
+        if not verdict.intact:
+            log.error("%s", verdict)
+        return verdict.intact
+
+    def trail_length():
+        from gateway.models import AuditTrailEntry
+
+        with runtime.db.Session() as session:
+            length = session.scalar(select(func.coalesce(func.max(AuditTrailEntry.seq), 0)))
+        yield metrics.gauge("buendnis_audit_trail_entries", "Entries in the audit trail", length)
+
+    runtime.readings.append(trail_length)
+    verify_interval = env_float("AUDIT_VERIFY_INTERVAL_SECONDS", 3600.0)
     interval = env_float("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 60.0)
     runtime.celery.conf.beat_schedule = {
         **(runtime.celery.conf.beat_schedule or {}),
@@ -57,5 +81,10 @@ def register_checkpoints(runtime: ServiceRuntime) -> None:
             "task": CHECKPOINT_TASK,
             "schedule": timedelta(seconds=interval),
             "options": {"queue": runtime.name, "expires": max(interval * 2, 5)},
+        },
+        "audit-verify": {
+            "task": VERIFY_TASK,
+            "schedule": timedelta(seconds=verify_interval),
+            "options": {"queue": runtime.name, "expires": max(verify_interval, 5)},
         },
     }

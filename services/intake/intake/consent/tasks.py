@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
+from buendnis_common import metrics
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_float
 from buendnis_common.timeutil import berlin_today
@@ -34,6 +35,7 @@ def report_expired(runtime: ServiceRuntime, *, today: date | None = None,
             break
     if total:
         log.info("%d consent(s) expired and reported", total)
+        metrics.CONSENT_EXPIRIES.inc(total)
     return total
 
 

@@ -146,6 +146,7 @@ class Dispatcher:
                 log.warning("dispatch: could not renew the claims' lease", exc_info=True)
 
     def run(self, *, budget_seconds: float | None = None, batch: int | None = None) -> Stats:
+        from notifications import metrics as measure
         from notifications.inbox import sending as copies
         from notifications.reminder import sending as reminders
         from notifications.reminder.models import CASE_WORKER
@@ -169,9 +170,11 @@ class Dispatcher:
                     self._hold(self.reminders, claims[0].token if claims else None)
                     claimed = reminders.load(self, claims)
                     work: list[tuple[Claims, Callable, Any]] = []
-                    for outcome in reminders.remind_case_workers(
-                            self, [c for c in claimed if c.reminder.recipient == CASE_WORKER]):
+                    to_case_workers = [c for c in claimed if c.reminder.recipient == CASE_WORKER]
+                    outcomes = reminders.remind_case_workers(self, to_case_workers)
+                    for outcome in outcomes:
                         stats.count(outcome)
+                    measure.settled(to_case_workers, outcomes)
                     work += [(self.reminders, reminders.notify_participant, c) for c in claimed
                              if c.reminder.recipient != CASE_WORKER]
                     mail_copies = []
@@ -183,8 +186,10 @@ class Dispatcher:
                     if not claimed and not mail_copies:
                         break
                     stats.claimed += len(claimed) + len(mail_copies)
-                    for outcome in pool.map(lambda item: self._send(*item), work):
+                    outcomes = list(pool.map(lambda item: self._send(*item), work))
+                    for outcome in outcomes:
                         stats.count(outcome)
+                    measure.settled([item for _claims, _send, item in work], outcomes)
                     self._let_go()
         finally:
             done.set()

@@ -12,6 +12,7 @@ from datetime import timedelta
 from celery.signals import worker_shutting_down
 
 from buendnis_common.service import ServiceRuntime
+from notifications import metrics as measure
 from notifications.config import NotificationsConfig
 from notifications.delivery.dispatch import STOPPING, Dispatcher
 
@@ -27,6 +28,7 @@ def register(runtime: ServiceRuntime, config: NotificationsConfig) -> None:
         return {"claimed": stats.claimed, **stats.outcomes}
 
     runtime.celery.conf.worker_pool = "threads"
+    runtime.readings.append(measure.reading(runtime))  # reminders due, for Prometheus
     worker_shutting_down.connect(_stop_dispatching, weak=False)
 
     interval = config.dispatch_interval_seconds

@@ -10,6 +10,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from buendnis_common import metrics
 from buendnis_common.db import utcnow
 from buendnis_common.events import Event
 from buendnis_common.service import EventHandlers, ServiceRuntime
@@ -59,6 +60,7 @@ def mark_overdue(runtime: ServiceRuntime, *, now: datetime | None = None) -> int
         marked = service.mark_overdue(runtime=runtime, session=session, now=now or utcnow())
     if marked:
         log.info("%d referral(s) marked overdue", len(marked))
+        metrics.REFERRALS_OVERDUE.inc(len(marked))
     return len(marked)
 
 
