@@ -176,6 +176,11 @@ def install_headers_and_cors(app: Flask, *, cors_origins: list[str]) -> None:
             max_age=600,
         )
 
+    # The open offer directory is public data for any website (a municipality's page may read it
+    # in the browser): any origin, GET only, never with credentials.
+    CORS(app, resources={r"/hsds/*": {"origins": "*"}}, methods=["GET"], allow_headers=[],
+         supports_credentials=False, send_wildcard=True, max_age=600)
+
     @app.after_request
     def _security_headers(response):
         for name, value in SECURITY_HEADERS.items():

@@ -216,6 +216,19 @@ def test_the_directory_has_its_own_limit_per_address(platform, caritas):
     assert client.get("/api/v1/me", headers=token, environ_base=address).status_code == 200
 
 
+def test_any_website_may_read_the_directory_in_the_browser_but_not_the_api(platform):
+    client = create_gateway(gateway_settings(platform)).test_client()
+    origin = {"Origin": "https://www.leverkusen.example"}
+    listed = client.get("/hsds/services", headers=origin)
+    assert listed.status_code == 200
+    assert listed.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in listed.headers
+    token = {"Authorization": f"Bearer {platform.token('cw.caritas-leverkusen')}"}
+    api = client.get("/api/v1/me", headers={**origin, **token})
+    assert api.status_code == 200
+    assert "Access-Control-Allow-Origin" not in api.headers
+
+
 def test_writing_to_the_directory_is_not_possible(platform):
     for method in ("post", "put", "patch", "delete"):
         response = getattr(requests, method)(f"{platform.gateway_url}/hsds/services",
