@@ -244,6 +244,30 @@ def test_no_name_number_or_address_in_any_log(world):
                 if re.search(re.escape(needle), line, re.IGNORECASE):
                     leaks.append(f"{name}:{number}: {needle!r} in {line[:300]}")
     assert not leaks, "\n".join(leaks[:40])
+    json_lines_name_their_process_request_and_trace(logs)
+
+
+def json_lines_name_their_process_request_and_trace(logs: dict[str, str]) -> None:
+    """The platform logs one JSON object per line (LOG_FORMAT unset): time, level, the process's
+    role, request id and trace id, nothing else — the same lines the search above went through.
+    A request's id is in the gateway's lines and in the service's that answered it."""
+    import json
+
+    request_ids: dict[str, set[str]] = {}
+    for name in ("gateway.log", "intake.log", "referrals.log", "notifications.log",
+                 "intake-worker.log", "referrals-worker.log", "notifications-worker.log",
+                 "gateway-worker.log", "web.log"):
+        parsed = [json.loads(line) for line in logs[name].splitlines() if line.startswith("{")]
+        assert parsed, name
+        for record in parsed:
+            assert {"time", "level", "logger", "message", "role", "request_id",
+                    "trace_id"} <= set(record) <= {"time", "level", "logger", "message", "role",
+                                                   "request_id", "trace_id", "exc_info",
+                                                   "stack_info"}, record
+        role = name.removesuffix(".log")
+        assert {r["role"] for r in parsed} == {role if "-" in role else f"{role}-web"}, name
+        request_ids[name] = {r["request_id"] for r in parsed} - {"-"}
+    assert request_ids["gateway.log"] & request_ids["intake.log"]
 
 
 # -- the mechanism, directly: database errors, Celery's task records, URLs -------------------------
@@ -279,10 +303,12 @@ with engine.connect() as connection:
                 "Task %(name)s[%(id)s] %(description)s: %(exc)s",
                 {"name": "buendnis.event", "id": "1", "description": "raised unexpected",
                  "exc": repr(exc), "args": ["Zephyrine"], "kwargs": {}})
+_succeeded = {"name": "buendnis.event", "id": "2", "runtime": 0.1,
+              "return_value": {"given_name": "Zephyrine"}, "args": ["Quillfeatherova"]}
+# As Celery logs it: the values also in ``extra={"data": …}`` (a JSON line must not show them).
 logging.getLogger("celery.app.trace").info(
-    "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s",
-    {"name": "buendnis.event", "id": "2", "runtime": 0.1,
-     "return_value": {"given_name": "Zephyrine"}})
+    "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s", _succeeded,
+    extra={"data": dict(_succeeded)})
 logging.getLogger("urllib3.connectionpool").debug(
     '%s://%s:%s "%s %s %s" %s %s', "http", "127.0.0.1", 8001, "GET",
     "/api/v1/participants?q=Quillfeatherova", "HTTP/1.1", 200, 2)
@@ -290,8 +316,10 @@ logging.getLogger("sqlalchemy.engine.Engine").info("SELECT %s", "Zephyrine")
 """
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_database_errors_task_records_and_urls_are_logged_without_values(backend, tmp_path):
+def test_database_errors_task_records_and_urls_are_logged_without_values(backend, log_format,
+                                                                          tmp_path):
     import os
     import subprocess
     import sys
@@ -303,7 +331,7 @@ def test_database_errors_task_records_and_urls_are_logged_without_values(backend
     else:
         url = f"sqlite:///{tmp_path / 'leak.sqlite3'}"
     result = subprocess.run([sys.executable, "-c", LOGGING_SCRIPT, url], capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, env={**os.environ, "LOG_FORMAT": log_format})
     assert result.returncode == 0, result.stderr[-3000:]
     logged = result.stderr
     # What went wrong is still there to read …
@@ -314,3 +342,8 @@ def test_database_errors_task_records_and_urls_are_logged_without_values(backend
     # … but not whom it concerned.
     for needle in ("Zephyrine", "Quillfeatherova"):
         assert needle not in logged, logged
+    if log_format == "json":
+        import json
+
+        records = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+        assert len(records) >= 4 and all("role" in r and "trace_id" in r for r in records)

@@ -11,7 +11,7 @@ import marshmallow as ma
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
 
-from . import logfilter, policy
+from . import logfilter, logformat, policy
 from .auth import PLATFORM_ROLES, Principal, TokenVerifier, bearer_token
 from .errors import Forbidden, register_error_handlers
 
@@ -74,8 +74,11 @@ def configure_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logfilter.quiet_sql_loggers()
-    logfilter.install([*root.handlers, *logging.getLogger("gunicorn.error").handlers,
-                       *logging.getLogger("gunicorn.access").handlers])
+    handlers = [*root.handlers, *logging.getLogger("gunicorn.error").handlers,
+                *logging.getLogger("gunicorn.access").handlers]
+    logfilter.install(handlers)
+    # One JSON object per line, or LOG_FORMAT=text (buendnis_common.logformat).
+    logformat.apply(handlers)
 
 
 def whoami(principal: Principal) -> dict:
