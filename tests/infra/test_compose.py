@@ -800,6 +800,8 @@ def test_web_reads_every_variable_it_is_given(services: dict) -> None:
     source = WEB_CONFIG.read_text(encoding="utf-8")
     # redis_url() and is_development() read these two through the shared settings.
     read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source)) | {"REDIS_URL", "BUENDNIS_ENV"}
+    # Every process reads these two through buendnis_common.metrics.
+    read |= {"METRICS_PORT", "METRICS_HOST"}
     unread = sorted(set(_environment(services["web"])) - read)
     assert not unread, f"the web front end does not read {unread}"
 
