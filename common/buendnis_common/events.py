@@ -26,10 +26,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from .db import BigIntPK, Database, UtcDateTime, utcnow
+from .tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
 EVENT_TASK = "buendnis.event"
+TRACEPARENT = "traceparent"
 
 
 @dataclass(frozen=True)
@@ -148,13 +150,20 @@ class OutboxMixin:
     last_error: Mapped[str | None] = mapped_column(String(120))
 
     def envelope(self) -> dict[str, Any]:
-        return {
+        data = dict(self.data or {})
+        # The trace of the change that emitted the event (buendnis_common.tracing) travels
+        # beside the data, inside what the signature covers.
+        traceparent = data.pop(TRACEPARENT, None)
+        envelope = {
             "id": str(self.event_id),
             "type": self.type,
             "source": self.source,
             "occurred_at": self.occurred_at.isoformat(),
-            "data": self.data,
+            "data": data,
         }
+        if traceparent:
+            envelope[TRACEPARENT] = traceparent
+        return envelope
 
 
 class ProcessedEventMixin:
@@ -204,11 +213,15 @@ class Outbox:
 
     def emit(self, session: Session, event_type: str, **data: Any) -> uuid.UUID:
         """Add an event to the session's transaction; it is published after the commit."""
+        plain = envelope_data(event_type, data)
+        traceparent = current_traceparent()
+        if traceparent:
+            plain[TRACEPARENT] = traceparent
         row = self.model(
             event_id=uuid.uuid4(),
             type=event_type,
             source=self.source,
-            data=envelope_data(event_type, data),
+            data=plain,
             occurred_at=utcnow(),
             attempts=0,
         )

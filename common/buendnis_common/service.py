@@ -18,7 +18,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from . import audit, metrics
+from . import audit, metrics, tracing
 from .auth import TokenVerifier
 from .clients import ServiceClient
 from .db import Database, utcnow
@@ -63,7 +63,9 @@ class ServiceRuntime:
         self.name = settings.name
         self.settings = settings
         self.models = models
+        tracing.setup(self.name)  # before the engine: its statements become spans
         self.db = Database(settings.database_url)
+        tracing.instrument_engine(self.db.engine)
         self.verifier = verifier or TokenVerifier(settings.oidc)
         self.celery = make_celery(settings)
         self.outbox = Outbox(
@@ -115,7 +117,8 @@ class ServiceRuntime:
             record_refusal(self.name, refused, self._refusal_counter())
             metrics.EVENTS_REFUSED.labels(self.name, metrics.code(refused.reason)).inc()
             return False
-        handled = self.consumer.dispatch(envelope)
+        with tracing.consuming(envelope):
+            handled = self.consumer.dispatch(envelope)
         metrics.EVENTS_CONSUMED.labels(self.name, metrics.code(envelope.get("type")),
                                        "handled" if handled else "skipped").inc()
         return handled
@@ -205,6 +208,7 @@ class ServiceRuntime:
         for blueprint in blueprints:
             api.register_blueprint(blueprint)
         metrics.instrument_flask(app)
+        tracing.instrument_flask(app)
         self.bind(app)
         return app, api
 

@@ -7,7 +7,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from buendnis_common import metrics, policy
+from buendnis_common import metrics, policy, tracing
 from buendnis_common.auth import TokenVerifier
 from buendnis_common.errors import NotFound, register_error_handlers
 from buendnis_common.service import ServiceRuntime
@@ -69,6 +69,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     metrics.instrument_flask(app, route=route_template)
+    tracing.instrument_flask(app)
     install_request_ids(app)
     protection.install_address_limit(app, limit=settings.rate_limit_per_address,
                                      storage_uri=settings.redis_url)

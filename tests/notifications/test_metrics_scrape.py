@@ -94,10 +94,11 @@ def test_prometheus_sees_the_story(reminders, prometheus):
                                  'outcome="success"})') or 0) >= 1,
              timeout=30, what="event tasks counted", interval=1)
     # Each reminder's lateness observed, and they were sent.
-    wait_for(lambda: (value(url, "sum(buendnis_reminder_lateness_seconds_count)") or 0) >= 4,
-             timeout=30, what="the reminders' lateness observed", interval=1)
-    assert value(url, 'sum(buendnis_reminders_total{outcome="sent"})') >= 4
-    assert value(url, "sum(buendnis_reminder_lateness_seconds_sum)") < 4 * 30
+    wait_for(lambda: (value(url, "sum(buendnis_reminder_lateness_seconds_count)") or 0) >= 2,
+             timeout=60, what="the reminders' lateness observed", interval=1)
+    assert value(url, 'sum(buendnis_reminders_total{outcome="sent"})') >= 2
+    observed = value(url, "sum(buendnis_reminder_lateness_seconds_count)")
+    assert value(url, "sum(buendnis_reminder_lateness_seconds_sum)") < observed * 30
     # The outbox is empty again, in every service; nothing due waits.
     wait_for(lambda: value(url, "sum(buendnis_outbox_pending_events)") == 0
              and value(url, "max(buendnis_outbox_oldest_pending_age_seconds)") == 0,

@@ -10,7 +10,7 @@ from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import Babel, format_date, format_datetime, get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from buendnis_common import metrics
+from buendnis_common import metrics, tracing
 from buendnis_common.settings import env_str
 from buendnis_common.web import configure_logging
 
@@ -53,6 +53,8 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     auth.Oidc(app)
 
     metrics.instrument_flask(app)  # requests by route template, on METRICS_PORT only
+    tracing.setup("web")
+    tracing.instrument_flask(app)
     app.before_request(_request_id)
     protection.install_body_limits(app, settings)
     protection.install_rate_limits(app, settings)

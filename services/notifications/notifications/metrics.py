@@ -13,10 +13,9 @@ from buendnis_common import metrics
 from buendnis_common.db import utcnow
 from notifications.delivery.models import SCHEDULED, SENDING
 
-
-# Sent (the inbox, a confirmed message) or accepted by the provider (an SMS awaiting its
-# delivery report): the reminder went out.
-HANDED_OVER = ("sent", "accepted")
+# Sent (the inbox, a confirmed message), accepted by the provider (an SMS awaiting its
+# delivery report) or handed over without an answer yet: the reminder went out.
+HANDED_OVER = ("sent", "accepted", "unconfirmed")
 
 
 def settled(items: Iterable[Any], outcomes: Iterable[str]) -> None:
