@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import subprocess
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -28,7 +30,7 @@ from tests.notifications.conftest import (
     sql,
     wait_reminders,
 )
-from tests.support.platform import wait_for
+from tests.support.platform import BIN, wait_for
 
 pytestmark = pytest.mark.platform
 
@@ -141,8 +143,13 @@ def test_a_request_to_cancel_cancels_nothing_until_the_receiver_frees_the_slot(
     waiting = caritas.get("/api/v1/referrals", params={"box": "received",
                                                        "cancel_requested": "true"})
     assert booking.referral["id"] not in [r["id"] for r in waiting.json()]
-    # A later answer to a cancelled appointment changes nothing.
+    # A later answer to the cancelled appointment (once notifications has heard of it) finds
+    # no open appointment and changes nothing.
+    wait_for(lambda: entries(users["cw.jmd-leverkusen"], "appointment.cancelled",
+                             booking.appointment_id), timeout=30, what="the cancellation")
     assert reply(reminders, number, "1")[1] == RLM + TEXTS["fa"]["ack_no_appointment"]
+    assert appointment(caritas, booking.appointment_id)["participant_response"] == (
+        "cancel_requested")
 
 
 def test_forged_and_unsigned_replies_are_refused_and_recorded(reminders, users):
@@ -313,3 +320,19 @@ def test_the_link_expires_when_the_appointment_ends(reminders, users):
                          timeout=10).status_code == 410
     assert appointment(users["cw.caritas-leverkusen"],
                        booked.json()["id"])["participant_response"] is None
+
+
+def test_the_sms_sinks_reply_command_answers_as_the_provider_would(reminders, users):
+    """``python -m buendnis_dev.sms reply`` (what `make run` shows): signed with the platform's
+    secret over its webhook URL; the acknowledgement lands in the sink's messages."""
+    booking, number = sms_booking(reminders, users)
+    platform = reminders.platform
+    done = subprocess.run(
+        [str(BIN / "python"), "-m", "buendnis_dev.sms", "reply", "--from", number, "--body",
+         "yes"], env=platform.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert TEXTS["fa"]["ack_confirmed"] in done.stdout
+    answered(users, booking.appointment_id, "confirmed")
+    kept = Path(platform.env["BUENDNIS_VAR"]) / "sms" / "messages.jsonl"
+    records = [json.loads(line) for line in kept.read_text(encoding="utf-8").splitlines()]
+    assert any(r["to"] == number and TEXTS["fa"]["ack_confirmed"] in r["text"] for r in records)

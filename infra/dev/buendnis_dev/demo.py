@@ -146,6 +146,10 @@ def banner(gateway_url: str, idp_url: str, web_url: str) -> str:
         f"  Health               {gateway_url}/readyz",
         f"  SMTP sink            127.0.0.1:{os.environ.get('SMTP_PORT', '1025')}"
         "   messages in var/mail/new",
+        f"  SMS sink             127.0.0.1:{os.environ.get('SMS_PORT', '1026')}"
+        "   messages in var/sms/messages.jsonl",
+        "  Answer an SMS reminder as the participant (signed as the provider signs):",
+        "    .venv/bin/python -m buendnis_dev.sms reply --from +49170… --body JA   (or NEIN, STOP)",
         "",
         "Demo logins (password: demo) — for the Web-Oberfläche, or the API with client_id "
         "buendnis-cli:",

@@ -181,8 +181,13 @@ def reply_command(argv: list[str]) -> int:
     parser.add_argument("--to", default="+4915700000000", help="the platform's number")
     parser.add_argument("--url", default=None, help="default: SMS_WEBHOOK_URL or the gateway")
     args = parser.parse_args(argv)
-    status, acknowledgement = send_reply(sender=args.sender, body=args.body, to=args.to,
-                                         url=args.url)
+    try:
+        status, acknowledgement = send_reply(sender=args.sender, body=args.body, to=args.to,
+                                             url=args.url)
+    except requests.RequestException:
+        print(f"the platform does not answer at {args.url or webhook_url()} (is make run "
+              "running?)", file=sys.stderr)
+        return 1
     if status != 200:
         print(f"the platform answered {status}", file=sys.stderr)
         return 1

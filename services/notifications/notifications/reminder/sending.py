@@ -212,6 +212,13 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
             )
             dispatcher.smtp().send(message, recipient=address, hand_over=hand_over)
         else:
+            if answerable:
+                # A reply from this number may answer this appointment: its keyed hash (never
+                # the number) is kept before the SMS leaves, so a quick reply finds it.
+                with dispatcher.db.transaction() as session:
+                    answers.remember(session, key=answer_settings.link_key, number=address,
+                                     appointment=appointment, reminder_id=reminder.id,
+                                     language=language, at=utcnow())
             dispatcher.sms().send(to=address, text=rendered.sms, key=reminder.idempotency_key,
                                   hand_over=hand_over)
     except HandOverRefused:
@@ -240,13 +247,8 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
     now = utcnow()
     with dispatcher.db.transaction() as session:
         settle_delivery(session, handed.get("id"), outcome=ACCEPTED)
-        if dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
-                                       confirmed=True, last_error=None) and (
-                answerable and channel == "sms"):
-            # A reply from this number may answer this appointment (its hash, not the number).
-            answers.remember(session, key=answer_settings.link_key, number=address,
-                             appointment=appointment, reminder_id=reminder.id,
-                             language=language, at=now)
+        dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
+                                    confirmed=True, last_error=None)
     return "sent"
 
 
