@@ -100,12 +100,28 @@ def build_mounts() -> list[str]:
     return mounts
 
 
+def build_context() -> str:
+    """The working tree, or with ``BUENDNIS_BUILD_FROM=<revision>`` that commit alone (a shared
+    checkout's unfinished changes stay out of the image)."""
+    revision = os.environ.get("BUENDNIS_BUILD_FROM")
+    if not revision:
+        return "."
+    context = STATE / "context"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True,  # noqa: S603,S607
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(context)], input=archive, check=True)  # noqa: S603,S607
+    return str(context)
+
+
 def build() -> None:
     run(str(HERE / "base" / "build.sh"))
+    context = build_context()
     for target, image in IMAGES.items():
         # The docker format: OCI images have no HEALTHCHECK.
         run("podman", "build", "--quiet", "--format", "docker", *build_mounts(), "--target",
-            target, "-t", image, ".")
+            target, "-t", image, context)
 
 
 def containers() -> list[dict]:
@@ -173,7 +189,10 @@ def up() -> dict[str, float]:
     write_env()
     compose("down", "-v", check=False, capture=True)
     began = time.monotonic()
-    compose("up", "-d", capture=True)
+    # --no-deps: podman 4.3 cannot start a container whose `--requires` dependencies have
+    # dependencies of their own ("not found in input list"); podman-compose still starts the
+    # services in the order of depends_on, and each role waits for what it needs itself.
+    compose("up", "-d", "--no-deps", capture=True)
     times["up_to_healthy"] = wait_healthy()
     print(f"stack: images ready in {times['build']:.0f} s; up to healthy in "
           f"{times['up_to_healthy']:.0f} s (time.monotonic since `up -d`)", flush=True)
