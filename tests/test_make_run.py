@@ -60,6 +60,12 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
     env = {key: value for key, value in os.environ.items()
            if not key.endswith(("_DATABASE_URL", "_URL")) or key == "PATH"}
     env.update({name: str(port) for name, port in ports.items()})
+    # Every process's metrics port (the Procfile's defaults are 9100-9123).
+    metrics_ports = {f"{name.upper().replace('-', '_')}_METRICS_PORT": free_port() for name in (
+        "gateway", "intake", "referrals", "notifications", "web",
+        *(f"{s}-{role}" for s in ("gateway", "intake", "referrals", "notifications")
+          for role in ("worker", "beat")))}
+    env.update({name: str(port) for name, port in metrics_ports.items()})
     env.update({
         "BUENDNIS_VAR": str(tmp_path / "var"),
         "INTAKE_DATABASE_URL": f"sqlite:///{tmp_path}/intake.sqlite3",
@@ -127,6 +133,19 @@ def test_make_run_starts_the_platform_and_stops_cleanly(tmp_path):
         assert me.status_code == 200
         assert me.json()["organization"] == {
             "alias": "jmd-leverkusen", "type": "jmd", "alliance": "leverkusen"}
+
+        # make run says where the metrics are, and every process serves them on its port.
+        assert "Metrics (Prometheus)" in output.read_text(errors="replace")
+        figures = {}
+        for name, port in metrics_ports.items():
+            answer = wait_for(lambda port=port: requests.get(
+                f"http://127.0.0.1:{port}/metrics", timeout=5), timeout=30, what=name)
+            assert answer.status_code == 200, name
+            figures[name] = answer.text
+        assert 'group="/api/v1/me"' in figures["GATEWAY_METRICS_PORT"]
+        assert "buendnis_outbox_pending_events" in figures["REFERRALS_WORKER_METRICS_PORT"]
+        assert "buendnis_reminders_due" in figures["NOTIFICATIONS_WORKER_METRICS_PORT"]
+        assert "buendnis_audit_trail_entries" in figures["GATEWAY_WORKER_METRICS_PORT"]
         participants = requests.get(f"{gateway}/api/v1/participants", headers=headers,
                                     timeout=10)
         assert len(participants.json()) == 2  # the demo data

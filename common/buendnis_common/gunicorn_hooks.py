@@ -17,9 +17,9 @@ def when_ready(server):
     if _port:
         from buendnis_common import metrics
 
-        metrics.serve(int(_port))
-        server.log.info("metrics on http://%s:%s/metrics",
-                        os.environ.get("METRICS_HOST", "127.0.0.1"), _port)
+        if metrics.serve(int(_port)) is not None:
+            server.log.info("metrics on http://%s:%s/metrics",
+                            os.environ.get("METRICS_HOST", "127.0.0.1"), _port)
 
 
 def child_exit(server, worker):

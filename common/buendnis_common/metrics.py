@@ -156,8 +156,14 @@ def serve(port: int | None = None, readings: Iterable[Reading] = ()) -> int | No
     readings = list(readings)
     if readings:
         registry.register(ReadingCollector(readings))
-    start_http_server(port, addr=os.environ.get("METRICS_HOST", "127.0.0.1"), registry=registry)
-    log.info("metrics on http://%s:%d/metrics", os.environ.get("METRICS_HOST", "127.0.0.1"), port)
+    host = os.environ.get("METRICS_HOST", "127.0.0.1")
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:  # the port is taken: the process runs on, without its figures
+        log.error("metrics: port %d not available (%s); this process serves no metrics", port,
+                  type(exc).__name__)
+        return None
+    log.info("metrics on http://%s:%d/metrics", host, port)
     return port
 
 
