@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 
 from buendnis_common import migrate, tracing
 from buendnis_common.db import utcnow
@@ -70,7 +71,11 @@ def test_one_trace_from_the_request_through_the_outbox_to_the_inbox_entry(spans,
 
     # A forger who moves the event into another trace breaks its signature: refused.
     forged = {**envelope, "traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+    refused = {"service": "notifications", "reason": "bad_signature"}
+    before = REGISTRY.get_sample_value("buendnis_events_refused_total", refused) or 0
     assert notifications.receive(forged) is False
+    # ... and counted for Prometheus (buendnis_events_refused_total, by service and reason).
+    assert REGISTRY.get_sample_value("buendnis_events_refused_total", refused) == before + 1
 
     # The notifications worker consumes it (as the Celery task does) and writes the inbox entry.
     assert notifications.receive(envelope) is True
