@@ -30,7 +30,8 @@ SERVICES = ("intake", "referrals", "notifications")
 DATABASES = (*SERVICES, "gateway")  # the gateway keeps the audit trail
 # Processes that serve Prometheus metrics on a port of their own (METRICS_PORT).
 METRICS_PROCESSES = (*SERVICES, "gateway", "web",
-                     *(f"{s}-{role}" for s in (*SERVICES, "gateway") for role in ("worker", "beat")))
+                     *(f"{s}-{role}" for s in (*SERVICES, "gateway")
+                       for role in ("worker", "beat")))
 
 
 def free_port() -> int:
