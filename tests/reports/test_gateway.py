@@ -90,7 +90,9 @@ def test_case_workers_are_refused_by_the_gateway_and_the_service(platform):
         # defence in depth: the service itself refuses, too
         response = direct.get(f"/api/v1/reports/{report}")
         assert response.status_code == 403, response.text
-        assert "core group, coordinators and the ministry" in response.json()["message"]
+        assert response.json()["message"] == (
+            "This needs the role coordinator or core_group or ministry; your roles: case_worker."
+        )
 
 
 def test_ministry_reads_all_alliances_one_row_each(ministry, testland):
