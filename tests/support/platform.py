@@ -272,6 +272,15 @@ class Platform:
         except ProcessLookupError:
             return  # it ended by itself meanwhile
 
+    def crash(self, name: str, down: float = 2.0) -> float:
+        """SIGKILL the process and its children (the OOM killer, a pulled plug), then start it
+        again ``down`` seconds later, as a container runtime restarts a dead container. Returns
+        the monotonic time of the restart."""
+        self.stop(name, signal.SIGKILL)
+        time.sleep(down)
+        self.start(name)
+        return time.monotonic()
+
     def sign_event(self, envelope: dict) -> dict:
         """An event envelope signed as this platform's services sign theirs."""
         from buendnis_common.signing import EventSigner, Keyring
