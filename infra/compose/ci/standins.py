@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,8 @@ def idp() -> int:
         print("standins: the local identity provider runs with BUENDNIS_ENV=development only",
               file=sys.stderr)
         return 1
+    # As PID 1 of its container the process ignores SIGTERM unless it handles it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     child = subprocess.Popen([  # noqa: S603 - fixed arguments
         sys.executable, "-m", "buendnis_idp", "--host", "127.0.0.1", "--port", str(INNER_PORT),
         "--issuer-base", os.environ.get("IDP_ISSUER_BASE", "http://localhost:8080"),
@@ -66,8 +69,6 @@ def idp() -> int:
 
 
 def smtp() -> int:
-    import signal
-
     from buendnis_dev import smtp as sink
     from buendnis_dev import wait_for_stop
 
