@@ -192,7 +192,19 @@ def up() -> dict[str, float]:
     # --no-deps: podman 4.3 cannot start a container whose `--requires` dependencies have
     # dependencies of their own ("not found in input list"); podman-compose still starts the
     # services in the order of depends_on, and each role waits for what it needs itself.
-    compose("up", "-d", "--no-deps", capture=True)
+    for attempt in (1, 2):
+        started = compose("up", "-d", "--no-deps", capture=True, check=False)
+        if started.returncode == 0:
+            break
+        # Seen once in five runs: podman 4.3 answering 125 on one container's start. Say what
+        # it said, clear up, and try once more.
+        print(f"stack: `up` failed ({started.returncode}), attempt {attempt}:\n"
+              + "\n".join(line for line in started.stderr.splitlines()[-15:]
+                           if "systemd" not in line), file=sys.stderr, flush=True)
+        compose("down", "-v", check=False, capture=True)
+        began = time.monotonic()
+    else:
+        raise RuntimeError("podman-compose up failed twice")
     times["up_to_healthy"] = wait_healthy()
     print(f"stack: images ready in {times['build']:.0f} s; up to healthy in "
           f"{times['up_to_healthy']:.0f} s (time.monotonic since `up -d`)", flush=True)
