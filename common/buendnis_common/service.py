@@ -23,7 +23,7 @@ from .auth import TokenVerifier
 from .clients import ServiceClient
 from .db import Database, utcnow
 from .events import EVENT_TASK, Consumer, Handler, Outbox
-from .settings import ServiceSettings, env_str
+from .settings import ServiceSettings, env_int, env_str
 from .signing import EventSigner, RefusedEvent, record_refusal
 from .web import configure_logging, create_flask_app
 
@@ -232,8 +232,10 @@ def make_celery(settings: ServiceSettings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         broker_transport_options={
-            # Far above any task's run time; reminders are rows, never far-future ETAs.
-            "visibility_timeout": 3600,
+            # An event delivered to a worker that is then killed (SIGKILL, no warm shutdown)
+            # comes back after this long (tests/faults). Far above any task's run time and
+            # the longest retry countdown (60 s); reminders are rows, never far-future ETAs.
+            "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT_SECONDS", 300),
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
         },
