@@ -39,9 +39,10 @@ def server_command(port: int, data_dir: Path, *, web: bool = False) -> list[str]
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--save", "",
-        # The broker keeps what it holds across a crash when REDIS_APPENDONLY=yes, as compose's
-        # and Kubernetes' Redis do (tests/faults); without it a Redis crash loses queued events.
-        "--appendonly", "no" if web else os.environ.get("REDIS_APPENDONLY", "no"),
+        # The broker keeps what it holds across a crash in an append-only file, as compose's and
+        # Kubernetes' Redis do (tests/faults): a crash of make run's broker loses no queued event.
+        # REDIS_APPENDONLY=no trades that for less disk writing.
+        "--appendonly", "no" if web else os.environ.get("REDIS_APPENDONLY", "yes"),
         "--dir", str(data_dir),
         "--protected-mode", "yes",
         *memory,
