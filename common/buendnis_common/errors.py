@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,18 @@ def _handle_domain_error(error: DomainError):
     return response
 
 
+def _handle_database_unavailable(error: Exception):
+    """The database went away mid-request (a restart, a killed connection): nothing was
+    committed, so the honest answer is 'try again', not a 500."""
+    log.warning("database unavailable: %s", type(getattr(error, "orig", error)).__name__)
+    response = jsonify(error_body(
+        503, "The database cannot be reached at the moment; nothing was saved. Try again shortly."
+    ))
+    response.status_code = 503
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 def _handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return _handle_http_exception(error)
@@ -125,4 +138,5 @@ def register_error_handlers(app: Flask) -> None:
     """Register after flask-smorest's ``Api`` so that these handlers win."""
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(DomainError, _handle_domain_error)
+    app.register_error_handler(OperationalError, _handle_database_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)
