@@ -16,6 +16,7 @@ would never run again. Celery retries the broker by itself.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -89,10 +90,9 @@ def wait_for_database(component: str, role: str) -> None:
 
 
 def _note_role(component: str, role: str) -> None:
-    try:
+    # A read-only /tmp: the health check then only checks that the process runs.
+    with contextlib.suppress(OSError):
         ROLE_FILE.write_text(f"{component} {role}\n", encoding="utf-8")
-    except OSError:  # a read-only /tmp: the health check then only checks that it runs
-        pass
 
 
 def healthcheck() -> int:
