@@ -248,9 +248,10 @@ class ReminderPlatform:
             self.sms.shutdown()
 
 
-@pytest.fixture(scope="session")
-def reminders(tmp_path_factory):
-    world = ReminderPlatform(tmp_path_factory.mktemp("reminders"))
+def running_platform(workdir: Path, **options):
+    """A started ``ReminderPlatform`` for a fixture to yield; each process's log is printed when
+    it does not start, and everything stops when the fixture ends."""
+    world = ReminderPlatform(workdir, **options)
     try:
         world.start()
     except Exception:
@@ -258,8 +259,15 @@ def reminders(tmp_path_factory):
             print(f"----- {name} -----\n{world.platform.log(name)[-3000:]}")
         world.close()
         raise
-    yield world
-    world.close()
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+@pytest.fixture(scope="session")
+def reminders(tmp_path_factory):
+    yield from running_platform(tmp_path_factory.mktemp("reminders"))
 
 
 # -- the people and their stories ---------------------------------------------------------------

@@ -19,11 +19,11 @@ from datetime import timedelta
 import pytest
 
 from tests.notifications.conftest import (
-    ReminderPlatform,
     Users,
     book,
     inbox,
     now,
+    running_platform,
     sql,
 )
 from tests.support.platform import wait_for
@@ -41,16 +41,7 @@ CRASH_ENV = {
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = ReminderPlatform(tmp_path_factory.mktemp("crash"), env=CRASH_ENV)
-    try:
-        world.start()
-    except Exception:
-        for name in world.platform.processes:
-            print(f"----- {name} -----\n{world.platform.log(name)[-3000:]}")
-        world.close()
-        raise
-    yield world
-    world.close()
+    yield from running_platform(tmp_path_factory.mktemp("crash"), env=CRASH_ENV)
 
 
 @pytest.fixture(scope="module")

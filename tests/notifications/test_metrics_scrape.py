@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from tests.notifications.conftest import ReminderPlatform, Users, book, now, wait_reminders
+from tests.notifications.conftest import Users, book, now, running_platform, wait_reminders
 from tests.support.platform import free_port, wait_for
 
 pytestmark = pytest.mark.platform
@@ -26,16 +26,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 def reminders(tmp_path_factory):
     """A platform of this module's own: the shared one has had its workers killed and restarted
     by the crash tests, and the figures here must start from a platform as an operator starts it."""
-    world = ReminderPlatform(tmp_path_factory.mktemp("metrics-platform"))
-    try:
-        world.start()
-    except Exception:
-        for name in world.platform.processes:
-            print(f"----- {name} -----\n{world.platform.log(name)[-3000:]}")
-        world.close()
-        raise
-    yield world
-    world.close()
+    yield from running_platform(tmp_path_factory.mktemp("metrics-platform"))
 
 
 @pytest.fixture(scope="module")
