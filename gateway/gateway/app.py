@@ -16,7 +16,7 @@ from buendnis_common.web import configure_logging, install_auth, install_request
 from gateway import identity, organizations, protection
 from gateway.audit import chain
 from gateway.audit import views as audit_views
-from gateway.audit.tasks import handlers as audit_handlers
+from gateway.audit.handlers import handlers as audit_handlers
 from gateway.config import GatewaySettings
 from gateway.db import MODELS
 from gateway.openapi import MergedDocument

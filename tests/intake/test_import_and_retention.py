@@ -105,7 +105,7 @@ def test_unreadable_files_are_refused_clearly(jmd, filename, content, message):
 def test_participants_without_activity_for_the_retention_period_are_erased(platform, jmd,
                                                                            registered, monkeypatch):
     from intake.app import create_app
-    from intake.participant.tasks import erase_inactive
+    from intake.participant.handlers import erase_inactive
 
     fresh = jmd.post("/api/v1/participants", json={
         "given_name": "Recent", "family_name": "Person", "birth_date": GOOD,

@@ -12,7 +12,7 @@ import pytest
 
 from buendnis_common.settings import ServiceSettings
 from referrals.app import create_app
-from referrals.referral import tasks
+from referrals.referral import handlers
 from referrals.referral.models import Referral
 from referrals.referral.service import due_for
 from referrals.workdays import WorkingCalendar
@@ -99,16 +99,16 @@ def test_a_referral_sent_before_easter_is_overdue_only_after_five_working_days(r
     assert stored(referrals_app, referral_id).due_at == berlin(2026, 4, 13, 10, 0)
 
     # A week later by the calendar, but only four working days.
-    assert tasks.mark_overdue(runtime, now=berlin(2026, 4, 10, 18, 0)) == 0
-    assert tasks.mark_overdue(runtime, now=berlin(2026, 4, 13, 9, 59)) == 0
+    assert handlers.mark_overdue(runtime, now=berlin(2026, 4, 10, 18, 0)) == 0
+    assert handlers.mark_overdue(runtime, now=berlin(2026, 4, 13, 9, 59)) == 0
     assert stored(referrals_app, referral_id).overdue_at is None
     assert overdue_events(referrals_app) == []
 
-    assert tasks.mark_overdue(runtime, now=berlin(2026, 4, 13, 10, 0)) == 1
+    assert handlers.mark_overdue(runtime, now=berlin(2026, 4, 13, 10, 0)) == 1
     assert stored(referrals_app, referral_id).overdue is True
     # The next sweeps find nothing new: the sender is told once.
-    assert tasks.mark_overdue(runtime, now=berlin(2026, 4, 14, 10, 0)) == 0
-    assert tasks.mark_overdue(runtime, now=berlin(2026, 5, 1, 10, 0)) == 0
+    assert handlers.mark_overdue(runtime, now=berlin(2026, 4, 14, 10, 0)) == 0
+    assert handlers.mark_overdue(runtime, now=berlin(2026, 5, 1, 10, 0)) == 0
     (event,) = overdue_events(referrals_app)
     assert event["referral_id"] == str(referral_id)
     assert event["from_org"] == "jmd-leverkusen"
@@ -119,7 +119,7 @@ def test_an_answered_referral_is_never_overdue(referrals_app):
     runtime = referrals_app.extensions["buendnis"]
     for status in ("accepted", "rejected", "cancelled"):
         send(referrals_app, sent_at=berlin(2026, 4, 2, 10, 0), status=status)
-    assert tasks.mark_overdue(runtime, now=berlin(2026, 6, 1, 10, 0)) == 0
+    assert handlers.mark_overdue(runtime, now=berlin(2026, 6, 1, 10, 0)) == 0
     assert overdue_events(referrals_app) == []
 
 
@@ -127,16 +127,16 @@ def test_the_response_time_is_set_per_alliance(referrals_app):
     runtime = referrals_app.extensions["buendnis"]
     neuss = send(referrals_app, sent_at=berlin(2026, 4, 2, 10, 0), alliance="rhein-kreis-neuss")
     assert stored(referrals_app, neuss).due_at == berlin(2026, 4, 8, 10, 0)
-    assert tasks.mark_overdue(runtime, now=berlin(2026, 4, 8, 10, 0)) == 1
+    assert handlers.mark_overdue(runtime, now=berlin(2026, 4, 8, 10, 0)) == 1
 
 
 def test_the_beat_runs_the_sweep(referrals_app):
     celery = referrals_app.extensions["celery"]
     entry = celery.conf.beat_schedule["mark-overdue-referrals"]
-    assert entry["task"] == tasks.MARK_OVERDUE_TASK
+    assert entry["task"] == handlers.MARK_OVERDUE_TASK
     assert entry["schedule"] == timedelta(seconds=300)
     referral_id = send(referrals_app, sent_at=datetime.now(UTC) - timedelta(days=30))
-    celery.tasks[tasks.MARK_OVERDUE_TASK].apply()
+    celery.tasks[handlers.MARK_OVERDUE_TASK].apply()
     assert stored(referrals_app, referral_id).overdue is True
 
 
@@ -163,10 +163,10 @@ def test_the_sender_sees_the_referral_overdue_after_the_sweep(consented_referral
     app = create_app(settings)
     runtime = app.extensions["buendnis"]
     try:
-        tasks.mark_overdue(runtime, now=due_at - timedelta(seconds=1))
+        handlers.mark_overdue(runtime, now=due_at - timedelta(seconds=1))
         assert jmd.get(f"/api/v1/referrals/{referral['id']}").json()["overdue"] is False
-        tasks.mark_overdue(runtime, now=due_at + timedelta(seconds=1))
-        tasks.mark_overdue(runtime, now=due_at + timedelta(days=1))
+        handlers.mark_overdue(runtime, now=due_at + timedelta(seconds=1))
+        handlers.mark_overdue(runtime, now=due_at + timedelta(days=1))
     finally:
         runtime.db.dispose()
 

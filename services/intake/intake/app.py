@@ -6,14 +6,14 @@ from flask import Flask
 import intake.models  # noqa: F401 - every table mapped before the first query
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import ServiceSettings
-from intake.consent import tasks as consent_tasks
+from intake.consent import handlers as consent_handlers
 from intake.consent.views import blp as consents
 from intake.db import MODELS
 from intake.importer import service as import_service
 from intake.importer.views import blp as imports
 from intake.internal.consents import blp as internal_consents
 from intake.internal.views import blp as internal
-from intake.participant import tasks as participant_tasks
+from intake.participant import handlers as participant_handlers
 from intake.participant.matching import duplicate_match_key
 from intake.participant.views import blp as participants
 
@@ -26,9 +26,9 @@ def check_secrets() -> None:
 def create_app(settings: ServiceSettings | None = None) -> Flask:
     check_secrets()
     runtime = ServiceRuntime(settings or ServiceSettings.from_env("intake"), models=MODELS)
-    participant_tasks.register(runtime)
+    participant_handlers.register(runtime)
     import_service.register(runtime)
-    consent_tasks.register(runtime)
+    consent_handlers.register(runtime)
     app, _api = runtime.create_app(
         __name__, title="Bündnis intake", blueprints=[imports, participants, consents]
     )

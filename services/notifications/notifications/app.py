@@ -6,17 +6,17 @@ from flask import Flask
 import notifications.models  # noqa: F401 - every table mapped before the first query
 from buendnis_common.service import EventHandlers, ServiceRuntime
 from buendnis_common.settings import ServiceSettings
-from notifications.answer.tasks import handlers as answer_handlers
+from notifications.answer.handlers import handlers as answer_handlers
 from notifications.answer.views import blp as sms_webhook
-from notifications.appointment.tasks import handlers as appointment_handlers
+from notifications.appointment.handlers import handlers as appointment_handlers
 from notifications.config import NotificationsConfig
 from notifications.context import Context
 from notifications.db import MODELS
-from notifications.inbox.tasks import handlers as inbox_handlers
+from notifications.inbox.handlers import handlers as inbox_handlers
 from notifications.inbox.views import blp as inbox
 from notifications.inbox.views import remember_caller
 from notifications.internal.views import blp as internal
-from notifications.reminder import tasks as reminder_tasks
+from notifications.reminder import handlers as reminder_handlers
 from notifications.reminder.views import blp as reminders
 
 
@@ -29,7 +29,7 @@ def create_app(
     runtime = ServiceRuntime(
         settings or ServiceSettings.from_env("notifications"), models=MODELS, handlers=handlers
     )
-    reminder_tasks.register(runtime, config)
+    reminder_handlers.register(runtime, config)
     app, _api = runtime.create_app(
         __name__, title="Bündnis notifications", blueprints=[inbox, reminders]
     )

@@ -15,14 +15,14 @@ from referrals.answer.views import blp as answer_links
 from referrals.appointment.views import blp as appointments
 from referrals.config import ReferralsConfig
 from referrals.db import MODELS
-from referrals.erasure.tasks import handlers as erasure_handlers
-from referrals.export.views import blp as export
+from referrals.erasure.handlers import handlers as erasure_handlers
+from referrals.internal.views import blp as export
 from referrals.hsds.views import blp as hsds
 from referrals.offer.views import blp as offers
-from referrals.referral import tasks as referral_tasks
+from referrals.referral import handlers as referral_handlers
 from referrals.referral.service import Context
 from referrals.referral.views import blp as referrals
-from referrals.report import tasks as report_tasks
+from referrals.report import handlers as report_handlers
 from referrals.report.service import ReportSettings
 from referrals.report.views import blp as reports
 from referrals.workdays import WorkingCalendar
@@ -39,12 +39,12 @@ def create_app(
 ) -> Flask:
     config = config or ReferralsConfig.from_env()
     link_key()  # ANSWER_LINK_KEY: outside development a real key, or no start
-    handlers = EventHandlers({**erasure_handlers.handlers, **referral_tasks.handlers.handlers,
-                              **report_tasks.handlers.handlers})
+    handlers = EventHandlers({**erasure_handlers.handlers, **referral_handlers.handlers.handlers,
+                              **report_handlers.handlers.handlers})
     runtime = ServiceRuntime(
         settings or ServiceSettings.from_env("referrals"), models=MODELS, handlers=handlers
     )
-    referral_tasks.register(runtime, interval_seconds=config.overdue_sweep_seconds)
+    referral_handlers.register(runtime, interval_seconds=config.overdue_sweep_seconds)
     runtime.consumer.handles("answer.received")(partial(answers.on_answer_received, runtime))
     app, _api = runtime.create_app(
         __name__,

@@ -17,7 +17,7 @@ from notifications.appointment.models import BOOKED
 from notifications.context import current_context
 from notifications.delivery.models import Delivery
 from notifications.inbox import models as kinds
-from notifications.inbox.tasks import to_sender
+from notifications.inbox.handlers import to_sender
 from notifications.reminder import models as reminder_models
 from notifications.reminder import pacing
 from notifications.reminder import service as reminders

@@ -12,7 +12,7 @@ from buendnis_common.events import Event
 from buendnis_common.service import EventHandlers
 from notifications.inbox import models as kinds
 from notifications.inbox import service as inbox
-from notifications.inbox.tasks import entry_data
+from notifications.inbox.handlers import entry_data
 
 handlers = EventHandlers()
 

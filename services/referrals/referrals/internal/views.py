@@ -13,7 +13,7 @@ from flask import Blueprint
 from buendnis_common.service import current_runtime
 from buendnis_common.web import current_principal
 from referrals.appointment import service as appointments
-from referrals.export import schemas
+from referrals.internal import schemas
 from referrals.referral import service as referrals
 
 blp = Blueprint("export", __name__, url_prefix="/internal/participants")
