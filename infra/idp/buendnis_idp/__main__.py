@@ -8,10 +8,11 @@ import os
 import sys
 from pathlib import Path
 
+from joserfc.jwk import RSAKey
+
 from . import default_realm_file
 from .realm import RealmFileError
 from .server import NotLoopback, build_server, check_loopback
-from .tokens import generate_private_key, private_key_pem
 
 EXIT_USAGE = 2
 
@@ -72,7 +73,7 @@ def _signing_key(path_text: str | None) -> bytes | None:
     path = Path(path_text)
     if path.exists():
         return path.read_bytes()
-    pem = private_key_pem(generate_private_key())
+    pem = RSAKey.generate_key(2048).as_pem(private=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:

@@ -1,7 +1,9 @@
-"""Browser login state and rules: redirect-URI matching, PKCE, login transactions, codes, SSO.
+"""The browser login of Keycloak 26: authorization endpoint, login form, SSO cookies, logout.
 
-Everything here follows Keycloak 26 (RedirectUtils, PkceUtils, AuthorizationEndpointChecker,
-OAuth2CodeParser); the Flask views that use it live in `login.py`.
+Authlib's authorization-code grant validates each request (client, redirect URI, scope, PKCE);
+this module keeps what a browser sees: Keycloak's redirect-URI rules (RedirectUtils), the login
+form bound to the browser's `AUTH_SESSION_ID` cookie with a single-use `session_code`, the SSO
+cookies, RP-initiated logout with its confirmation page, and Keycloak's error texts.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -18,30 +21,31 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import jwt
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from flask import Response, current_app, redirect, request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 
+from . import pages
 from .realm import Client
-from .tokens import Session, TokenService
+from .tokens import InvalidToken, Session
 
-# Keycloak's cookie names; the identity cookie is an HMAC-signed token like Keycloak's.
-AUTH_SESSION_COOKIE = "AUTH_SESSION_ID"
-IDENTITY_COOKIE = "KEYCLOAK_IDENTITY"
-SESSION_COOKIE = "KEYCLOAK_SESSION"
-IDENTITY_TOKEN_TYPE = "Serialized-ID"
+log = logging.getLogger(__name__)
 
+AUTH_SESSION_COOKIE, IDENTITY_COOKIE, SESSION_COOKIE = (
+    "AUTH_SESSION_ID", "KEYCLOAK_IDENTITY", "KEYCLOAK_SESSION")
 # The execution id of the username/password form in the browser flow (fixed, like an import).
 LOGIN_EXECUTION = str(uuid.uuid5(uuid.NAMESPACE_URL, "buendnis-idp/auth-username-password-form"))
 
-_PKCE_CHARS = re.compile(r"^[0-9A-Za-z\-._~]{43,128}$")
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
-
-
 # --- redirect URIs (Keycloak's RedirectUtils) ---------------------------------------------------
 
-
 # Percent-encoded characters that change how a URL is split (slash, backslash, dot, %, @, :, ?,
-# #, NUL): a redirect URI that hides one in its path is refused rather than decoded one way here
-# and another way by the browser (http://127.0.0.1:8090%2F@evil.example/cb).
+# #, NUL): a redirect URI hiding one in its path is refused rather than decoded one way here and
+# another way by the browser (http://127.0.0.1:8090%2F@evil.example/cb).
 _ENCODED_DELIMITER = re.compile(r"%(?:2f|5c|2e|25|40|3a|3f|23|00)", re.IGNORECASE)
 
 
@@ -54,167 +58,53 @@ def _refused(uri: str) -> bool:
         _ = parts.port  # a malformed port raises ValueError
     except ValueError:
         return True
-    if not parts.scheme or not parts.netloc:
-        return True
-    if "@" in parts.netloc or "%" in parts.netloc:
-        return True  # user info ("https://good@evil") or an encoded authority
-    if _ENCODED_DELIMITER.search(parts.path):
-        return True
-    return any(segment in (".", "..") for segment in parts.path.split("/"))
+    return (not parts.scheme or not parts.netloc or "@" in parts.netloc or "%" in parts.netloc
+            or bool(_ENCODED_DELIMITER.search(parts.path))
+            or any(segment in (".", "..") for segment in parts.path.split("/")))
 
 
-def _authority(uri: str) -> str:
-    return urlsplit(uri).netloc
-
-
-def _match(valid_uris: Iterable[str], redirect: str) -> str | None:
+def _match(valid_uris: Iterable[str], uri: str) -> bool:
     """Keycloak's rule on the string as sent: equal, or a prefix of it when the pattern ends in
     ``*`` (query and fragment then not compared); the authority is always compared whole."""
     for valid in valid_uris:
-        if valid == "*":
-            return valid
         if valid.endswith("*") and "?" not in valid:
-            r = redirect.split("?", 1)[0].split("#", 1)[0]
-            prefix = valid[:-1]
-            same_authority = _authority(r) == _authority(prefix)
-            if same_authority and r.startswith(prefix):
-                return valid
-            if same_authority and prefix.endswith("/") and r == prefix[:-1]:
-                return valid
-        elif valid == redirect:
-            return valid
-    return None
+            bare, prefix = uri.split("?", 1)[0].split("#", 1)[0], valid[:-1]
+            if urlsplit(bare).netloc == urlsplit(prefix).netloc and (
+                    bare.startswith(prefix) or (prefix.endswith("/") and bare == prefix[:-1])):
+                return True
+        elif valid == uri:
+            return True
+    return False
 
 
-def verify_redirect_uri(
-    redirect_uri: str | None, valid_uris: Iterable[str], *, require: bool = True
-) -> str | None:
-    """The redirect URI to use (exactly as sent), or None when it does not match the client's
-    patterns or could be read differently by a browser."""
+def verify_redirect_uri(redirect_uri: str | None, valid_uris: Iterable[str]) -> str | None:
+    """The redirect URI exactly as sent, or None when it does not match the client's patterns
+    or could be read differently by a browser."""
     valid = [v for v in valid_uris if v]
-    if redirect_uri is None:
-        if require:
-            return None
-        single = [v for v in valid if "*" not in v]
-        return single[0] if len(valid) == 1 and single else None
-    if not valid or _refused(redirect_uri):
+    if not redirect_uri or not valid or _refused(redirect_uri):
         return None
-    match = _match(valid, redirect_uri)
+    if "*" in valid or _match(valid, redirect_uri):
+        return redirect_uri
     parts = urlsplit(redirect_uri)
-    if match is None and parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS \
-            and parts.port is not None:
+    if parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1") and parts.port:
         # RFC 8252: a loopback redirect may use any port when the pattern names none.
-        without_port = urlunsplit(
-            (parts.scheme, parts.hostname, parts.path, parts.query, parts.fragment)
-        )
-        match = _match([v for v in valid if urlsplit(v.rstrip("*")).port is None], without_port)
-    return redirect_uri if match is not None else None
+        bare = urlunsplit((parts.scheme, parts.hostname, parts.path, parts.query, parts.fragment))
+        if _match([v for v in valid if urlsplit(v.rstrip("*")).port is None], bare):
+            return redirect_uri
+    return None
 
 
 def post_logout_redirect_uris(client: Client) -> list[str]:
     """`post.logout.redirect.uris` ("##"-separated); "+" means the client's redirect URIs."""
-    configured = client.attributes.get("post.logout.redirect.uris")
-    if not configured:
-        return []
     uris: list[str] = []
-    for item in configured.split("##"):
+    for item in (client.attributes.get("post.logout.redirect.uris") or "").split("##"):
         item = item.strip()
-        if item == "+":
-            uris.extend(client.redirect_uris)
-        elif item and item != "-":
-            uris.append(item)
+        uris += list(client.redirect_uris) if item == "+" else [item] if item not in ("", "-") \
+            else []
     return uris
 
 
-def add_params(uri: str, params: Iterable[tuple[str, str]], *, fragment: bool = False) -> str:
-    encoded = urlencode(list(params))
-    if not encoded:
-        return uri
-    if fragment:
-        base, sep, existing = uri.partition("#")
-        return f"{base}#{existing + '&' if existing else ''}{encoded}"
-    base, sep, frag = uri.partition("#")
-    joiner = "&" if "?" in base else "?"
-    if base.endswith(("?", "&")):
-        joiner = ""
-    return f"{base}{joiner}{encoded}{sep}{frag}"
-
-
-# --- PKCE (Keycloak's PkceUtils) ---------------------------------------------------------------
-
-
-def valid_pkce_value(value: str) -> bool:
-    return bool(_PKCE_CHARS.match(value))
-
-
-def s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def pkce_request_error(
-    client: Client, challenge: str | None, method: str | None
-) -> tuple[str | None, str | None]:
-    """Check /auth's PKCE parameters; returns (error description, method to store)."""
-    enforced = client.attributes.get("pkce.code.challenge.method") or ""
-    if enforced:
-        if method is None:
-            return "Missing parameter: code_challenge_method", None
-        if method != enforced:
-            return "Invalid parameter: code challenge method is not configured one", None
-        if challenge is None:
-            return "Missing parameter: code_challenge", None
-        if not valid_pkce_value(challenge):
-            return "Invalid parameter: code_challenge", None
-        return None, method
-    if challenge is None and method is not None:
-        return "Missing parameter: code_challenge", None
-    if challenge is not None:
-        method = method or "plain"
-        if method not in ("plain", "S256"):
-            return "Invalid parameter: code_challenge_method", None
-        if not valid_pkce_value(challenge):
-            return "Invalid parameter: code_challenge", None
-    return None, method
-
-
-def pkce_verify_error(
-    challenge: str | None, method: str | None, verifier: str | None
-) -> str | None:
-    """Check the token request's code_verifier; returns Keycloak's error description."""
-    if challenge is None:
-        return None
-    if verifier is None:
-        return "PKCE code verifier not specified"
-    if not valid_pkce_value(verifier):
-        return "PKCE invalid code verifier"
-    encoded = s256(verifier) if method == "S256" else verifier
-    if not hmac.compare_digest(encoded.encode(), challenge.encode()):
-        return "PKCE verification failed"
-    return None
-
-
-# --- state ------------------------------------------------------------------------------------
-
-
-@dataclass
-class AuthRequest:
-    """The validated parameters of one /auth request."""
-
-    client_id: str
-    redirect_uri: str
-    redirect_uri_param: str | None
-    response_mode: str
-    scope: str
-    state: str | None
-    nonce: str | None
-    code_challenge: str | None
-    code_challenge_method: str | None
-    prompt: tuple[str, ...]
-    max_age: int | None
-    login_hint: str | None
-    locale: str
-    auth_url: str  # to restart the login from the beginning
+# --- state --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -223,182 +113,321 @@ class LoginTransaction:
 
     tab_id: str
     root_id: str
-    request: AuthRequest
+    grant: Any  # Authlib's validated authorization-code grant
+    locale: str
+    auth_url: str  # to restart the login from the beginning
     created: int
-    session_code: str
+    session_code: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     attempted_username: str = ""
 
 
-@dataclass
-class CodeData:
-    code: str
-    session_id: str
-    client_id: str
-    redirect_uri_param: str | None
-    scope: str
-    nonce: str | None
-    code_challenge: str | None
-    code_challenge_method: str | None
-    acr: str
-    expires: int
-    used: bool = False
-
-
-@dataclass
-class LogoutConfirmation:
-    code: str
-    session_id: str | None
-    redirect_uri: str | None
-    state: str | None
-    locale: str
-    created: int
-
-
-@dataclass
 class BrowserState:
     """In-memory browser state: login transactions, authorization codes, logout confirmations."""
 
-    tokens: TokenService
-    transactions: dict[str, LoginTransaction] = field(default_factory=dict)
-    codes: dict[str, CodeData] = field(default_factory=dict)
-    logout_confirmations: dict[str, LogoutConfirmation] = field(default_factory=dict)
-    cookie_secret: bytes = field(default_factory=lambda: secrets.token_bytes(64))
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    # Keycloak's defaults: accessCodeLifespan 60 s, accessCodeLifespanLogin 1800 s.
-    code_lifespan: int = 60
-    login_lifespan: int = 1800
+    def __init__(self, tokens: Any) -> None:
+        self.tokens = tokens
+        self.transactions: dict[str, LoginTransaction] = {}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.confirmations: dict[str, dict[str, Any]] = {}
+        self.cookie_key = OctKey.import_key(secrets.token_bytes(64))
+        self.lock = threading.Lock()
 
     def _sweep(self, now: int) -> None:
-        for tab_id, tx in list(self.transactions.items()):
-            if tx.created + self.login_lifespan <= now:
-                del self.transactions[tab_id]
-        for code, data in list(self.codes.items()):
-            # Used codes are remembered a while longer so that a replay is recognised.
-            if data.expires + 10 * self.code_lifespan <= now:
-                del self.codes[code]
-        for code, conf in list(self.logout_confirmations.items()):
-            if conf.created + self.login_lifespan <= now:
-                del self.logout_confirmations[code]
+        realm = self.tokens.realm
+        for store, lifespan in ((self.transactions, realm.access_code_lifespan_login),
+                                (self.confirmations, realm.access_code_lifespan_login),
+                                # Used codes are kept a while longer, so a replay is recognised.
+                                (self.codes, 11 * realm.access_code_lifespan)):
+            for key, item in list(store.items()):
+                created = item.created if isinstance(item, LoginTransaction) else item["created"]
+                if created + lifespan <= now:
+                    del store[key]
 
-    # transactions
-
-    def begin(self, root_id: str, request: AuthRequest) -> LoginTransaction:
-        now = self.tokens.now()
-        tx = LoginTransaction(
-            tab_id=secrets.token_urlsafe(8),
-            root_id=root_id,
-            request=request,
-            created=now,
-            session_code=secrets.token_urlsafe(32),
-        )
+    def begin(self, root_id: str, grant: Any, locale: str, auth_url: str) -> LoginTransaction:
+        tx = LoginTransaction(secrets.token_urlsafe(8), root_id, grant, locale, auth_url,
+                              self.tokens.now())
         with self.lock:
-            self._sweep(now)
+            self._sweep(tx.created)
             self.transactions[tx.tab_id] = tx
         return tx
 
-    def transaction(self, tab_id: str | None, root_id: str | None) -> LoginTransaction | None:
-        if not tab_id or not root_id:
-            return None
-        now = self.tokens.now()
+    def transaction(self, tab_id: str | None, root_id: str) -> LoginTransaction | None:
         with self.lock:
-            self._sweep(now)
-            tx = self.transactions.get(tab_id)
-        if tx is None or not hmac.compare_digest(tx.root_id.encode(), root_id.encode()):
-            return None
-        return tx
-
-    def rotate(self, tx: LoginTransaction) -> None:
-        tx.session_code = secrets.token_urlsafe(32)
+            self._sweep(self.tokens.now())
+            tx = self.transactions.get(tab_id or "")
+        return tx if tx and hmac.compare_digest(tx.root_id.encode(), root_id.encode()) else None
 
     def finish(self, tx: LoginTransaction) -> None:
         with self.lock:
             self.transactions.pop(tx.tab_id, None)
 
-    # codes
-
-    def issue_code(self, session: Session, client: Client, request: AuthRequest, acr: str) -> str:
-        # Keycloak's code: <uuid>.<user session id>.<client uuid>.
-        code = f"{uuid.uuid4()}.{session.id}.{client.id}"
-        data = CodeData(
-            code=code,
-            session_id=session.id,
-            client_id=client.client_id,
-            redirect_uri_param=request.redirect_uri_param,
-            scope=request.scope,
-            nonce=request.nonce,
-            code_challenge=request.code_challenge,
-            code_challenge_method=request.code_challenge_method,
-            acr=acr,
-            expires=self.tokens.now() + self.code_lifespan,
-        )
+    def issue_code(self, session: Session, client: Client, data: dict[str, Any], acr: str) -> str:
+        code = f"{uuid.uuid4()}.{session.id}.{client.id}"  # Keycloak's code format
         with self.lock:
-            self.codes[code] = data
+            self.codes[code] = {
+                "session_id": session.id, "client_id": client.client_id, "acr": acr,
+                "redirect_uri": data.get("redirect_uri"), "scope": data.get("scope") or "",
+                "nonce": data.get("nonce"), "code_challenge": data.get("code_challenge"),
+                "code_challenge_method": data.get("code_challenge_method"),
+                "created": self.tokens.now(), "used": False}
         return code
 
-    def redeem(self, code: str) -> tuple[str, CodeData | None]:
-        """("ok" | "used" | "expired" | "unknown", data). A code is redeemed once only."""
-        now = self.tokens.now()
+    def redeem(self, code: str) -> tuple[Any, str]:
+        """(data, "ok" | "used" | "expired" | "unknown"): a code is redeemed once only."""
+        from .oauth import AuthorizationCode
+
         with self.lock:
             data = self.codes.get(code)
-            if data is None:
-                return "unknown", None
-            if data.used:
-                return "used", data
-            data.used = True
-            if data.expires <= now:
-                return "expired", data
-            return "ok", data
+            if data is None or data["used"]:
+                return data, "unknown" if data is None else "used"
+            data["used"] = True
+        expired = data["created"] + self.tokens.realm.access_code_lifespan <= self.tokens.now()
+        return AuthorizationCode(data), "expired" if expired else "ok"
 
-    # logout confirmations
-
-    def confirmation(self, conf: LogoutConfirmation) -> None:
+    def confirmation(self, **conf: Any) -> str:
+        code = secrets.token_urlsafe(32)
         with self.lock:
             self._sweep(self.tokens.now())
-            self.logout_confirmations[conf.code] = conf
+            self.confirmations[code] = {**conf, "created": self.tokens.now()}
+        return code
 
-    def take_confirmation(self, code: str | None) -> LogoutConfirmation | None:
-        if not code:
-            return None
+    def take_confirmation(self, code: str | None) -> dict[str, Any] | None:
         with self.lock:
-            return self.logout_confirmations.pop(code, None)
-
-    # identity cookie
+            return self.confirmations.pop(code or "", None)
 
     def identity_cookie(self, session: Session) -> str:
-        claims: dict[str, Any] = {
-            "iat": self.tokens.now(),
-            "jti": str(uuid.uuid4()),
-            "iss": self.tokens.issuer,
-            "sub": session.user_id,
-            "typ": IDENTITY_TOKEN_TYPE,
-            "sid": session.id,
-        }
-        return jwt.encode(claims, self.cookie_secret, algorithm="HS512")
+        claims = {"iat": self.tokens.now(), "jti": str(uuid.uuid4()), "iss": self.tokens.issuer,
+                  "sub": session.user_id, "typ": "Serialized-ID", "sid": session.id}
+        return jwt.encode({"alg": "HS512"}, claims, self.cookie_key, algorithms=["HS512"])
 
     def session_from_cookie(self, value: str | None) -> Session | None:
-        if not value:
-            return None
         try:
-            claims = jwt.decode(
-                value,
-                self.cookie_secret,
-                algorithms=["HS512"],
-                issuer=self.tokens.issuer,
-                options={"require": ["sub", "sid", "iss"], "verify_iat": False},
-            )
-        except jwt.PyJWTError:
+            claims = jwt.decode(value or "", self.cookie_key, algorithms=["HS512"]).claims
+        except (JoseError, ValueError, TypeError):
             return None
-        if claims.get("typ") != IDENTITY_TOKEN_TYPE:
-            return None
-        session = self.tokens.active_session(claims["sid"])
-        if session is None or session.user_id != claims["sub"] or not session.notes.get("SSO"):
+        session = self.tokens.active_session(claims.get("sid"))
+        if session is None or session.user_id != claims.get("sub") or not session.sso or \
+                claims.get("iss") != self.tokens.issuer:
             return None
         return session
 
 
-def session_cookie_value(session: Session) -> str:
-    """KEYCLOAK_SESSION in Keycloak 26: a SHA-256 of the session id, not the id itself."""
-    return (
-        base64.urlsafe_b64encode(hashlib.sha256(session.id.encode()).digest()).decode().rstrip("=")
-    )
+# --- views --------------------------------------------------------------------------------------
+
+
+def _idp() -> Any:
+    return current_app.extensions["buendnis_idp"]
+
+
+def _html(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, headers=pages.HEADERS)
+
+
+def _error(locale: str, message: str, status: int = 400) -> Response:
+    return _html(pages.error_page(locale, message), status)
+
+
+def _cookie(response: Response, name: str, value: str | None) -> None:
+    options = {"path": f"/realms/{_idp().realm.name}/", "httponly": True, "samesite": "Lax",
+               "secure": request.is_secure}
+    if value is None:
+        response.delete_cookie(name, **options)
+    else:
+        response.set_cookie(name, value, **options)
+
+
+def _to_client(idp: Any, client: Client, uri: str, params: list[tuple[str, str]],
+               fragment: bool = False) -> Response:
+    if client.attributes.get("exclude.issuer.from.auth.response") != "true":
+        params.append(("iss", idp.issuer))
+    response = redirect(add_params_to_uri(uri, params, fragment), code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def authorize() -> Response:
+    """`/auth`: errors before the redirect URI is known are pages, later ones go to the client."""
+    idp = _idp()
+    params = (request.form if request.method == "POST" else request.args).to_dict()
+    locale = pages.pick_locale(params.get("ui_locales"), request.headers.get("Accept-Language"))
+    if not params.get("client_id"):
+        return _error(locale, "Missing parameter: client_id")
+    client = idp.server.query_client(params["client_id"])
+    if client is None:
+        return _error(locale, "Client not found.")
+    redirect_uri = verify_redirect_uri(params.get("redirect_uri"), client.redirect_uris)
+    if redirect_uri is None:  # never redirect to an address the client has not registered
+        log.info("authorization request of client %s: invalid redirect_uri", client.client_id)
+        return _error(locale, "Invalid parameter: redirect_uri")
+    fragment = params.get("response_mode") == "fragment"
+
+    def refuse(error: str, description: str | None = None, in_fragment: bool = False):
+        log.info("authorization request of client %s refused: %s", client.client_id, error)
+        answer = [("error", error)] + ([("error_description", description)] if description else [])
+        answer += [("state", params["state"])] if params.get("state") is not None else []
+        return _to_client(idp, client, redirect_uri, answer, fragment or in_fragment)
+
+    types = set((params.get("response_type") or "").split())
+    if not types:
+        return refuse("invalid_request", "Missing parameter: response_type")
+    if types & {"token", "id_token"}:  # implicit and hybrid flows are off in the realm
+        return refuse("unauthorized_client", "Client is not allowed to initiate browser login "
+                      "with given response_type. Implicit flow is disabled for the client.", True)
+    if types != {"code"}:
+        return refuse("unsupported_response_type")
+    if params.get("response_mode", "query") not in ("query", "fragment"):
+        return refuse("invalid_request", "Invalid parameter: response_mode")
+    oauth_request = OAuth2Request("GET", f"{idp.issuer}/protocol/openid-connect/auth")
+    oauth_request.payload = BasicOAuth2Payload(params)
+    try:  # Authlib: client, redirect URI, response type, scope, PKCE
+        grant = idp.server.get_consent_grant(oauth_request)
+    except OAuth2Error as error:
+        return refuse(error.error, error.description)
+
+    prompt = (params.get("prompt") or "").split()
+    if "none" in prompt and len(prompt) > 1:
+        return refuse("invalid_request", "Invalid parameter: prompt")
+    max_age = int(params["max_age"]) if params.get("max_age", "").isdigit() else None
+    session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    user = idp.realm.user_by_id(session.user_id) if session else None
+    if session is not None and user is not None and user.enabled and "login" not in prompt and (
+            max_age is None or idp.tokens.now() - session.notes["AUTH_TIME"] <= max_age):
+        log.info("client %s: user %s signed in by SSO cookie", client.client_id, user.id)
+        return _complete(idp, grant, session, "0")
+    if "none" in prompt:
+        return refuse("login_required")
+    root_id = request.cookies.get(AUTH_SESSION_COOKIE) or secrets.token_urlsafe(24)
+    kept = [(k, v) for k, v in params.items() if k != "ui_locales"]
+    tx = idp.browser.begin(root_id, grant, locale, f"{idp.endpoint('auth')}?{urlencode(kept)}")
+    response = _login_form(idp, tx, params.get("login_hint") or "")
+    _cookie(response, AUTH_SESSION_COOKIE, root_id)
+    return response
+
+
+def _login_form(idp: Any, tx: LoginTransaction, username: str = "",
+                error: str | None = None) -> Response:
+    query = urlencode({"session_code": tx.session_code, "execution": LOGIN_EXECUTION,
+                       "client_id": tx.grant.request.client.client_id, "tab_id": tx.tab_id})
+    links = {lc: f"{tx.auth_url}&ui_locales={lc}" for lc in pages.LOCALES}
+    return _html(pages.login_page(tx.locale, f"{idp.issuer}/login-actions/authenticate?{query}",
+                                  username, error, links))
+
+
+def _complete(idp: Any, grant: Any, session: Session, acr: str) -> Response:
+    """Authlib's authorization response, with Keycloak's parameters (see oauth.py)."""
+    session.last_refresh = idp.tokens.now()
+    return idp.server.create_authorization_response(grant.request, (session, acr), grant)
+
+
+def login_action() -> Response:
+    """The login form's post: the username and password of the browser's login transaction."""
+    idp = _idp()
+    args = request.args
+    locale = pages.pick_locale(None, request.headers.get("Accept-Language"))
+    root_id = request.cookies.get(AUTH_SESSION_COOKIE)
+    if not root_id:
+        return _error(locale, "Cookie not found. Please make sure cookies are enabled in your "
+                      "browser.")
+    tx = idp.browser.transaction(args.get("tab_id"), root_id)
+    if tx is None:
+        return _error(locale, "Your login attempt timed out. Login will start from the beginning.")
+    locale, client = tx.locale, tx.grant.request.client
+    if args.get("client_id") != client.client_id:
+        return _error(locale, "Client not found.")
+    code, tx.session_code = tx.session_code, secrets.token_urlsafe(32)  # single use
+    if request.method == "GET":  # a reload shows the form again with a fresh code
+        return _login_form(idp, tx, tx.attempted_username)
+    if args.get("execution") != LOGIN_EXECUTION or not hmac.compare_digest(
+            (args.get("session_code") or "").encode(), code.encode()):
+        # A stale or forged form: only the rendered page knows the current code.
+        return _html(pages.expired_page(locale, f"{tx.auth_url}&ui_locales={locale}"))
+
+    username = tx.attempted_username = (request.form.get("username") or "").strip()
+    user = idp.realm.user_by_login(username) if username else None
+    if user is None or user.service_account_client_id or \
+            not user.check_password(request.form.get("password") or ""):
+        log.info("browser login for client %s: invalid user credentials", client.client_id)
+        return _login_form(idp, tx, username, pages.text(locale, "invalid"))
+    if not user.enabled or user.not_set_up:  # Keycloak would ask for the required actions
+        return _login_form(idp, tx, username,
+                           pages.text(locale, "not_set_up" if user.enabled else "disabled"))
+    session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    if session is not None and session.user_id != user.id:
+        other = idp.realm.user_by_id(session.user_id)
+        return _error(locale, f"You are already authenticated as different user "
+                      f"'{other.username if other else session.user_id}' in this session. "
+                      "Please sign out first.")
+    if session is None:
+        session = idp.tokens.start_session(user)
+        session.sso = True
+    else:
+        session.notes["AUTH_TIME"] = idp.tokens.now()
+    idp.browser.finish(tx)
+    log.info("browser login for client %s: user %s logged in", client.client_id, user.id)
+    response = _complete(idp, tx.grant, session, "1")
+    _cookie(response, IDENTITY_COOKIE, idp.browser.identity_cookie(session))
+    # KEYCLOAK_SESSION in Keycloak 26: a SHA-256 of the session id, not the id itself.
+    digest = hashlib.sha256(session.id.encode()).digest()
+    _cookie(response, SESSION_COOKIE, base64.urlsafe_b64encode(digest).decode().rstrip("="))
+    return response
+
+
+def logout() -> Response:
+    """RP-initiated logout (GET or form POST) as Keycloak 26 answers it."""
+    idp = _idp()
+    params = request.form if request.method == "POST" else request.args
+    locale = pages.pick_locale(params.get("ui_locales"), request.headers.get("Accept-Language"))
+    hint, client_id = params.get("id_token_hint"), params.get("client_id")
+    redirect_param, state = params.get("post_logout_redirect_uri"), params.get("state")
+    if redirect_param and not hint and not client_id:
+        return _error(locale, "Missing parameter: id_token_hint")
+    claims = None
+    if hint:
+        try:
+            claims = idp.tokens.verify_id_token_hint(hint)
+        except InvalidToken:
+            return _error(locale, "Invalid parameter: id_token_hint")
+        if client_id and claims.get("azp") != client_id:
+            return _error(locale, "Invalid parameter: client_id")
+    client = idp.realm.client(client_id or (claims or {}).get("azp"))
+    if (client_id or claims) and client is None:
+        return _error(locale, "Client not found.")
+    redirect_uri = None
+    if redirect_param:
+        redirect_uri = verify_redirect_uri(redirect_param, post_logout_redirect_uris(client))
+        if redirect_uri is None:
+            return _error(locale, "Invalid redirect uri")
+    cookie_session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    if claims is None:  # without a valid hint Keycloak asks the user to confirm
+        code = idp.browser.confirmation(
+            session_id=cookie_session.id if cookie_session else None, redirect_uri=redirect_uri,
+            state=state, locale=locale)
+        return _html(pages.logout_confirm_page(locale, idp.endpoint("logout/logout-confirm"), code))
+    hinted = idp.tokens.active_session(claims.get("sid"))
+    for session in (hinted if hinted and hinted.user_id == claims.get("sub") else None,
+                    cookie_session):
+        if session is not None and idp.tokens.end_session(session.id):
+            log.info("browser logout: session of user %s ended", session.user_id)
+    return _logged_out(locale, redirect_uri, state)
+
+
+def logout_confirm() -> Response:
+    idp = _idp()
+    conf = idp.browser.take_confirmation(request.form.get("session_code"))
+    if conf is None:
+        return _error(pages.pick_locale(None, request.headers.get("Accept-Language")),
+                      "Logout failed")
+    cookie_session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    if cookie_session is not None and cookie_session.id == conf["session_id"]:
+        idp.tokens.end_session(cookie_session.id)
+    return _logged_out(conf["locale"], conf["redirect_uri"], conf["state"])
+
+
+def _logged_out(locale: str, redirect_uri: str | None, state: str | None) -> Response:
+    if redirect_uri is None:
+        response = _html(pages.logged_out_page(locale))
+    else:
+        response = redirect(add_params_to_uri(redirect_uri, [("state", state)] if state else []))
+    for name in (IDENTITY_COOKIE, SESSION_COOKIE):
+        _cookie(response, name, None)
+    return response

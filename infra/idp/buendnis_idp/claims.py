@@ -1,8 +1,9 @@
 """Protocol mappers: how the realm file's mappers turn a user, a client and its scopes into claims.
 
-Only the mapper types a Keycloak 26 realm uses for OIDC tokens are implemented; each follows the
-behaviour of its Keycloak counterpart closely enough that a token from here and one from Keycloak
-carry the same claims for the same realm file. Unknown mapper types are skipped with a warning.
+This is the part of the provider that is our domain rather than OAuth: the realm's client scopes
+decide which mappers run, and each mapper type used by a Keycloak 26 realm is followed closely
+enough that a token from here and one from Keycloak carry the same claims for the same file
+(roles in `realm_access`, the organisation with its id and attributes, the API audience).
 """
 
 from __future__ import annotations
@@ -15,23 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .realm import Client, ClientScope, Organization, ProtocolMapper, Realm, User
+from .realm import Client, ClientScope, Organization, Realm, User
 
 log = logging.getLogger(__name__)
 
-ACCESS = "access"
-ID = "id"
-USERINFO = "userinfo"
-INTROSPECTION = "introspection"
-
-_FLAG = {
-    ACCESS: "access.token.claim",
-    ID: "id.token.claim",
-    USERINFO: "userinfo.token.claim",
-    INTROSPECTION: "introspection.token.claim",
-}
-
-ORGANIZATION_MAPPER = "oidc-organization-membership-mapper"
+ACCESS, ID, USERINFO = "access.token.claim", "id.token.claim", "userinfo.token.claim"
 
 
 class InvalidScope(Exception):
@@ -52,30 +41,21 @@ class ClaimContext:
 def resolve_client_scopes(
     realm: Realm, client: Client, scope_param: str | None
 ) -> tuple[list[ClientScope], bool]:
-    """The client scopes a token request gets: the client's default scopes plus requested optional.
-
-    Returns the scopes and whether `openid` was requested. Raises InvalidScope like Keycloak does
-    for a scope that is neither a default nor an optional scope of the client.
-    """
+    """The client's default scopes plus the requested optional ones, and whether `openid` was
+    asked for; InvalidScope, as in Keycloak, for a scope the client has neither way."""
+    active = [s for s in (realm.client_scopes.get(n) for n in client.default_scopes) if s]
     requested = (scope_param or "").split()
-    active = [s for s in (realm.client_scope(n) for n in client.default_scopes) if s is not None]
-    names = {s.name for s in active}
-    invalid = []
     for item in requested:
-        if item == "openid":
-            continue
         base, dynamic, _ = item.partition(":")
-        scope = realm.client_scope(base)
-        allowed = base in names or base in client.optional_scopes
+        scope = realm.client_scopes.get(base)
+        if item == "openid" or (scope in active and not dynamic):
+            continue
+        allowed = base in client.default_scopes or base in client.optional_scopes
         # Only the organization scope takes a value ("organization:<alias>", "organization:*").
         if scope is None or not allowed or (dynamic and not scope.maps_organizations):
-            invalid.append(item)
-            continue
-        if base not in names:
+            raise InvalidScope(scope_param or "")
+        if scope not in active:
             active.append(scope)
-            names.add(base)
-    if invalid:
-        raise InvalidScope(scope_param or "")
     return active, "openid" in requested
 
 
@@ -84,57 +64,31 @@ def token_scope_string(scopes: Sequence[ClientScope], openid: bool) -> str:
     return " ".join((["openid"] if openid else []) + names)
 
 
-def mappers_of(client: Client, scopes: Sequence[ClientScope]) -> list[ProtocolMapper]:
-    mappers = list(client.mappers)
-    for scope in scopes:
-        if scope.protocol == "openid-connect":
-            mappers.extend(scope.mappers)
-    return mappers
-
-
 def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[str, Any]:
-    """Run every mapper of the client and its active scopes that applies to this kind of token."""
-    for mapper in mappers_of(ctx.client, ctx.scopes):
-        if not _included(mapper, kind):
+    """Run every mapper of the client and its active scopes that is switched on for `kind`."""
+    mappers = [*ctx.client.mappers, *(m for s in ctx.scopes for m in s.mappers)]
+    for mapper in mappers:
+        if mapper["config"].get(kind) != "true":
             continue
-        handler = _HANDLERS.get(mapper.protocol_mapper)
+        handler = _HANDLERS.get(mapper["protocolMapper"])
         if handler is None:
-            log.warning(
-                "mapper type %s (%s) is not supported here; skipped",
-                mapper.protocol_mapper,
-                mapper.name,
-            )
-            continue
-        handler(claims, mapper, ctx, kind)
+            log.warning("mapper type %s is not supported here; skipped", mapper["protocolMapper"])
+        else:
+            handler(claims, mapper["config"], ctx)
     return claims
 
-
-def _included(mapper: ProtocolMapper, kind: str) -> bool:
-    value = mapper.config.get(_FLAG[kind])
-    if kind == INTROSPECTION and value is None:
-        # Keycloak: mappers without the introspection flag follow the access-token flag.
-        return mapper.config.get(_FLAG[ACCESS]) == "true"
-    return value == "true"
-
-
-# --- claim helpers --------------------------------------------------------------------------
 
 _DOT = re.compile(r"(?<!\\)\.")
 
 
-def _claim_path(name: str, ctx: ClaimContext) -> list[str]:
-    name = name.replace("${client_id}", ctx.client.client_id)
-    return [part.replace("\\.", ".") for part in _DOT.split(name)]
-
-
-def set_claim(claims: dict[str, Any], path: Sequence[str], value: Any) -> None:
+def _set_claim(claims: dict[str, Any], name: str, value: Any, client_id: str) -> None:
+    """Keycloak's nested claim names: `realm_access.roles`, `\\.` for a literal dot."""
+    path = [p.replace("\\.", ".") for p in _DOT.split(name.replace("${client_id}", client_id))]
     node = claims
     for part in path[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
     node[path[-1]] = value
 
 
@@ -152,173 +106,122 @@ def _convert(value: Any, json_type: str | None) -> Any:
     return value if isinstance(value, (str, dict, list)) else str(value)
 
 
-def _map_values(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, values: Sequence[Any]
-) -> None:
-    claim_name = mapper.config.get("claim.name")
-    if not claim_name or not values:
-        return
-    json_type = mapper.config.get("jsonType.label")
-    converted = [v for v in (_convert(v, json_type) for v in values) if v is not None]
-    if not converted:
-        return
-    value: Any = converted if mapper.config.get("multivalued") == "true" else converted[0]
-    set_claim(claims, _claim_path(claim_name, ctx), value)
+def _map_values(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext,
+                values: Sequence[Any]) -> None:
+    converted = [v for v in (_convert(v, config.get("jsonType.label")) for v in values)
+                 if v is not None]
+    if config.get("claim.name") and converted:
+        value = converted if config.get("multivalued") == "true" else converted[0]
+        _set_claim(claims, config["claim.name"], value, ctx.client.client_id)
 
 
 _USER_FIELDS: dict[str, Callable[[User], Any]] = {
-    "username": lambda u: u.username,
-    "email": lambda u: u.email,
-    "firstName": lambda u: u.first_name,
-    "lastName": lambda u: u.last_name,
-    "emailVerified": lambda u: u.email_verified,
-    "enabled": lambda u: u.enabled,
-    "id": lambda u: u.id,
+    "username": lambda u: u.username, "email": lambda u: u.email, "id": lambda u: u.id,
+    "firstName": lambda u: u.first_name, "lastName": lambda u: u.last_name,
+    "emailVerified": lambda u: u.email_verified, "enabled": lambda u: u.enabled,
 }
 
 
-def _user_values(user: User, attribute: str) -> list[Any]:
-    getter = _USER_FIELDS.get(attribute)
-    if getter is not None:
-        value = getter(user)
-        return [] if value is None or value == "" else [value]
-    return list(user.attributes.get(attribute, ()))
+def _user_attribute(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    name = config.get("user.attribute", "")
+    if name in _USER_FIELDS:
+        value = _USER_FIELDS[name](ctx.user)
+        values = [] if value is None or value == "" else [value]
+    else:
+        values = list(ctx.user.attributes.get(name, ()))
+    _map_values(claims, config, ctx, values)
 
 
-# --- mapper types ---------------------------------------------------------------------------
-
-
-def _sub(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
-    claims["sub"] = ctx.user.id
-
-
-def _user_attribute(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
-    _map_values(
-        claims, mapper, ctx, _user_values(ctx.user, mapper.config.get("user.attribute", ""))
-    )
-
-
-def _full_name(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
+def _full_name(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
     parts = [p for p in (ctx.user.first_name, ctx.user.last_name) if p]
     if parts:
         claims["name"] = " ".join(parts)
 
 
-def _session_note(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
-    note = ctx.session_notes.get(mapper.config.get("user.session.note", ""))
+def _session_note(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    note = ctx.session_notes.get(config.get("user.session.note", ""))
     if note is not None:
-        _map_values(claims, mapper, ctx, [note])
+        _map_values(claims, config, ctx, [note])
 
 
-def _realm_roles(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
-    roles = ctx.realm.effective_realm_roles(ctx.user, ctx.client)
-    prefix = mapper.config.get("usermodel.realmRoleMapping.rolePrefix", "")
-    if not roles:
-        return
-    claim = mapper.config.get("claim.name") or "realm_access.roles"
-    path = _claim_path(claim, ctx)
-    values = [prefix + r for r in roles]
-    set_claim(
-        claims, path, values if mapper.config.get("multivalued", "true") == "true" else values[0]
-    )
+def _realm_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    roles = [config.get("usermodel.realmRoleMapping.rolePrefix", "") + r
+             for r in ctx.user.realm_roles]
+    if roles:
+        value = roles if config.get("multivalued", "true") == "true" else roles[0]
+        _set_claim(claims, config.get("claim.name") or "realm_access.roles", value,
+                   ctx.client.client_id)
 
 
-def _client_roles(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
-    only = mapper.config.get("usermodel.clientRoleMapping.clientId")
-    claim = mapper.config.get("claim.name") or "resource_access.${client_id}.roles"
+def _client_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    only = config.get("usermodel.clientRoleMapping.clientId")
     for client_id, roles in ctx.user.client_roles.items():
-        if (only and client_id != only) or not roles:
-            continue
-        path = [part.replace("${client_id}", client_id) for part in _DOT.split(claim)]
-        set_claim(claims, path, list(roles))
+        if roles and (not only or client_id == only):
+            name = config.get("claim.name") or "resource_access.${client_id}.roles"
+            _set_claim(claims, name, list(roles), client_id)
 
 
-def _audience(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
-    audience = mapper.config.get("included.client.audience") or mapper.config.get(
-        "included.custom.audience"
-    )
+def _audience(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    audience = config.get("included.client.audience") or config.get("included.custom.audience")
     if audience and audience not in ctx.audiences:
         ctx.audiences.append(audience)
 
 
-def _audience_resolve(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
+def _audience_resolve(claims: dict[str, Any], config: Mapping[str, str],
+                      ctx: ClaimContext) -> None:
     for client_id, roles in ctx.user.client_roles.items():
         if roles and client_id != ctx.client.client_id and client_id not in ctx.audiences:
             ctx.audiences.append(client_id)
 
 
-def _allowed_origins(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
+def web_origins(client: Client) -> list[str]:
+    """The client's web origins; "+" stands for the origins of its redirect URIs."""
     origins: list[str] = []
-    for origin in ctx.client.web_origins:
-        if origin == "+":
-            for uri in ctx.client.redirect_uris:
-                parts = urlsplit(uri)
-                if parts.scheme and parts.netloc:
-                    origins.append(f"{parts.scheme}://{parts.netloc}")
-        else:
+    for origin in client.web_origins:
+        if origin != "+":
             origins.append(origin)
-    if origins:
-        claims["allowed-origins"] = list(dict.fromkeys(origins))
+            continue
+        for uri in client.redirect_uris:
+            parts = urlsplit(uri)
+            origins += [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
+    return list(dict.fromkeys(origins))
 
 
-def _acr(claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str) -> None:
+def _allowed_origins(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    if origins := web_origins(ctx.client):
+        claims["allowed-origins"] = origins
+
+
+def _acr(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
     # Keycloak: "1" after a login with credentials, "0" when the SSO cookie signed the user in.
     claims["acr"] = str(ctx.session_notes.get("ACR_LEVEL", "1"))
 
 
-def _organization(
-    claims: dict[str, Any], mapper: ProtocolMapper, ctx: ClaimContext, kind: str
-) -> None:
-    """Keycloak 26's Organization Membership mapper.
-
-    Organisations are only mapped when a client scope holding this mapper is active for the request
-    (the `organization` scope, requested or a default scope of the client). `organization` maps the
-    user's single organisation, `organization:<alias>` that one, `organization:*` all of them.
-    """
-    if not ctx.realm.organizations_enabled or ctx.user.is_service_account:
+def _organization(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    """Keycloak 26's Organization Membership mapper: only for an active scope that holds it;
+    `organization` maps the user's single organisation, `organization:<alias>` that one,
+    `organization:*` all of them."""
+    scope_names = {s.name for s in ctx.scopes if s.maps_organizations}
+    if not ctx.realm.organizations_enabled or ctx.user.service_account_client_id or \
+            not scope_names:
         return
-    org_scopes = [s for s in ctx.scopes if s.maps_organizations]
-    if not org_scopes:
-        return
-    organizations = _requested_organizations(ctx, {s.name for s in org_scopes})
-    organizations = [o for o in organizations if o.enabled]
+    organizations = [o for o in _requested_organizations(ctx, scope_names) if o.enabled]
     if not organizations:
         return
-
-    config = dict(mapper.config)
     multivalued = config.get("multivalued", "true") == "true"
     add_id = multivalued and config.get("addOrganizationId") == "true"
     add_attributes = multivalued and config.get("addOrganizationAttributes") == "true"
-    json_type = "JSON" if (add_id or add_attributes) else config.get("jsonType.label", "String")
-    claim = config.get("claim.name") or "organization"
-
     if not multivalued:
         value: Any = organizations[0].alias
-    elif json_type == "JSON":
+    elif add_id or add_attributes or config.get("jsonType.label") == "JSON":
         value = {o.alias: _organization_claim(o, add_id, add_attributes) for o in organizations}
     else:
         value = [o.alias for o in organizations]
-    set_claim(claims, _claim_path(claim, ctx), value)
+    _set_claim(claims, config.get("claim.name") or "organization", value, ctx.client.client_id)
 
 
 def _organization_claim(org: Organization, add_id: bool, add_attributes: bool) -> dict[str, Any]:
-    claim: dict[str, Any] = {}
-    if add_id:
-        claim["id"] = org.id
+    claim: dict[str, Any] = {"id": org.id} if add_id else {}
     if add_attributes:
         claim.update({k: list(v) for k, v in org.attributes.items()})
     return claim
@@ -328,18 +231,15 @@ def _requested_organizations(ctx: ClaimContext, scope_names: set[str]) -> list[O
     memberships = ctx.realm.organizations_of(ctx.user)
     for item in ctx.requested_scope.split():
         name, _, value = item.partition(":")
-        if name not in scope_names or not value:
-            continue
-        if value == "*":
-            return memberships
-        return [o for o in memberships if o.alias == value]
+        if name in scope_names and value:
+            return memberships if value == "*" else [o for o in memberships if o.alias == value]
     # The plain scope maps the user's organisation when there is exactly one; Keycloak would ask
     # the user to pick one in a browser login, which a token request cannot do.
     return memberships if len(memberships) == 1 else []
 
 
-_HANDLERS: dict[str, Callable[[dict[str, Any], ProtocolMapper, ClaimContext, str], None]] = {
-    "oidc-sub-mapper": _sub,
+_HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext], None]] = {
+    "oidc-sub-mapper": lambda claims, config, ctx: claims.__setitem__("sub", ctx.user.id),
     "oidc-usermodel-attribute-mapper": _user_attribute,
     "oidc-usermodel-property-mapper": _user_attribute,
     "oidc-full-name-mapper": _full_name,
@@ -350,5 +250,5 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], ProtocolMapper, ClaimContext, str
     "oidc-audience-resolve-mapper": _audience_resolve,
     "oidc-allowed-origins-mapper": _allowed_origins,
     "oidc-acr-mapper": _acr,
-    ORGANIZATION_MAPPER: _organization,
+    "oidc-organization-membership-mapper": _organization,
 }

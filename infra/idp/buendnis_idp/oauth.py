@@ -1,0 +1,346 @@
+"""The OAuth 2.0 side on Authlib's authorization server: token endpoint grants and introspection.
+
+Authlib does the protocol: it picks the grant for `grant_type`, authenticates the client (HTTP
+Basic, form, or none for public clients), checks the code's redirect URI and PKCE verifier,
+validates refresh tokens against their client and answers introspection. What is ours is what
+Keycloak adds: its per-client grant rules and error texts, sessions, and the token contents.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Request, grants
+from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedGrantTypeError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import request as flask_request
+
+from .claims import InvalidScope, resolve_client_scopes
+from .realm import Client, User
+from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, Session
+
+log = logging.getLogger(__name__)
+# Authlib logs tokens, usernames and clients at DEBUG: none of them may reach a log.
+logging.getLogger("authlib").setLevel(logging.INFO)
+
+INVALID_CLIENT = "Invalid client or Invalid client credentials"
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+class KeycloakError(OAuth2Error):
+    """An error answered with Keycloak's status, code and text."""
+
+    def __init__(self, status: int, error: str, description: str | None = None, **kwargs: Any):
+        super().__init__(description, status_code=status, error=error, **kwargs)
+
+
+#: Keycloak's checks of the client for each grant: (allowed?, error text).
+GRANT_RULES = {
+    "password": [(lambda c: c.direct_access_grants, "Client not allowed for direct access grants")],
+    "client_credentials": [
+        (lambda c: not c.public, "Public client not allowed to retrieve service account"),
+        (lambda c: c.service_accounts, "Client not enabled to retrieve service account")],
+    "authorization_code": [(lambda c: c.standard_flow, "Client not allowed to exchange code")],
+    "refresh_token": [],
+}
+
+
+class _Request(FlaskOAuth2Request):
+    """Authlib refuses plain http except on loopback; behind the CI relay the Host header is a
+    service name, and this development provider never speaks https."""
+
+    def __init__(self, request: Any) -> None:
+        OAuth2Request.__init__(self, request.method, "https://idp.invalid", headers=request.headers)
+        self.uri, self._request, self.payload = request.url, request, FlaskOAuth2Payload(request)
+
+
+class Server(AuthorizationServer):
+    def __init__(self, idp: Any) -> None:
+        super().__init__()
+        self.idp = idp
+        for grant in (PasswordGrant, ClientCredentialsGrant, RefreshTokenGrant):
+            self.register_grant(grant)
+        self.register_grant(AuthorizationCodeGrant, [KeycloakPKCE()])
+        self.register_endpoint(Introspection)
+
+    def query_client(self, client_id: str) -> Client | None:
+        client = self.idp.realm.client(client_id)
+        return client if client is not None and client.enabled else None
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        """Tokens are self-contained JWTs; the sessions they belong to are kept by TokenService."""
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        return request if isinstance(request, OAuth2Request) else _Request(flask_request)
+
+    def get_token_grant(self, request: OAuth2Request) -> Any:
+        if not request.payload.grant_type:
+            raise KeycloakError(400, "invalid_request", "Missing form parameter: grant_type")
+        try:
+            return super().get_token_grant(request)
+        except UnsupportedGrantTypeError:
+            raise KeycloakError(400, "unsupported_grant_type", "Unsupported grant_type") from None
+
+    def authenticate_client(self, request: OAuth2Request, methods: list[str],
+                            endpoint: str = "token") -> Client:
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            log.info("client authentication failed")  # no client id: it may be a secret typed
+            raise KeycloakError(401, "invalid_client", INVALID_CLIENT) from None
+
+
+class _KeycloakGrant:
+    """What every grant adds to Authlib's: Keycloak's client rules, scopes and tokens."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    GRANT_TYPE: str
+    request: OAuth2Request
+    server: Server
+
+    def authenticate_token_endpoint_client(self) -> Client:
+        client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        for allowed, text in GRANT_RULES[self.GRANT_TYPE]:
+            if not allowed(client):
+                raise KeycloakError(400, "unauthorized_client", text)
+        return client
+
+    def validate_requested_scope(self) -> None:
+        self.scopes(self.request.payload.scope or "")
+
+    def scopes(self, scope: str) -> tuple[list[Any], bool]:
+        try:
+            return resolve_client_scopes(self.server.idp.realm, self.request.client, scope)
+        except InvalidScope:
+            raise KeycloakError(400, "invalid_scope", f"Invalid scopes: {scope}") from None
+
+    def issue(self, user: User, scope: str, session: Session | None, **kwargs: Any) -> dict:
+        scopes, openid = self.scopes(scope)
+        tokens = self.server.idp.tokens
+        if session is not None:
+            tokens.attach(session, self.request.client, scopes, openid, scope)
+        return tokens.issue(user, self.request.client, scopes, openid, scope, session, **kwargs)
+
+
+class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant):
+    def authenticate_user(self, username: str, password: str) -> User:
+        user = self.server.idp.realm.user_by_login(username)
+        if user is None or user.service_account_client_id or not user.check_password(password):
+            log.info("password grant refused: invalid user credentials")
+            raise KeycloakError(401, "invalid_grant", "Invalid user credentials")
+        if not user.enabled:
+            raise KeycloakError(400, "invalid_grant", "Account disabled")
+        if user.not_set_up:
+            raise KeycloakError(400, "invalid_grant", "Account is not fully set up")
+        return user
+
+    def generate_token(self, user: User, scope: str | None = None, **_: Any) -> dict:
+        log.info("password grant for client %s: user %s", self.request.client.client_id, user.id)
+        return self.issue(user, scope or "", self.server.idp.tokens.start_session(user))
+
+
+class ClientCredentialsGrant(_KeycloakGrant, grants.ClientCredentialsGrant):
+    def generate_token(self, scope: str | None = None, **_: Any) -> dict:
+        client = self.request.client
+        user = self.server.idp.realm.service_account_user(client)
+        if user is None or not user.enabled:
+            raise KeycloakError(400, "invalid_grant", "Account disabled")
+        address = flask_request.remote_addr or ""
+        notes = {"client_id": client.client_id, "clientHost": address, "clientAddress": address}
+        # Keycloak keeps no session (and issues no refresh token) for client credentials.
+        return self.issue(user, scope or "", None, notes=notes)
+
+
+class RefreshToken(dict):
+    """A verified refresh token, as Authlib's refresh grant asks about it."""
+
+    def check_client(self, client: Client) -> bool:
+        if self["azp"] != client.client_id:
+            raise KeycloakError(400, "invalid_grant", "Invalid refresh token. Token client and "
+                                "authorized client don't match")
+        return True
+
+    def get_scope(self) -> str:
+        return self["scope"]
+
+
+class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken:
+        tokens = self.server.idp.tokens
+        try:
+            claims = RefreshToken(tokens.verify_refresh_token(refresh_token))
+        except InvalidToken as exc:
+            raise KeycloakError(400, "invalid_grant", str(exc)) from None
+        self.session = tokens.active_session(claims["sid"])
+        if self.session is None:
+            raise KeycloakError(400, "invalid_grant", "Session not active")
+        if claims["azp"] not in self.session.clients:
+            raise KeycloakError(400, "invalid_grant", "Session doesn't have required client")
+        if self.server.idp.realm.revoke_refresh_token and \
+                claims["jti"] in self.session.used_refresh_tokens:
+            raise KeycloakError(400, "invalid_grant",
+                                "Maximum allowed refresh token reuse exceeded")
+        return claims
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User:
+        user = self.server.idp.realm.user_by_id(self.session.user_id)
+        if user is None or not user.enabled:
+            raise KeycloakError(400, "invalid_grant", "User disabled")
+        return user
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        if self.server.idp.realm.revoke_refresh_token:
+            self.session.used_refresh_tokens.add(refresh_token["jti"])
+
+    def generate_token(self, user: User, **_: Any) -> dict:
+        _, _, requested = self.server.idp.tokens.client_state(self.session, self.request.client
+                                                              .client_id)
+        return self.issue(user, requested, self.session)
+
+
+class AuthorizationCode(dict):
+    """A code of the browser login: Keycloak's `<uuid>.<session id>.<client uuid>`."""
+
+    def get_redirect_uri(self) -> str | None:
+        return self["redirect_uri"]
+
+    def get_scope(self) -> str:
+        return self["scope"]
+
+
+class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
+    """The token side of the browser login; its authorization side is in browser.py."""
+
+    def create_authorization_response(self, redirect_uri: str, login: tuple) -> tuple:
+        """Keycloak's answer to a login: state, session_state, iss and code, in that order."""
+        session, acr = login
+        data, client, idp = self.request.payload.data, self.request.client, self.server.idp
+        scope = data.get("scope") or ""
+        idp.tokens.attach(session, client, *self.scopes(scope), scope)
+        params = [("state", data["state"])] if data.get("state") is not None else []
+        params.append(("session_state", session.id))
+        if client.attributes.get("exclude.issuer.from.auth.response") != "true":
+            params.append(("iss", idp.issuer))
+        params.append(("code", idp.browser.issue_code(session, client, data, acr)))
+        fragment = data.get("response_mode") == "fragment"
+        uri = add_params_to_uri(redirect_uri, params, fragment)
+        return 302, "", [("Location", uri), ("Cache-Control", "no-store")]
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode:
+        idp = self.server.idp
+        data, status = idp.browser.redeem(code)  # a code is used once, even by a failed check
+        if status == "used":
+            # Keycloak: a code used twice detaches the client from the session, which revokes
+            # the tokens issued for the first use.
+            session = idp.tokens.active_session(data["session_id"])
+            if session is not None and session.clients.pop(data["client_id"], None):
+                log.warning("authorization code of client %s used twice: tokens revoked",
+                            data["client_id"])
+        if status != "ok":
+            raise KeycloakError(400, "invalid_grant",
+                                "Code is expired" if status == "expired" else "Code not valid")
+        self.session = idp.tokens.active_session(data["session_id"])
+        if self.session is None:
+            raise KeycloakError(400, "invalid_grant", "Code not valid")
+        if data["client_id"] != client.client_id:
+            raise KeycloakError(400, "invalid_grant", "Auth error")
+        if data["redirect_uri"] is not None and \
+                self.request.payload.redirect_uri != data["redirect_uri"]:
+            raise KeycloakError(400, "invalid_grant", "Incorrect redirect_uri")
+        return data
+
+    def authenticate_user(self, code: AuthorizationCode) -> User:
+        user = self.server.idp.realm.user_by_id(self.session.user_id)
+        if user is None or not user.enabled:
+            raise KeycloakError(400, "invalid_grant", "User disabled")
+        return user
+
+    def delete_authorization_code(self, code: AuthorizationCode) -> None:
+        """Redeeming it used it up already."""
+
+    def generate_token(self, user: User, scope: str | None = None, **_: Any) -> dict:
+        code = self.request.authorization_code
+        nonce = {"nonce": code["nonce"]} if code["nonce"] is not None else None
+        log.info("code exchanged for client %s: user %s", self.request.client.client_id, user.id)
+        return self.issue(user, scope or "", self.session, notes={"ACR_LEVEL": code["acr"]},
+                          id_claims=nonce)
+
+
+_CHALLENGE_TEXTS = {"Invalid 'code_challenge'": "Invalid parameter: code_challenge",
+                    "Unsupported 'code_challenge_method'":
+                    "Invalid parameter: code_challenge_method"}
+_PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
+               "Invalid 'code_verifier'": "PKCE invalid code verifier"}
+
+
+class KeycloakPKCE(CodeChallenge):
+    """Authlib's PKCE with Keycloak's rules at /auth (the client's `pkce.code.challenge.method`
+    is enforced) and Keycloak's texts at the token endpoint."""
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        enforced = grant.request.client.attributes.get("pkce.code.challenge.method")
+        if enforced and method is None:
+            raise KeycloakError(400, "invalid_request", "Missing parameter: code_challenge_method")
+        if enforced and method != enforced:
+            raise KeycloakError(400, "invalid_request",
+                                "Invalid parameter: code challenge method is not configured one")
+        if (enforced or method) and challenge is None:
+            raise KeycloakError(400, "invalid_request", "Missing parameter: code_challenge")
+        try:
+            super().validate_code_challenge(grant, redirect_uri)
+        except OAuth2Error as exc:
+            text = _CHALLENGE_TEXTS.get(exc.description, exc.description)
+            raise KeycloakError(400, "invalid_request", text) from None
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        try:
+            super().validate_code_verifier(grant, result)
+        except OAuth2Error as exc:
+            text = _PKCE_TEXTS.get(exc.description, "PKCE verification failed")
+            raise KeycloakError(400, "invalid_grant", text) from None
+
+    def get_authorization_code_challenge(self, code: AuthorizationCode) -> str | None:
+        return code["code_challenge"]
+
+    def get_authorization_code_challenge_method(self, code: AuthorizationCode) -> str | None:
+        return code["code_challenge_method"]
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def authenticate_endpoint_client(self, request: OAuth2Request) -> Client:
+        client = super().authenticate_endpoint_client(request)
+        if client.public:
+            raise KeycloakError(403, "invalid_request", "Client not allowed.")
+        return client
+
+    def query_token(self, token: str, token_type_hint: str | None) -> dict | None:
+        tokens = self.server.idp.tokens
+        for verify, token_type in ((tokens.verify_access_token, ACCESS_TOKEN_TYPE),
+                                   (tokens.verify_refresh_token, REFRESH_TOKEN_TYPE)):
+            try:
+                return {**verify(token), "token_type": token_type}
+            except InvalidToken:
+                continue
+        return None
+
+    def check_permission(self, token: dict, client: Client, request: OAuth2Request) -> bool:
+        return True
+
+    def create_introspection_payload(self, token: dict | None) -> dict[str, Any]:
+        idp = self.server.idp
+        user = idp.token_user(token) if token else None
+        if user is None or not user.enabled or not idp.session_holds(token):
+            return {"active": False}
+        return {**token, "client_id": token["azp"], "username": user.username, "active": True}
