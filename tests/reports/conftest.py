@@ -20,28 +20,33 @@ MARCH = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def session(tmp_path):
+def database_url(tmp_path):
+    """An empty database, not migrated."""
     server = os.environ.get("BUENDNIS_TEST_PG_URL")
-    admin = None
-    if server:
-        name = f"t{secrets.token_hex(4)}_reports"
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    if not server:
+        yield f"sqlite:///{tmp_path / 'referrals.sqlite3'}"
+        return
+    name = f"t{secrets.token_hex(4)}_reports"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    else:
-        url = f"sqlite:///{tmp_path / 'referrals.sqlite3'}"
-    migrate.upgrade("referrals", url)
-    engine = create_engine(url)
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def session(database_url):
+    migrate.upgrade("referrals", database_url)
+    engine = create_engine(database_url)
     try:
         with Session(engine) as opened:
             yield opened
     finally:
         engine.dispose()
-        if admin is not None:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def referral(*, status: str, alliance: str = "leverkusen", to_org: str = "caritas-leverkusen",

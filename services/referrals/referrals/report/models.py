@@ -1,10 +1,13 @@
 """The reporting store: open needs per alliance and category, the persons' record keys, and the
 indexes reports read.
 
-Reports carry no personal data, so neither do the counts: intake's ``need.changed`` events are
-folded into counts, never kept per person. The record keys of the Cell Key Method
-(``referrals.report.ckm``) are per person: a random number, drawn once when the person first
-appears here (a referral, a need), never changed, never shown, never leaving this database.
+Reports carry no personal data, so neither do the open-need counts: intake's ``need.changed``
+events are folded into counts, never kept per person. The referral figures are pre-aggregated in
+``referrals.report.aggregate``: per alliance, and per (alliance, person) the counters that make
+distinct persons countable without a recount (ids and numbers only, as the referrals themselves).
+The record keys of the Cell Key Method (``referrals.report.ckm``) are per person: a random number,
+drawn once when the person first appears here (a referral, a need), never changed, never shown,
+never leaving this database.
 """
 from __future__ import annotations
 
@@ -15,6 +18,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from referrals.db import Base
 from referrals.referral.models import Referral
+from referrals.report.aggregate import (  # noqa: F401 - the tables, and the flush hook with them
+    AggregateState,
+    AlliancePerson,
+    AllianceTotal,
+    AnswerHour,
+    AnswerTime,
+    OpenReferralPerson,
+    OpenReferralTotal,
+)
 from referrals.report.ckm import new_record_key
 
 

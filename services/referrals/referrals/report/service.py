@@ -37,31 +37,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from buendnis_common.auth import Principal
 from buendnis_common.errors import Forbidden
 from referrals.codes import NEED_CATEGORIES
 from referrals.offer.models import Offer
-from referrals.referral.models import (
-    ACCEPTED,
-    CANCELLED,
-    CLOSED,
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    ON_HOLD,
-    REQUESTED,
-    Referral,
-)
-from referrals.report import ckm
+from referrals.referral.models import CLOSED, COMPLETED, Referral
+from referrals.report import aggregate, ckm
+from referrals.report.aggregate import AFTER_ACCEPTANCE, OPEN_REFERRAL  # noqa: F401
 from referrals.report.models import NeedCount, ensure_person_key
 
 DIMENSIONS = ("status", "from_org", "to_org", "need_category", "month")
-OPEN_REFERRAL = (REQUESTED, ACCEPTED, IN_PROGRESS, ON_HOLD)
-# Statuses a referral reaches only through ``accepted``.
-AFTER_ACCEPTANCE = (ACCEPTED, IN_PROGRESS, ON_HOLD, COMPLETED, FAILED)
 OPEN_NEED = frozenset({"open", "in_progress"})
 
 REPORT_READERS = ("core_group", "coordinator")
@@ -100,13 +88,11 @@ def alliance_in_scope(*, principal: Principal, requested: str | None) -> str | N
         return requested
     if principal.has_role(*REPORT_READERS):
         if not principal.alliance:
-            raise Forbidden("Your organisation belongs to no alliance, so it has no reports.")
+            raise Forbidden("report.no_alliance")
         if requested is not None and requested != principal.alliance:
-            raise Forbidden(
-                f"You can read the reports of your own alliance ({principal.alliance}) only."
-            )
+            raise Forbidden("report.own_alliance_only", alliance=principal.alliance)
         return principal.alliance
-    raise Forbidden("Reports are for the core group, coordinators and the ministry.")
+    raise Forbidden("report.readers_only")
 
 
 def whole_months(start: date | None, end: date | None,
@@ -250,32 +236,31 @@ def _period_filter(alliance: str | None, start: date | None, after: date | None)
 
 def referrals_report(*, session: Session, alliance: str | None, start: date | None = None,
                      end: date | None = None, group_by: Iterable[str] = (),
-                     min_cell: int = 5, disclosure: Disclosure | None = None) -> Report:
+                     min_cell: int = 5, disclosure: Disclosure | None = None,
+                     recount: bool = False) -> Report:
     """Counts, median hours to the first answer, acceptance rate (accepted of answered),
     completion rate (completed of accepted and ended) and unanswered overdue referrals, per
-    alliance and the chosen groupings, over referrals made in the period (whole months)."""
+    alliance and the chosen groupings, over referrals made in the period (whole months).
+
+    Without a period or a grouping (the alliances' overview, the ministry's state-wide report)
+    the figures come from the pre-aggregated totals (``referrals.report.aggregate``) once they
+    are built; otherwise, or with ``recount``, from the referrals themselves. Both give the
+    same figures."""
     disclosure = disclosure or Disclosure(min_cell=min_cell)
     dims = tuple(dict.fromkeys(group_by))
     start, after = whole_months(start, end, disclosure.period_months)
+    if not dims and start is None and after is None and not recount \
+            and aggregate.is_built(session):
+        return _referrals_from_aggregate(session, alliance, disclosure)
     month = _month(session)
     columns = {"status": Referral.status, "from_org": Referral.from_org,
                "to_org": Referral.to_org, "need_category": Referral.need_category,
                "month": month}
     labels = ["alliance", *dims]
     group = [Referral.alliance.label("alliance"), *(columns[d].label(d) for d in dims)]
-    answered = Referral.answered_at.is_not(None)
-    accepted = or_(
-        Referral.status.in_(AFTER_ACCEPTANCE),
-        and_(Referral.status == CANCELLED, answered,
-             Referral.answered_at < Referral.closed_at),
-    )
-    flags = {
-        "answered": answered,
-        "accepted": accepted,
-        "ended": and_(accepted, Referral.status.in_(sorted(CLOSED))),
-        "completed": Referral.status == COMPLETED,
-        "overdue": and_(Referral.overdue_at.is_not(None), Referral.status == REQUESTED),
-    }
+    flags = {name: condition for name, condition in aggregate.sql_flags().items()
+             if name in aggregate.PARTS}
+    answered = flags["answered"]
     where = _period_filter(alliance, start, after)
     per_person = _per_person(group, where, flags)
     cells = session.execute(_per_cell(per_person, labels, flags)).all()
@@ -299,20 +284,30 @@ def referrals_report(*, session: Session, alliance: str | None, start: date | No
                     (row.answered_at - row.created_at).total_seconds() / 3600)
             medians = {key: statistics.median(values) for key, values in durations.items()}
 
-    keyed: dict[Key, dict[str, Any]] = {}
-    for row in cells:
-        key = tuple(row[:len(labels)])
-        median = medians.get(key) if key in enough else None
-        overdue, overdue_keys = _part(row, "overdue")
-        keyed[key] = {
-            "count": disclosure.count(int(row.n), row.persons, row.key_sum),
-            "median_hours_to_first_answer": None if median is None else round(median, 1),
-            "acceptance_rate": disclosure.rate(_part(row, "accepted"), _part(row, "answered"),
-                                               row.answered_persons),
-            "completion_rate": disclosure.rate(_part(row, "completed"), _part(row, "ended"),
-                                               row.ended_persons),
-            "overdue_open": disclosure.count(overdue, row.overdue_persons, overdue_keys),
-        }
+    keyed = {tuple(row[:len(labels)]): _referral_figures(
+        row, medians.get(tuple(row[:len(labels)])), disclosure) for row in cells}
+    return _referrals(keyed, alliance, labels, disclosure, start, after)
+
+
+def _referral_figures(row, median: float | None, disclosure: Disclosure) -> dict[str, Any]:
+    """A cell's figures from its counts (``n``, ``persons``, ``key_sum`` and per part the
+    count, ``…_persons``, ``…_key_sum``); ``median`` only when enough persons answered."""
+    if row.answered_persons < disclosure.min_cell:
+        median = None
+    overdue, overdue_keys = _part(row, "overdue")
+    return {
+        "count": disclosure.count(int(row.n), row.persons, row.key_sum),
+        "median_hours_to_first_answer": None if median is None else round(median, 1),
+        "acceptance_rate": disclosure.rate(_part(row, "accepted"), _part(row, "answered"),
+                                           row.answered_persons),
+        "completion_rate": disclosure.rate(_part(row, "completed"), _part(row, "ended"),
+                                           row.ended_persons),
+        "overdue_open": disclosure.count(overdue, row.overdue_persons, overdue_keys),
+    }
+
+
+def _referrals(keyed: dict[Key, dict[str, Any]], alliance: str | None, labels: list[str],
+               disclosure: Disclosure, start: date | None, after: date | None) -> Report:
     report = Report(
         kind="referrals", alliance=alliance, labels=tuple(labels),
         measures=REFERRAL_MEASURES, min_cell=disclosure.min_cell,
@@ -323,6 +318,47 @@ def referrals_report(*, session: Session, alliance: str | None, start: date | No
     return _finish(report, keyed, whole_row="count")
 
 
+@dataclass
+class _Cell:
+    """An alliance's totals in the recount's names."""
+
+    n: int
+    persons: int
+    key_sum: int
+    answered: int = 0
+    answered_persons: int = 0
+    answered_key_sum: int = 0
+    accepted: int = 0
+    accepted_key_sum: int = 0
+    ended: int = 0
+    ended_persons: int = 0
+    ended_key_sum: int = 0
+    completed: int = 0
+    completed_key_sum: int = 0
+    overdue: int = 0
+    overdue_persons: int = 0
+    overdue_key_sum: int = 0
+
+
+def _referrals_from_aggregate(session: Session, alliance: str | None,
+                              disclosure: Disclosure) -> Report:
+    totals = aggregate.alliance_totals(session, alliance)
+    medians = aggregate.median_hours(session, {
+        row.alliance: row.answered for row in totals
+        if row.answered_persons >= disclosure.min_cell})
+    keyed = {}
+    for row in totals:
+        cell = _Cell(
+            n=row.referrals, persons=row.referrals_persons, key_sum=row.referrals_key_sum,
+            **{f"{part}{suffix}": getattr(row, f"{part}{suffix}")
+               for part in ("answered", "accepted", "ended", "completed", "overdue")
+               for suffix in ("", "_key_sum")},
+            answered_persons=row.answered_persons, ended_persons=row.ended_persons,
+            overdue_persons=row.overdue_persons)
+        keyed[(row.alliance,)] = _referral_figures(cell, medians.get(row.alliance), disclosure)
+    return _referrals(keyed, alliance, ["alliance"], disclosure, None, None)
+
+
 def _last_day(after: date) -> date:
     return date.fromordinal(after.toordinal() - 1)
 
@@ -330,7 +366,7 @@ def _last_day(after: date) -> date:
 # -- gaps -------------------------------------------------------------------------------------
 
 def gaps_report(*, session: Session, alliance: str | None, min_cell: int = 5,
-                disclosure: Disclosure | None = None) -> Report:
+                disclosure: Disclosure | None = None, recount: bool = False) -> Report:
     """Per alliance and need category: open needs (from intake's events), active offers, their
     stated capacity, and open referrals. Offers are organisations' figures and never hidden.
 
@@ -358,15 +394,23 @@ def gaps_report(*, session: Session, alliance: str | None, min_cell: int = 5,
     for row_alliance, category, count, capacity in session.execute(offers):
         keyed[(row_alliance, category)].update(active_offers=count, capacity=int(capacity))
         alliances.add(row_alliance)
-    where = [Referral.status.in_(OPEN_REFERRAL)]
-    if alliance is not None:
-        where.append(Referral.alliance == alliance)
-    per_person = _per_person([Referral.alliance.label("alliance"),
-                              Referral.need_category.label("need_category")], where, {})
-    for row in session.execute(_per_cell(per_person, ["alliance", "need_category"], ())):
-        keyed[(row.alliance, row.need_category)]["open_referrals"] = disclosure.count(
-            int(row.n), row.persons, row.key_sum)
-        alliances.add(row.alliance)
+    if not recount and aggregate.is_built(session):
+        open_referrals = [(row.alliance, row.need_category, row.open_referrals, row.persons,
+                           row.key_sum)
+                          for row in aggregate.open_referral_totals(session, alliance)]
+    else:
+        where = [Referral.status.in_(OPEN_REFERRAL)]
+        if alliance is not None:
+            where.append(Referral.alliance == alliance)
+        per_person = _per_person([Referral.alliance.label("alliance"),
+                                  Referral.need_category.label("need_category")], where, {})
+        open_referrals = [
+            (row.alliance, row.need_category, row.n, row.persons, row.key_sum)
+            for row in session.execute(_per_cell(per_person, ["alliance", "need_category"], ()))]
+    for row_alliance, category, count, persons, key_sum in open_referrals:
+        keyed[(row_alliance, category)]["open_referrals"] = disclosure.count(
+            int(count), persons, key_sum)
+        alliances.add(row_alliance)
     # Every category of every alliance shown: a missing row would be a zero in disguise.
     for each in alliances:
         for category in NEED_CATEGORIES:
@@ -380,10 +424,20 @@ def gaps_report(*, session: Session, alliance: str | None, min_cell: int = 5,
 # -- stuck ------------------------------------------------------------------------------------
 
 def stuck_report(*, session: Session, alliance: str | None, min_cell: int = 5,
-                 disclosure: Disclosure | None = None) -> Report:
+                 disclosure: Disclosure | None = None, recount: bool = False) -> Report:
     """Per alliance: how many participants have at least two closed referrals and not one
     completed ("Maßnahmen-Karrieren"). A count only; the people stay unnamed."""
     disclosure = disclosure or Disclosure(min_cell=min_cell)
+    report = Report(kind="stuck", alliance=alliance, labels=("alliance",),
+                    measures=STUCK_MEASURES, min_cell=disclosure.min_cell,
+                    perturbation=disclosure.describe())
+    if not recount and aggregate.is_built(session):
+        keyed = {(row.alliance,): {"stuck_participants": disclosure.count(
+            row.stuck_persons, row.stuck_persons, row.stuck_key_sum)}
+            for row in aggregate.alliance_totals(session, alliance)}
+        if alliance is not None:
+            keyed.setdefault((alliance,), {"stuck_participants": 0})
+        return _finish(report, keyed)
     closed = func.sum(case((Referral.status.in_(sorted(CLOSED)), 1), else_=0))
     completed = func.sum(case((Referral.status == COMPLETED, 1), else_=0))
     per_person = select(Referral.alliance.label("alliance"),
@@ -407,9 +461,6 @@ def stuck_report(*, session: Session, alliance: str | None, min_cell: int = 5,
         keyed.setdefault((row_alliance,), {"stuck_participants": 0})
     if alliance is not None:
         keyed.setdefault((alliance,), {"stuck_participants": 0})
-    report = Report(kind="stuck", alliance=alliance, labels=("alliance",),
-                    measures=STUCK_MEASURES, min_cell=disclosure.min_cell,
-                    perturbation=disclosure.describe())
     return _finish(report, keyed)
 
 
