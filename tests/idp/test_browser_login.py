@@ -747,13 +747,17 @@ def test_redirect_uri_rules_follow_keycloak(uri, patterns, ok):
 
 
 def test_post_logout_redirect_uris_plus_means_the_redirect_uris(idp):
-    from dataclasses import replace
+    from copy import copy
 
     from buendnis_idp.browser import post_logout_redirect_uris
 
+    def with_attributes(client, attributes):
+        changed = copy(client)
+        changed.attributes = attributes
+        return changed
+
     web = idp.realm.client(CLIENT)
     assert post_logout_redirect_uris(web) == ["http://127.0.0.1:8090/*", "http://localhost:8090/*"]
-    plus = replace(web, attributes={**web.attributes, "post.logout.redirect.uris": "+"})
+    plus = with_attributes(web, {**web.attributes, "post.logout.redirect.uris": "+"})
     assert post_logout_redirect_uris(plus) == list(web.redirect_uris)
-    none = replace(web, attributes={})
-    assert post_logout_redirect_uris(none) == []
+    assert post_logout_redirect_uris(with_attributes(web, {})) == []

@@ -1,9 +1,10 @@
-"""Bündnis local identity provider: a small Keycloak-compatible OIDC provider for development.
+"""Bündnis local identity provider: a Keycloak-compatible OIDC provider for development.
 
 It reads the realm file that Keycloak imports (`infra/keycloak/buendnis-realm.json`), with the
 demo users of `infra/keycloak/buendnis-realm-demo-users.json` (development only), and answers
-Keycloak's URLs with Keycloak's JSON shapes, so `python-keycloak` works against it unchanged.
-It is for local runs and tests only: it binds to loopback and keeps its sessions in memory.
+Keycloak's URLs with Keycloak's JSON, so `python-keycloak` and OIDC client libraries work against
+it unchanged. The OAuth protocol is Authlib's authorization server; ours is the realm mapping and
+the login page. For local runs and tests only: it binds to loopback, its sessions are in memory.
 """
 
 from pathlib import Path
@@ -12,20 +13,9 @@ from .app import EXTENSION, IdentityProvider, create_app
 from .realm import RealmFileError, load_realm, realm_representation
 from .server import NotLoopback, RunningServer, build_server, check_loopback, start_in_thread
 
-__all__ = [
-    "EXTENSION",
-    "IdentityProvider",
-    "NotLoopback",
-    "RealmFileError",
-    "RunningServer",
-    "build_server",
-    "check_loopback",
-    "create_app",
-    "default_realm_file",
-    "load_realm",
-    "realm_representation",
-    "start_in_thread",
-]
+__all__ = ["EXTENSION", "IdentityProvider", "NotLoopback", "RealmFileError", "RunningServer",
+           "build_server", "check_loopback", "create_app", "default_realm_file", "load_realm",
+           "realm_representation", "start_in_thread"]
 
 
 def default_realm_file() -> Path:

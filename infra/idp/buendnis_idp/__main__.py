@@ -14,137 +14,81 @@ from . import default_realm_file
 from .realm import RealmFileError
 from .server import NotLoopback, build_server, check_loopback
 
-EXIT_USAGE = 2
-
 BANNER = """\
 ************************************************************************
 *  Bündnis DEVELOPMENT identity provider - NOT FOR PRODUCTION.         *
-*  Demo users, demo passwords, in-memory sessions, no login page.      *
+*  Demo users, demo passwords, in-memory sessions.                     *
 *  Use Keycloak (docker compose) for anything beyond a local machine.  *
 ************************************************************************"""
+OPTIONS = (  # option, environment variable, default, help
+    ("--host", "IDP_HOST", "127.0.0.1", "loopback address to bind"),
+    ("--port", "IDP_PORT", "8080", "port (0 picks a free port)"),
+    ("--realm-file", "IDP_REALM_FILE", None, "realm file (default infra/keycloak/"
+     "buendnis-realm.json); the demo users come from IDP_DEMO_USERS_FILE ('none': none)"),
+    ("--issuer-base", "IDP_ISSUER_BASE", None, "public base URL (default http://<host>:<port>)"),
+    ("--signing-key-file", "IDP_SIGNING_KEY_FILE", None,
+     "PEM RSA private key, created if missing (default: a new key at every start)"),
+)
 
 
-def _parser() -> argparse.ArgumentParser:
-    env = os.environ
-    parser = argparse.ArgumentParser(
-        prog="python -m buendnis_idp",
-        description="Keycloak-compatible development identity provider for the Bündnis realm"
-        " (loopback only).",
-    )
-    parser.add_argument(
-        "--host",
-        default=env.get("IDP_HOST", "127.0.0.1"),
-        help="loopback address to bind (env IDP_HOST, default 127.0.0.1)",
-    )
-    parser.add_argument(
-        "--port",
-        default=env.get("IDP_PORT", "8080"),
-        help="port (env IDP_PORT, default 8080; 0 picks a free port)",
-    )
-    parser.add_argument(
-        "--realm-file",
-        default=env.get("IDP_REALM_FILE"),
-        help="realm file (env IDP_REALM_FILE, default infra/keycloak/buendnis-realm.json);"
-        " the demo users come from IDP_DEMO_USERS_FILE (default"
-        " infra/keycloak/buendnis-realm-demo-users.json, 'none' for none)",
-    )
-    parser.add_argument(
-        "--issuer-base",
-        default=env.get("IDP_ISSUER_BASE"),
-        help="public base URL for the issuer (env IDP_ISSUER_BASE, default http://<host>:<port>)",
-    )
-    parser.add_argument(
-        "--signing-key-file",
-        default=env.get("IDP_SIGNING_KEY_FILE"),
-        help="PEM RSA private key (env IDP_SIGNING_KEY_FILE); created if missing;"
-        " without it a new key is made at every start",
-    )
-    return parser
-
-
-def _usage_error(message: str) -> int:
-    print(f"buendnis-idp: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
+def _say(message: str) -> None:
+    print(f"buendnis-idp: {message}", file=sys.stderr, flush=True)
 
 
 def _signing_key(path_text: str | None) -> bytes | None:
-    if not path_text:
-        return None
-    path = Path(path_text)
-    if path.exists():
-        return path.read_bytes()
+    path = Path(path_text) if path_text else None
+    if path is None or path.exists():
+        return path.read_bytes() if path else None
     pem = RSAKey.generate_key(2048).as_pem(private=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
         handle.write(pem)
-    print(f"buendnis-idp: created a new signing key in {path}", file=sys.stderr)
+    _say(f"created a new signing key in {path}")
     return pem
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m buendnis_idp", description="Keycloak-"
+                                     "compatible development identity provider (loopback only).")
+    for option, variable, default, text in OPTIONS:
+        parser.add_argument(option, default=os.environ.get(variable, default),
+                            help=f"{text} (env {variable})")
+    args = parser.parse_args(argv)
     environment = (os.environ.get("BUENDNIS_ENV") or "development").strip().lower()
     if environment != "development":
-        print(
-            f"buendnis-idp: error: refusing to run with BUENDNIS_ENV={environment}: this identity"
-            " provider is for development only (demo users, demo passwords). Use Keycloak with"
-            " infra/keycloak/buendnis-realm.json (docker compose), or set"
-            " BUENDNIS_ENV=development for a local run.",
-            file=sys.stderr,
-        )
+        _say(f"error: refusing to run with BUENDNIS_ENV={environment}: this identity provider is"
+             " for development only (demo users, demo passwords). Use Keycloak with"
+             " infra/keycloak/buendnis-realm.json (docker compose), or set"
+             " BUENDNIS_ENV=development for a local run.")
         return 1
     try:
         host = check_loopback(args.host)
     except NotLoopback as exc:
-        return _usage_error(
-            f"refusing to listen on {args.host!r}: {exc}. This development identity provider"
-            " binds only to loopback (127.0.0.0/8, ::1, localhost)."
-        )
-    try:
-        port = int(args.port)
-        if not 0 <= port <= 65535:
-            raise ValueError
-    except ValueError:
-        return _usage_error(f"invalid port {args.port!r}")
+        _say(f"error: refusing to listen on {args.host!r}: {exc}. This development identity"
+             " provider binds only to loopback (127.0.0.0/8, ::1, localhost).")
+        return 2
+    port = int(args.port) if str(args.port).isdigit() and int(args.port) <= 65535 else None
     realm_file = Path(args.realm_file) if args.realm_file else default_realm_file()
-    if not realm_file.is_file():
-        return _usage_error(
-            f"realm file {realm_file} not found (use --realm-file or IDP_REALM_FILE)"
-        )
-
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if port is None or not realm_file.is_file():
+        _say(f"error: invalid port {args.port!r}" if port is None else
+             f"error: realm file {realm_file} not found (use --realm-file or IDP_REALM_FILE)")
+        return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(BANNER, file=sys.stderr)
     try:
-        signing_key = _signing_key(args.signing_key_file)
-        running = build_server(
-            realm_file,
-            host=host,
-            port=port,
-            issuer_base=args.issuer_base,
-            signing_key_pem=signing_key,
-        )
+        running = build_server(realm_file, host=host, port=port, issuer_base=args.issuer_base,
+                               signing_key_pem=_signing_key(args.signing_key_file))
     except (OSError, ValueError, TypeError, RealmFileError) as exc:
-        print(f"buendnis-idp: cannot start: {exc}", file=sys.stderr)
+        _say(f"cannot start: {exc}")
         return 1
-    idp = running.idp
-    print(
-        f"buendnis-idp: listening on {running.base_url} (realm file {realm_file})", file=sys.stderr
-    )
-    print(f"buendnis-idp: issuer {idp.issuer}", file=sys.stderr)
-    print(
-        "buendnis-idp: DEVELOPMENT ONLY - do not expose, do not use in production.",
-        file=sys.stderr,
-        flush=True,
-    )
+    _say(f"listening on {running.base_url} (realm file {realm_file})")
+    _say(f"issuer {running.idp.issuer}")
+    _say("DEVELOPMENT ONLY - do not expose, do not use in production.")
     try:
         running.serve_forever()
     except KeyboardInterrupt:
-        print("buendnis-idp: stopped", file=sys.stderr, flush=True)  # Ctrl-C: a normal end
+        _say("stopped")  # Ctrl-C: a normal end
     finally:
         running.server.server_close()
     return 0

@@ -17,12 +17,11 @@ from werkzeug.exceptions import HTTPException
 
 from . import browser
 from .claims import USERINFO, ClaimContext, apply_mappers, resolve_client_scopes
-from .oauth import KeycloakError, Server
-from .realm import Realm, User, load_realm
-from .tokens import REFRESH_TOKEN_TYPE, Clock, InvalidToken, SigningKey, TokenService
+from .oauth import AUTH_METHODS, KeycloakError, Server
+from .realm import Realm, Rep, load_realm
+from .tokens import REFRESH_TOKEN_TYPE, InvalidToken, SigningKey, TokenService
 
 log = logging.getLogger(__name__)
-
 EXTENSION = "buendnis_idp"
 
 
@@ -49,14 +48,8 @@ class IdentityProvider:
 
     private_key = property(lambda self: self.signing_key.private_key)
     kid = property(lambda self: self.signing_key.kid)
-
-    @property
-    def clock(self) -> Clock:
-        return self.tokens.clock
-
-    @clock.setter
-    def clock(self, clock: Clock) -> None:
-        self.tokens.clock = clock
+    clock = property(lambda self: self.tokens.clock,
+                     lambda self, clock: setattr(self.tokens, "clock", clock))
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -78,15 +71,15 @@ class IdentityProvider:
         self.tokens.attach(session, client, scopes, openid, scope)
         return self.tokens.issue(user, client, scopes, openid, scope, session)
 
-    def token_user(self, claims: dict[str, Any]) -> User | None:
-        """The user a token names: a realm user, or the service account of its client."""
-        user = self.realm.user_by_id(claims.get("sub"))
+    def token_user(self, claims: dict[str, Any]) -> Rep | None:
+        """The enabled user a token names: a realm user, or its client's service account."""
         client = self.realm.client(claims.get("azp"))
-        account = self.realm.service_account_user(client) if user is None and client else None
-        return account if account is not None and account.id == claims.get("sub") else user
+        user = self.realm.user_by_id(claims.get("sub")) or (
+            client and self.realm.service_account_user(client))
+        return user if user and user["id"] == claims.get("sub") and user["enabled"] else None
 
     def session_holds(self, claims: dict[str, Any]) -> bool:
-        """A token of a session is valid only while the session holds its client."""
+        """A token of a session is valid only while the session holds the token's client."""
         if not claims.get("sid") and claims.get("typ") != REFRESH_TOKEN_TYPE:
             return True
         session = self.tokens.active_session(claims.get("sid"))
@@ -97,8 +90,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
                signing_key_pem: bytes | None = None) -> Flask:
     """Build the identity provider for the realm in `realm_file`; tokens carry
     `<issuer_base>/realms/<realm>` as issuer. Without `signing_key_pem` a new RSA key is made."""
-    realm = load_realm(realm_file)
-    base = issuer_base.rstrip("/")
+    realm, base = load_realm(realm_file), issuer_base.rstrip("/")
     app = Flask(__name__)
     app.json.sort_keys = False  # keep Keycloak's field order in responses
     app.extensions[EXTENSION] = IdentityProvider(
@@ -124,7 +116,9 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
     app.register_error_handler(KeycloakError, _oauth_error)
     app.register_error_handler(RealmNotFound,
                                lambda _: (jsonify(error="Realm does not exist"), 404))
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, lambda exc: (jsonify(
+        error="Unable to find matching target resource method" if exc.code == 404 else exc.name),
+        exc.code or 500))
     log.info("realm %s loaded: %d users, %d organisations, %d clients", realm.name,
              len(realm.users), len(realm.organizations), len(realm.clients))
     return app
@@ -136,8 +130,7 @@ def _idp() -> IdentityProvider:
 
 def _check_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
     if values is not None and "realm" in values:
-        realm = _idp().realm
-        if values.pop("realm") != realm.name or not realm.enabled:
+        if values.pop("realm") != _idp().realm.name or not _idp().realm.enabled:
             raise RealmNotFound()
 
 
@@ -156,35 +149,27 @@ def _realm_info():
 
 
 def _discovery():
-    idp = _idp()
-    auth_methods = ["client_secret_basic", "client_secret_post"]
+    idp, methods = _idp(), ["client_secret_basic", "client_secret_post"]
     return jsonify({
-        "issuer": idp.issuer,
-        "authorization_endpoint": idp.endpoint("auth"),
+        "issuer": idp.issuer, "authorization_endpoint": idp.endpoint("auth"),
         "token_endpoint": idp.endpoint("token"),
         "introspection_endpoint": idp.endpoint("token/introspect"),
         "userinfo_endpoint": idp.endpoint("userinfo"),
-        "end_session_endpoint": idp.endpoint("logout"),
-        "jwks_uri": idp.endpoint("certs"),
+        "end_session_endpoint": idp.endpoint("logout"), "jwks_uri": idp.endpoint("certs"),
         "grant_types_supported": ["authorization_code", "refresh_token", "password",
                                   "client_credentials"],
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "fragment"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": ["none", "login"],
+        "response_types_supported": ["code"], "response_modes_supported": ["query", "fragment"],
+        "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"], "prompt_values_supported": ["none", "login"],
         "scopes_supported": ["openid", *sorted(idp.realm.client_scopes)],
         "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name",
                              "family_name", "preferred_username", "email", "email_verified",
                              "acr", "organization"],
-        "claims_parameter_supported": False,
-        "request_parameter_supported": False,
+        "claims_parameter_supported": False, "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
-        "backchannel_logout_supported": False,
-        "frontchannel_logout_supported": False,
+        "token_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_methods_supported": methods,
+        "backchannel_logout_supported": False, "frontchannel_logout_supported": False,
         "authorization_response_iss_parameter_supported": True,
     })
 
@@ -207,32 +192,30 @@ def _userinfo():
     except InvalidToken:
         raise refuse("invalid_token", "Token verification failed") from None
     user, client = idp.token_user(claims), idp.realm.client(claims.get("azp"))
-    if user is None or not user.enabled or client is None or not idp.session_holds(claims):
+    if user is None or client is None or not idp.session_holds(claims):
         raise refuse("invalid_token", "Token verification failed")
-    session = idp.tokens.active_session(claims.get("sid"))
-    if session is not None:
+    if session := idp.tokens.active_session(claims.get("sid")):
         scopes, _, requested = idp.tokens.client_state(session, client.client_id)
         notes = session.notes
-    else:  # a service account's token: its scopes as the token names them
+    else:  # a service account's token: the scopes the token names
         known = {"openid", *client.default_scopes, *client.optional_scopes}
         requested = " ".join(s for s in claims.get("scope", "").split() if s in known)
-        scopes, _ = resolve_client_scopes(idp.realm, client, requested)
+        scopes = resolve_client_scopes(idp.realm, client, requested)[0]
         notes = {"client_id": client.client_id, "clientHost": request.remote_addr,
                  "clientAddress": request.remote_addr}
     ctx = ClaimContext(idp.realm, client, user, scopes, requested, notes)
-    return jsonify(apply_mappers(USERINFO, {"sub": user.id}, ctx))
+    return jsonify(apply_mappers(USERINFO, {"sub": user["id"]}, ctx))
 
 
 def _logout():
     """The browser's RP-initiated logout, or python-keycloak's logout with a refresh token."""
     form = request.form
+    browser_params = ("id_token_hint", "post_logout_redirect_uri", "state", "ui_locales")
     if request.method == "GET" or not ("refresh_token" in form or request.authorization) and (
-            "client_id" not in form or any(p in form for p in (
-                "id_token_hint", "post_logout_redirect_uri", "state", "ui_locales"))):
+            "client_id" not in form or any(p in form for p in browser_params)):
         return browser.logout()
     idp = _idp()
-    client = idp.server.authenticate_client(idp.server.create_oauth2_request(None),
-                                            ["client_secret_basic", "client_secret_post", "none"])
+    client = idp.server.authenticate_client(idp.server.create_oauth2_request(None), AUTH_METHODS)
     if not form.get("refresh_token"):
         raise KeycloakError(400, "invalid_request", "No refresh token")
     try:
@@ -252,12 +235,6 @@ def _oauth_error(error: KeycloakError):
     response = jsonify(body)
     response.status_code = status
     response.headers.update(dict(headers))
-    if getattr(error, "www_authenticate", None):
-        response.headers["WWW-Authenticate"] = error.www_authenticate
+    if www_authenticate := getattr(error, "www_authenticate", None):
+        response.headers["WWW-Authenticate"] = www_authenticate
     return response
-
-
-def _http_error(exc: HTTPException):
-    if exc.code == 404:
-        return jsonify(error="Unable to find matching target resource method"), 404
-    return jsonify(error=exc.name), exc.code or 500

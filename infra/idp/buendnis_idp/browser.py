@@ -31,7 +31,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from . import pages
-from .realm import Client
+from .realm import Client, check_password, not_set_up
 from .tokens import InvalidToken, Session
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,8 @@ class LoginTransaction:
 
 
 class BrowserState:
-    """In-memory browser state: login transactions, authorization codes, logout confirmations."""
+    """In-memory browser state: login transactions, authorization codes, logout confirmations,
+    and the key of the identity cookie."""
 
     def __init__(self, tokens: Any) -> None:
         self.tokens = tokens
@@ -132,44 +133,32 @@ class BrowserState:
         self.cookie_key = OctKey.import_key(secrets.token_bytes(64))
         self.lock = threading.Lock()
 
-    def _sweep(self, now: int) -> None:
-        realm = self.tokens.realm
-        for store, lifespan in ((self.transactions, realm.access_code_lifespan_login),
-                                (self.confirmations, realm.access_code_lifespan_login),
-                                # Used codes are kept a while longer, so a replay is recognised.
-                                (self.codes, 11 * realm.access_code_lifespan)):
-            for key, item in list(store.items()):
-                created = item.created if isinstance(item, LoginTransaction) else item["created"]
-                if created + lifespan <= now:
-                    del store[key]
-
-    def begin(self, root_id: str, grant: Any, locale: str, auth_url: str) -> LoginTransaction:
-        tx = LoginTransaction(secrets.token_urlsafe(8), root_id, grant, locale, auth_url,
-                              self.tokens.now())
+    def put(self, store: dict[str, Any], key: str, item: Any) -> None:
+        now, setting = self.tokens.now(), self.tokens.realm.setting
+        login, code = setting("accessCodeLifespanLogin", 1800), setting("accessCodeLifespan", 60)
         with self.lock:
-            self._sweep(tx.created)
-            self.transactions[tx.tab_id] = tx
-        return tx
+            # Used codes are kept a while longer, so that a replay is recognised.
+            for items, lifespan in ((self.transactions, login), (self.confirmations, login),
+                                    (self.codes, 11 * code)):
+                for old in [k for k, v in items.items() if lifespan + (
+                        v.created if isinstance(v, LoginTransaction) else v["created"]) <= now]:
+                    del items[old]
+            store[key] = item
 
     def transaction(self, tab_id: str | None, root_id: str) -> LoginTransaction | None:
-        with self.lock:
-            self._sweep(self.tokens.now())
-            tx = self.transactions.get(tab_id or "")
-        return tx if tx and hmac.compare_digest(tx.root_id.encode(), root_id.encode()) else None
-
-    def finish(self, tx: LoginTransaction) -> None:
-        with self.lock:
-            self.transactions.pop(tx.tab_id, None)
+        tx = self.transactions.get(tab_id or "")
+        if tx is None or tx.created + self.tokens.realm.setting("accessCodeLifespanLogin", 1800) \
+                <= self.tokens.now():
+            return None
+        return tx if hmac.compare_digest(tx.root_id.encode(), root_id.encode()) else None
 
     def issue_code(self, session: Session, client: Client, data: dict[str, Any], acr: str) -> str:
         code = f"{uuid.uuid4()}.{session.id}.{client.id}"  # Keycloak's code format
-        with self.lock:
-            self.codes[code] = {
-                "session_id": session.id, "client_id": client.client_id, "acr": acr,
-                "redirect_uri": data.get("redirect_uri"), "scope": data.get("scope") or "",
-                "nonce": data.get("nonce"), "code_challenge": data.get("code_challenge"),
-                "code_challenge_method": data.get("code_challenge_method"),
-                "created": self.tokens.now(), "used": False}
+        keys = ("redirect_uri", "scope", "nonce", "code_challenge", "code_challenge_method")
+        self.put(self.codes, code, {
+            **{k: data.get(k) for k in keys}, "scope": data.get("scope") or "", "acr": acr,
+            "session_id": session.id, "client_id": client.client_id,
+            "created": self.tokens.now(), "used": False})
         return code
 
     def redeem(self, code: str) -> tuple[Any, str]:
@@ -181,19 +170,9 @@ class BrowserState:
             if data is None or data["used"]:
                 return data, "unknown" if data is None else "used"
             data["used"] = True
-        expired = data["created"] + self.tokens.realm.access_code_lifespan <= self.tokens.now()
-        return AuthorizationCode(data), "expired" if expired else "ok"
-
-    def confirmation(self, **conf: Any) -> str:
-        code = secrets.token_urlsafe(32)
-        with self.lock:
-            self._sweep(self.tokens.now())
-            self.confirmations[code] = {**conf, "created": self.tokens.now()}
-        return code
-
-    def take_confirmation(self, code: str | None) -> dict[str, Any] | None:
-        with self.lock:
-            return self.confirmations.pop(code or "", None)
+        lifespan = self.tokens.realm.setting("accessCodeLifespan", 60)
+        return AuthorizationCode(data), \
+            "expired" if data["created"] + lifespan <= self.tokens.now() else "ok"
 
     def identity_cookie(self, session: Session) -> str:
         claims = {"iat": self.tokens.now(), "jti": str(uuid.uuid4()), "iss": self.tokens.issuer,
@@ -290,15 +269,17 @@ def authorize() -> Response:
     max_age = int(params["max_age"]) if params.get("max_age", "").isdigit() else None
     session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     user = idp.realm.user_by_id(session.user_id) if session else None
-    if session is not None and user is not None and user.enabled and "login" not in prompt and (
+    if session is not None and user is not None and user["enabled"] and "login" not in prompt and (
             max_age is None or idp.tokens.now() - session.notes["AUTH_TIME"] <= max_age):
-        log.info("client %s: user %s signed in by SSO cookie", client.client_id, user.id)
+        log.info("client %s: user %s signed in by SSO cookie", client.client_id, user["id"])
         return _complete(idp, grant, session, "0")
     if "none" in prompt:
         return refuse("login_required")
     root_id = request.cookies.get(AUTH_SESSION_COOKIE) or secrets.token_urlsafe(24)
     kept = [(k, v) for k, v in params.items() if k != "ui_locales"]
-    tx = idp.browser.begin(root_id, grant, locale, f"{idp.endpoint('auth')}?{urlencode(kept)}")
+    tx = LoginTransaction(secrets.token_urlsafe(8), root_id, grant, locale,
+                          f"{idp.endpoint('auth')}?{urlencode(kept)}", idp.tokens.now())
+    idp.browser.put(idp.browser.transactions, tx.tab_id, tx)
     response = _login_form(idp, tx, params.get("login_hint") or "")
     _cookie(response, AUTH_SESSION_COOKIE, root_id)
     return response
@@ -344,26 +325,25 @@ def login_action() -> Response:
 
     username = tx.attempted_username = (request.form.get("username") or "").strip()
     user = idp.realm.user_by_login(username) if username else None
-    if user is None or user.service_account_client_id or \
-            not user.check_password(request.form.get("password") or ""):
+    if user is None or user.get("serviceAccountClientId") or \
+            not check_password(user, request.form.get("password") or ""):
         log.info("browser login for client %s: invalid user credentials", client.client_id)
         return _login_form(idp, tx, username, pages.text(locale, "invalid"))
-    if not user.enabled or user.not_set_up:  # Keycloak would ask for the required actions
+    if not user["enabled"] or not_set_up(user):  # Keycloak would ask for the required actions
         return _login_form(idp, tx, username,
-                           pages.text(locale, "not_set_up" if user.enabled else "disabled"))
+                           pages.text(locale, "not_set_up" if user["enabled"] else "disabled"))
     session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
-    if session is not None and session.user_id != user.id:
+    if session is not None and session.user_id != user["id"]:
         other = idp.realm.user_by_id(session.user_id)
         return _error(locale, f"You are already authenticated as different user "
-                      f"'{other.username if other else session.user_id}' in this session. "
+                      f"'{other['username'] if other else session.user_id}' in this session. "
                       "Please sign out first.")
     if session is None:
-        session = idp.tokens.start_session(user)
-        session.sso = True
+        session = idp.tokens.start_session(user, sso=True)
     else:
         session.notes["AUTH_TIME"] = idp.tokens.now()
-    idp.browser.finish(tx)
-    log.info("browser login for client %s: user %s logged in", client.client_id, user.id)
+    idp.browser.transactions.pop(tx.tab_id, None)
+    log.info("browser login for client %s: user %s logged in", client.client_id, user["id"])
     response = _complete(idp, tx.grant, session, "1")
     _cookie(response, IDENTITY_COOKIE, idp.browser.identity_cookie(session))
     # KEYCLOAK_SESSION in Keycloak 26: a SHA-256 of the session id, not the id itself.
@@ -399,9 +379,10 @@ def logout() -> Response:
             return _error(locale, "Invalid redirect uri")
     cookie_session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if claims is None:  # without a valid hint Keycloak asks the user to confirm
-        code = idp.browser.confirmation(
-            session_id=cookie_session.id if cookie_session else None, redirect_uri=redirect_uri,
-            state=state, locale=locale)
+        code = secrets.token_urlsafe(32)
+        idp.browser.put(idp.browser.confirmations, code, {
+            "session_id": cookie_session.id if cookie_session else None, "state": state,
+            "redirect_uri": redirect_uri, "locale": locale, "created": idp.tokens.now()})
         return _html(pages.logout_confirm_page(locale, idp.endpoint("logout/logout-confirm"), code))
     hinted = idp.tokens.active_session(claims.get("sid"))
     for session in (hinted if hinted and hinted.user_id == claims.get("sub") else None,
@@ -413,7 +394,7 @@ def logout() -> Response:
 
 def logout_confirm() -> Response:
     idp = _idp()
-    conf = idp.browser.take_confirmation(request.form.get("session_code"))
+    conf = idp.browser.confirmations.pop(request.form.get("session_code") or "", None)
     if conf is None:
         return _error(pages.pick_locale(None, request.headers.get("Accept-Language")),
                       "Logout failed")

@@ -1,26 +1,26 @@
 """Protocol mappers: how the realm file's mappers turn a user, a client and its scopes into claims.
 
-This is the part of the provider that is our domain rather than OAuth: the realm's client scopes
-decide which mappers run, and each mapper type used by a Keycloak 26 realm is followed closely
-enough that a token from here and one from Keycloak carry the same claims for the same file
-(roles in `realm_access`, the organisation with its id and attributes, the API audience).
+This is our domain rather than OAuth: the realm's client scopes decide which mappers run, and
+each mapper type a Keycloak 26 realm uses follows Keycloak closely enough that a token from here
+and one from Keycloak carry the same claims for the same file (roles in `realm_access`, the
+organisation with its id and attributes, the API audience).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .realm import Client, ClientScope, Organization, Realm, User
+from .realm import Client, Realm, Rep
 
 log = logging.getLogger(__name__)
 
 ACCESS, ID, USERINFO = "access.token.claim", "id.token.claim", "userinfo.token.claim"
+ORGANIZATION_MAPPER = "oidc-organization-membership-mapper"
 
 
 class InvalidScope(Exception):
@@ -31,134 +31,114 @@ class InvalidScope(Exception):
 class ClaimContext:
     realm: Realm
     client: Client
-    user: User
-    scopes: Sequence[ClientScope]
+    user: Rep
+    scopes: list[Rep]  # the active client scopes
     requested_scope: str = ""
-    session_notes: Mapping[str, Any] = field(default_factory=dict)
+    notes: Mapping[str, Any] = field(default_factory=dict)  # the user session's notes
     audiences: list[str] = field(default_factory=list)
 
 
-def resolve_client_scopes(
-    realm: Realm, client: Client, scope_param: str | None
-) -> tuple[list[ClientScope], bool]:
+def maps_organizations(scope: Rep) -> bool:
+    return any(m.get("protocolMapper") == ORGANIZATION_MAPPER
+               for m in scope.get("protocolMappers") or [])
+
+
+def resolve_client_scopes(realm: Realm, client: Client, scope_param: str | None
+                          ) -> tuple[list[Rep], bool]:
     """The client's default scopes plus the requested optional ones, and whether `openid` was
     asked for; InvalidScope, as in Keycloak, for a scope the client has neither way."""
-    active = [s for s in (realm.client_scopes.get(n) for n in client.default_scopes) if s]
-    requested = (scope_param or "").split()
-    for item in requested:
+    active = [realm.client_scopes[n] for n in client.default_scopes if n in realm.client_scopes]
+    for item in (scope_param or "").split():
         base, dynamic, _ = item.partition(":")
         scope = realm.client_scopes.get(base)
         if item == "openid" or (scope in active and not dynamic):
             continue
-        allowed = base in client.default_scopes or base in client.optional_scopes
         # Only the organization scope takes a value ("organization:<alias>", "organization:*").
-        if scope is None or not allowed or (dynamic and not scope.maps_organizations):
-            raise InvalidScope(scope_param or "")
-        if scope not in active:
-            active.append(scope)
-    return active, "openid" in requested
+        if scope is None or base not in client.default_scopes + client.optional_scopes or (
+                dynamic and not maps_organizations(scope)):
+            raise InvalidScope(scope_param)
+        active += [] if scope in active else [scope]
+    return active, "openid" in (scope_param or "").split()
 
 
-def token_scope_string(scopes: Sequence[ClientScope], openid: bool) -> str:
-    names = sorted(s.name for s in scopes if s.include_in_token_scope)
+def token_scope_string(scopes: list[Rep], openid: bool) -> str:
+    names = sorted(s["name"] for s in scopes
+                   if (s.get("attributes") or {}).get("include.in.token.scope", "true") == "true")
     return " ".join((["openid"] if openid else []) + names)
 
 
 def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[str, Any]:
     """Run every mapper of the client and its active scopes that is switched on for `kind`."""
-    mappers = [*ctx.client.mappers, *(m for s in ctx.scopes for m in s.mappers)]
+    mappers = [*(ctx.client.rep.get("protocolMappers") or []),
+               *(m for s in ctx.scopes for m in s.get("protocolMappers") or [])]
     for mapper in mappers:
-        if mapper["config"].get(kind) != "true":
+        config = mapper.get("config") or {}
+        if config.get(kind) != "true":
             continue
-        handler = _HANDLERS.get(mapper["protocolMapper"])
-        if handler is None:
+        if (handler := _HANDLERS.get(mapper["protocolMapper"])) is None:
             log.warning("mapper type %s is not supported here; skipped", mapper["protocolMapper"])
         else:
-            handler(claims, mapper["config"], ctx)
+            handler(claims, config, ctx)
     return claims
 
 
-_DOT = re.compile(r"(?<!\\)\.")
-
-
 def _set_claim(claims: dict[str, Any], name: str, value: Any, client_id: str) -> None:
-    """Keycloak's nested claim names: `realm_access.roles`, `\\.` for a literal dot."""
-    path = [p.replace("\\.", ".") for p in _DOT.split(name.replace("${client_id}", client_id))]
-    node = claims
-    for part in path[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[path[-1]] = value
-
-
-def _convert(value: Any, json_type: str | None) -> Any:
-    kind = (json_type or "String").lower()
-    try:
-        if kind in {"long", "int"}:
-            return int(value)
-        if kind == "boolean":
-            return value if isinstance(value, bool) else str(value).lower() == "true"
-        if kind == "json":
-            return json.loads(value) if isinstance(value, str) else value
-    except (TypeError, ValueError):
-        return None
-    return value if isinstance(value, (str, dict, list)) else str(value)
+    """Keycloak's nested claim names: `realm_access.roles`; `\\.` is a literal dot."""
+    *parents, last = [p.replace("\\.", ".") for p in
+                      re.split(r"(?<!\\)\.", name.replace("${client_id}", client_id))]
+    for part in parents:
+        if not isinstance(claims.get(part), dict):
+            claims[part] = {}
+        claims = claims[part]
+    claims[last] = value
 
 
 def _map_values(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext,
-                values: Sequence[Any]) -> None:
-    converted = [v for v in (_convert(v, config.get("jsonType.label")) for v in values)
-                 if v is not None]
-    if config.get("claim.name") and converted:
-        value = converted if config.get("multivalued") == "true" else converted[0]
+                values: list[Any]) -> None:
+    kind = config.get("jsonType.label", "String").lower()
+    if kind in ("long", "int"):
+        values = [int(v) for v in values if str(v).lstrip("-").isdigit()]
+    elif kind == "boolean":
+        values = [v if isinstance(v, bool) else str(v).lower() == "true" for v in values]
+    if config.get("claim.name") and values:
+        value = values if config.get("multivalued") == "true" else values[0]
         _set_claim(claims, config["claim.name"], value, ctx.client.client_id)
 
 
-_USER_FIELDS: dict[str, Callable[[User], Any]] = {
-    "username": lambda u: u.username, "email": lambda u: u.email, "id": lambda u: u.id,
-    "firstName": lambda u: u.first_name, "lastName": lambda u: u.last_name,
-    "emailVerified": lambda u: u.email_verified, "enabled": lambda u: u.enabled,
-}
-
-
 def _user_attribute(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    # Keycloak's user properties (username, email, firstName, emailVerified) are the names of
+    # the user's fields in the realm file; anything else is a user attribute.
     name = config.get("user.attribute", "")
-    if name in _USER_FIELDS:
-        value = _USER_FIELDS[name](ctx.user)
-        values = [] if value is None or value == "" else [value]
-    else:
-        values = list(ctx.user.attributes.get(name, ()))
-    _map_values(claims, config, ctx, values)
+    value = ctx.user.get(name)
+    values = (ctx.user.get("attributes") or {}).get(name, []) if value is None else value
+    values = values if isinstance(values, list) else [values]
+    _map_values(claims, config, ctx, [v for v in values if v not in (None, "")])
 
 
 def _full_name(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    parts = [p for p in (ctx.user.first_name, ctx.user.last_name) if p]
-    if parts:
-        claims["name"] = " ".join(parts)
+    if name := " ".join(p for p in (ctx.user.get("firstName"), ctx.user.get("lastName")) if p):
+        claims["name"] = name
 
 
 def _session_note(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    note = ctx.session_notes.get(config.get("user.session.note", ""))
-    if note is not None:
+    if (note := ctx.notes.get(config.get("user.session.note", ""))) is not None:
         _map_values(claims, config, ctx, [note])
 
 
 def _realm_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    roles = [config.get("usermodel.realmRoleMapping.rolePrefix", "") + r
-             for r in ctx.user.realm_roles]
-    if roles:
-        value = roles if config.get("multivalued", "true") == "true" else roles[0]
-        _set_claim(claims, config.get("claim.name") or "realm_access.roles", value,
+    prefix = config.get("usermodel.realmRoleMapping.rolePrefix", "")
+    if roles := [prefix + r for r in ctx.user.get("realmRoles") or []]:
+        _set_claim(claims, config.get("claim.name") or "realm_access.roles",
+                   roles if config.get("multivalued", "true") == "true" else roles[0],
                    ctx.client.client_id)
 
 
 def _client_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
     only = config.get("usermodel.clientRoleMapping.clientId")
-    for client_id, roles in ctx.user.client_roles.items():
-        if roles and (not only or client_id == only):
-            name = config.get("claim.name") or "resource_access.${client_id}.roles"
-            _set_claim(claims, name, list(roles), client_id)
+    for client_id, roles in (ctx.user.get("clientRoles") or {}).items():
+        if roles and only in (None, "", client_id):
+            _set_claim(claims, config.get("claim.name") or "resource_access.${client_id}.roles",
+                       list(roles), client_id)
 
 
 def _audience(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
@@ -169,77 +149,58 @@ def _audience(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimConte
 
 def _audience_resolve(claims: dict[str, Any], config: Mapping[str, str],
                       ctx: ClaimContext) -> None:
-    for client_id, roles in ctx.user.client_roles.items():
-        if roles and client_id != ctx.client.client_id and client_id not in ctx.audiences:
+    for client_id, roles in (ctx.user.get("clientRoles") or {}).items():
+        if roles and client_id not in (ctx.client.client_id, *ctx.audiences):
             ctx.audiences.append(client_id)
 
 
-def web_origins(client: Client) -> list[str]:
-    """The client's web origins; "+" stands for the origins of its redirect URIs."""
-    origins: list[str] = []
-    for origin in client.web_origins:
-        if origin != "+":
-            origins.append(origin)
-            continue
-        for uri in client.redirect_uris:
-            parts = urlsplit(uri)
-            origins += [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
-    return list(dict.fromkeys(origins))
-
-
 def _allowed_origins(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    if origins := web_origins(ctx.client):
-        claims["allowed-origins"] = origins
-
-
-def _acr(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    # Keycloak: "1" after a login with credentials, "0" when the SSO cookie signed the user in.
-    claims["acr"] = str(ctx.session_notes.get("ACR_LEVEL", "1"))
+    origins: list[str] = []
+    for origin in ctx.client.rep.get("webOrigins") or []:  # "+": the redirect URIs' origins
+        parts = [urlsplit(u) for u in ctx.client.redirect_uris] if origin == "+" else []
+        origins += [f"{p.scheme}://{p.netloc}" for p in parts if p.netloc] if parts else [origin]
+    if origins:
+        claims["allowed-origins"] = list(dict.fromkeys(origins))
 
 
 def _organization(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    """Keycloak 26's Organization Membership mapper: only for an active scope that holds it;
+    """Keycloak 26's Organization Membership mapper, for an active scope that holds it:
     `organization` maps the user's single organisation, `organization:<alias>` that one,
     `organization:*` all of them."""
-    scope_names = {s.name for s in ctx.scopes if s.maps_organizations}
-    if not ctx.realm.organizations_enabled or ctx.user.service_account_client_id or \
-            not scope_names:
+    names = {s["name"] for s in ctx.scopes if maps_organizations(s)}
+    if not ctx.realm.organizations_enabled or ctx.user.get("serviceAccountClientId") or not names:
         return
-    organizations = [o for o in _requested_organizations(ctx, scope_names) if o.enabled]
-    if not organizations:
+    memberships = ctx.realm.organizations_of(ctx.user)
+    # The plain scope maps the user's organisation when there is exactly one; Keycloak would ask
+    # the user to pick one in a browser login, which a token request cannot do.
+    chosen = memberships if len(memberships) == 1 else []
+    for name, _, value in (item.partition(":") for item in ctx.requested_scope.split()):
+        if name in names and value:
+            chosen = [o for o in memberships if value in ("*", o["alias"])]
+            break
+    if not chosen:
         return
     multivalued = config.get("multivalued", "true") == "true"
     add_id = multivalued and config.get("addOrganizationId") == "true"
     add_attributes = multivalued and config.get("addOrganizationAttributes") == "true"
     if not multivalued:
-        value: Any = organizations[0].alias
+        value: Any = chosen[0]["alias"]
     elif add_id or add_attributes or config.get("jsonType.label") == "JSON":
-        value = {o.alias: _organization_claim(o, add_id, add_attributes) for o in organizations}
+        value = {o["alias"]: {**({"id": o.get("id") or o["alias"]} if add_id else {}),
+                              **((o.get("attributes") or {}) if add_attributes else {})}
+                 for o in chosen}
     else:
-        value = [o.alias for o in organizations]
+        value = [o["alias"] for o in chosen]
     _set_claim(claims, config.get("claim.name") or "organization", value, ctx.client.client_id)
 
 
-def _organization_claim(org: Organization, add_id: bool, add_attributes: bool) -> dict[str, Any]:
-    claim: dict[str, Any] = {"id": org.id} if add_id else {}
-    if add_attributes:
-        claim.update({k: list(v) for k, v in org.attributes.items()})
-    return claim
-
-
-def _requested_organizations(ctx: ClaimContext, scope_names: set[str]) -> list[Organization]:
-    memberships = ctx.realm.organizations_of(ctx.user)
-    for item in ctx.requested_scope.split():
-        name, _, value = item.partition(":")
-        if name in scope_names and value:
-            return memberships if value == "*" else [o for o in memberships if o.alias == value]
-    # The plain scope maps the user's organisation when there is exactly one; Keycloak would ask
-    # the user to pick one in a browser login, which a token request cannot do.
-    return memberships if len(memberships) == 1 else []
+def _acr(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    # Keycloak: "1" after a login with credentials, "0" when the SSO cookie signed the user in.
+    claims["acr"] = str(ctx.notes.get("ACR_LEVEL", "1"))
 
 
 _HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext], None]] = {
-    "oidc-sub-mapper": lambda claims, config, ctx: claims.__setitem__("sub", ctx.user.id),
+    "oidc-sub-mapper": lambda claims, config, ctx: claims.update(sub=ctx.user["id"]),
     "oidc-usermodel-attribute-mapper": _user_attribute,
     "oidc-usermodel-property-mapper": _user_attribute,
     "oidc-full-name-mapper": _full_name,
@@ -250,5 +211,5 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext],
     "oidc-audience-resolve-mapper": _audience_resolve,
     "oidc-allowed-origins-mapper": _allowed_origins,
     "oidc-acr-mapper": _acr,
-    "oidc-organization-membership-mapper": _organization,
+    ORGANIZATION_MAPPER: _organization,
 }

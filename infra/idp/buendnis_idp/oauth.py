@@ -1,7 +1,7 @@
-"""The OAuth 2.0 side on Authlib's authorization server: token endpoint grants and introspection.
+"""The OAuth 2.0 side on Authlib's authorization server: the grants and introspection.
 
 Authlib does the protocol: it picks the grant for `grant_type`, authenticates the client (HTTP
-Basic, form, or none for public clients), checks the code's redirect URI and PKCE verifier,
+Basic, form, or none for public clients), checks the code's redirect URI, scope and PKCE,
 validates refresh tokens against their client and answers introspection. What is ours is what
 Keycloak adds: its per-client grant rules and error texts, sessions, and the token contents.
 """
@@ -22,33 +22,38 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import request as flask_request
 
 from .claims import InvalidScope, resolve_client_scopes
-from .realm import Client, User
+from .realm import Client, Rep, check_password, not_set_up
 from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, Session
 
 log = logging.getLogger(__name__)
 # Authlib logs tokens, usernames and clients at DEBUG: none of them may reach a log.
 logging.getLogger("authlib").setLevel(logging.INFO)
 
-INVALID_CLIENT = "Invalid client or Invalid client credentials"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+#: Keycloak's checks of the client for each grant: (allowed?, error text).
+GRANT_RULES = {
+    "password": [(lambda c: c.flag("directAccessGrantsEnabled"),
+                  "Client not allowed for direct access grants")],
+    "client_credentials": [
+        (lambda c: not c.public, "Public client not allowed to retrieve service account"),
+        (lambda c: c.flag("serviceAccountsEnabled"),
+         "Client not enabled to retrieve service account")],
+    "authorization_code": [(lambda c: c.flag("standardFlowEnabled", True),
+                            "Client not allowed to exchange code")],
+    "refresh_token": [],
+}
+# Authlib's PKCE texts, as Keycloak words them.
+_PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
+               "Invalid 'code_verifier'": "PKCE invalid code verifier",
+               "Invalid 'code_challenge'": "Invalid parameter: code_challenge",
+               "Unsupported 'code_challenge_method'": "Invalid parameter: code_challenge_method"}
 
 
 class KeycloakError(OAuth2Error):
     """An error answered with Keycloak's status, code and text."""
 
-    def __init__(self, status: int, error: str, description: str | None = None, **kwargs: Any):
-        super().__init__(description, status_code=status, error=error, **kwargs)
-
-
-#: Keycloak's checks of the client for each grant: (allowed?, error text).
-GRANT_RULES = {
-    "password": [(lambda c: c.direct_access_grants, "Client not allowed for direct access grants")],
-    "client_credentials": [
-        (lambda c: not c.public, "Public client not allowed to retrieve service account"),
-        (lambda c: c.service_accounts, "Client not enabled to retrieve service account")],
-    "authorization_code": [(lambda c: c.standard_flow, "Client not allowed to exchange code")],
-    "refresh_token": [],
-}
+    def __init__(self, status: int, error: str, description: str | None = None):
+        super().__init__(description, status_code=status, error=error)
 
 
 class _Request(FlaskOAuth2Request):
@@ -71,10 +76,10 @@ class Server(AuthorizationServer):
 
     def query_client(self, client_id: str) -> Client | None:
         client = self.idp.realm.client(client_id)
-        return client if client is not None and client.enabled else None
+        return client if client is not None and client.flag("enabled", True) else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        """Tokens are self-contained JWTs; the sessions they belong to are kept by TokenService."""
+        """Tokens are self-contained JWTs; their sessions are kept by the TokenService."""
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         return request if isinstance(request, OAuth2Request) else _Request(flask_request)
@@ -93,68 +98,73 @@ class Server(AuthorizationServer):
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError:
             log.info("client authentication failed")  # no client id: it may be a secret typed
-            raise KeycloakError(401, "invalid_client", INVALID_CLIENT) from None
+            raise KeycloakError(401, "invalid_client",
+                                "Invalid client or Invalid client credentials") from None
 
 
 class _KeycloakGrant:
     """What every grant adds to Authlib's: Keycloak's client rules, scopes and tokens."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
-    GRANT_TYPE: str
-    request: OAuth2Request
-    server: Server
+    session: Session | None = None
 
     def authenticate_token_endpoint_client(self) -> Client:
         client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
-        for allowed, text in GRANT_RULES[self.GRANT_TYPE]:
+        for allowed, text in GRANT_RULES[self.GRANT_TYPE]:  # type: ignore[attr-defined]
             if not allowed(client):
                 raise KeycloakError(400, "unauthorized_client", text)
         return client
 
     def validate_requested_scope(self) -> None:
-        self.scopes(self.request.payload.scope or "")
+        self.scopes(self.request.payload.scope)  # type: ignore[attr-defined]
 
-    def scopes(self, scope: str) -> tuple[list[Any], bool]:
+    def scopes(self, scope: str | None) -> tuple[list[Rep], bool]:
         try:
             return resolve_client_scopes(self.server.idp.realm, self.request.client, scope)
         except InvalidScope:
             raise KeycloakError(400, "invalid_scope", f"Invalid scopes: {scope}") from None
 
-    def issue(self, user: User, scope: str, session: Session | None, **kwargs: Any) -> dict:
+    def session_user(self) -> Rep:
+        assert self.session is not None
+        user = self.server.idp.realm.user_by_id(self.session.user_id)
+        if user is None or not user["enabled"]:
+            raise KeycloakError(400, "invalid_grant", "User disabled")
+        return user
+
+    def issue(self, user: Rep, scope: str | None, **kwargs: Any) -> dict[str, Any]:
+        client, tokens = self.request.client, self.server.idp.tokens  # type: ignore[attr-defined]
         scopes, openid = self.scopes(scope)
-        tokens = self.server.idp.tokens
-        if session is not None:
-            tokens.attach(session, self.request.client, scopes, openid, scope)
-        return tokens.issue(user, self.request.client, scopes, openid, scope, session, **kwargs)
+        if self.session is not None:
+            tokens.attach(self.session, client, scopes, openid, scope or "")
+        log.info("%s grant for client %s: user %s", self.GRANT_TYPE, client.client_id, user["id"])
+        return tokens.issue(user, client, scopes, openid, scope or "", self.session, **kwargs)
 
 
 class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant):
-    def authenticate_user(self, username: str, password: str) -> User:
+    def authenticate_user(self, username: str, password: str) -> Rep:
         user = self.server.idp.realm.user_by_login(username)
-        if user is None or user.service_account_client_id or not user.check_password(password):
+        if user is None or user.get("serviceAccountClientId") or not check_password(user, password):
             log.info("password grant refused: invalid user credentials")
             raise KeycloakError(401, "invalid_grant", "Invalid user credentials")
-        if not user.enabled:
-            raise KeycloakError(400, "invalid_grant", "Account disabled")
-        if user.not_set_up:
-            raise KeycloakError(400, "invalid_grant", "Account is not fully set up")
+        if not user["enabled"] or not_set_up(user):
+            raise KeycloakError(400, "invalid_grant", "Account is not fully set up"
+                                if user["enabled"] else "Account disabled")
         return user
 
-    def generate_token(self, user: User, scope: str | None = None, **_: Any) -> dict:
-        log.info("password grant for client %s: user %s", self.request.client.client_id, user.id)
-        return self.issue(user, scope or "", self.server.idp.tokens.start_session(user))
+    def generate_token(self, user: Rep, scope: str | None = None, **_: Any) -> dict[str, Any]:
+        self.session = self.server.idp.tokens.start_session(user)
+        return self.issue(user, scope)
 
 
 class ClientCredentialsGrant(_KeycloakGrant, grants.ClientCredentialsGrant):
-    def generate_token(self, scope: str | None = None, **_: Any) -> dict:
+    def generate_token(self, scope: str | None = None, **_: Any) -> dict[str, Any]:
         client = self.request.client
         user = self.server.idp.realm.service_account_user(client)
-        if user is None or not user.enabled:
+        if user is None or not user["enabled"]:
             raise KeycloakError(400, "invalid_grant", "Account disabled")
         address = flask_request.remote_addr or ""
         notes = {"client_id": client.client_id, "clientHost": address, "clientAddress": address}
-        # Keycloak keeps no session (and issues no refresh token) for client credentials.
-        return self.issue(user, scope or "", None, notes=notes)
+        return self.issue(user, scope, notes=notes)  # no session, so no refresh token
 
 
 class RefreshToken(dict):
@@ -174,7 +184,7 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken:
-        tokens = self.server.idp.tokens
+        tokens, realm = self.server.idp.tokens, self.server.idp.realm
         try:
             claims = RefreshToken(tokens.verify_refresh_token(refresh_token))
         except InvalidToken as exc:
@@ -184,26 +194,22 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
             raise KeycloakError(400, "invalid_grant", "Session not active")
         if claims["azp"] not in self.session.clients:
             raise KeycloakError(400, "invalid_grant", "Session doesn't have required client")
-        if self.server.idp.realm.revoke_refresh_token and \
+        if realm.rep.get("revokeRefreshToken") and \
                 claims["jti"] in self.session.used_refresh_tokens:
             raise KeycloakError(400, "invalid_grant",
                                 "Maximum allowed refresh token reuse exceeded")
         return claims
 
-    def authenticate_user(self, refresh_token: RefreshToken) -> User:
-        user = self.server.idp.realm.user_by_id(self.session.user_id)
-        if user is None or not user.enabled:
-            raise KeycloakError(400, "invalid_grant", "User disabled")
-        return user
+    def authenticate_user(self, refresh_token: RefreshToken) -> Rep:
+        return self.session_user()
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        if self.server.idp.realm.revoke_refresh_token:
+        if self.server.idp.realm.rep.get("revokeRefreshToken"):
             self.session.used_refresh_tokens.add(refresh_token["jti"])
 
-    def generate_token(self, user: User, **_: Any) -> dict:
-        _, _, requested = self.server.idp.tokens.client_state(self.session, self.request.client
-                                                              .client_id)
-        return self.issue(user, requested, self.session)
+    def generate_token(self, user: Rep, **_: Any) -> dict[str, Any]:
+        client_id = self.request.client.client_id
+        return self.issue(user, self.server.idp.tokens.client_state(self.session, client_id)[2])
 
 
 class AuthorizationCode(dict):
@@ -217,73 +223,56 @@ class AuthorizationCode(dict):
 
 
 class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
-    """The token side of the browser login; its authorization side is in browser.py."""
+    """The browser login's grant: /auth validates with it (browser.py), the token endpoint
+    exchanges its codes."""
 
-    def create_authorization_response(self, redirect_uri: str, login: tuple) -> tuple:
+    def create_authorization_response(self, redirect_uri: str, login: Any) -> tuple:
         """Keycloak's answer to a login: state, session_state, iss and code, in that order."""
-        session, acr = login
+        self.session, acr = login
         data, client, idp = self.request.payload.data, self.request.client, self.server.idp
-        scope = data.get("scope") or ""
-        idp.tokens.attach(session, client, *self.scopes(scope), scope)
+        idp.tokens.attach(self.session, client, *self.scopes(data.get("scope")),
+                          data.get("scope") or "")
         params = [("state", data["state"])] if data.get("state") is not None else []
-        params.append(("session_state", session.id))
+        params.append(("session_state", self.session.id))
         if client.attributes.get("exclude.issuer.from.auth.response") != "true":
             params.append(("iss", idp.issuer))
-        params.append(("code", idp.browser.issue_code(session, client, data, acr)))
-        fragment = data.get("response_mode") == "fragment"
-        uri = add_params_to_uri(redirect_uri, params, fragment)
+        params.append(("code", idp.browser.issue_code(self.session, client, data, acr)))
+        uri = add_params_to_uri(redirect_uri, params, data.get("response_mode") == "fragment")
         return 302, "", [("Location", uri), ("Cache-Control", "no-store")]
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode:
-        idp = self.server.idp
-        data, status = idp.browser.redeem(code)  # a code is used once, even by a failed check
-        if status == "used":
+        tokens = self.server.idp.tokens
+        data, status = self.server.idp.browser.redeem(code)  # used once, even by a failed check
+        if status == "used" and (session := tokens.active_session(data["session_id"])):
             # Keycloak: a code used twice detaches the client from the session, which revokes
             # the tokens issued for the first use.
-            session = idp.tokens.active_session(data["session_id"])
-            if session is not None and session.clients.pop(data["client_id"], None):
-                log.warning("authorization code of client %s used twice: tokens revoked",
-                            data["client_id"])
-        if status != "ok":
+            if session.clients.pop(data["client_id"], None):
+                log.warning("code of client %s used twice: tokens revoked", data["client_id"])
+        self.session = tokens.active_session(data["session_id"]) if status == "ok" else None
+        if self.session is None:
             raise KeycloakError(400, "invalid_grant",
                                 "Code is expired" if status == "expired" else "Code not valid")
-        self.session = idp.tokens.active_session(data["session_id"])
-        if self.session is None:
-            raise KeycloakError(400, "invalid_grant", "Code not valid")
         if data["client_id"] != client.client_id:
             raise KeycloakError(400, "invalid_grant", "Auth error")
-        if data["redirect_uri"] is not None and \
-                self.request.payload.redirect_uri != data["redirect_uri"]:
+        if data["redirect_uri"] != self.request.payload.redirect_uri:
             raise KeycloakError(400, "invalid_grant", "Incorrect redirect_uri")
         return data
 
-    def authenticate_user(self, code: AuthorizationCode) -> User:
-        user = self.server.idp.realm.user_by_id(self.session.user_id)
-        if user is None or not user.enabled:
-            raise KeycloakError(400, "invalid_grant", "User disabled")
-        return user
+    def authenticate_user(self, code: AuthorizationCode) -> Rep:
+        return self.session_user()
 
     def delete_authorization_code(self, code: AuthorizationCode) -> None:
         """Redeeming it used it up already."""
 
-    def generate_token(self, user: User, scope: str | None = None, **_: Any) -> dict:
+    def generate_token(self, user: Rep, scope: str | None = None, **_: Any) -> dict[str, Any]:
         code = self.request.authorization_code
         nonce = {"nonce": code["nonce"]} if code["nonce"] is not None else None
-        log.info("code exchanged for client %s: user %s", self.request.client.client_id, user.id)
-        return self.issue(user, scope or "", self.session, notes={"ACR_LEVEL": code["acr"]},
-                          id_claims=nonce)
-
-
-_CHALLENGE_TEXTS = {"Invalid 'code_challenge'": "Invalid parameter: code_challenge",
-                    "Unsupported 'code_challenge_method'":
-                    "Invalid parameter: code_challenge_method"}
-_PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
-               "Invalid 'code_verifier'": "PKCE invalid code verifier"}
+        return self.issue(user, scope, notes={"ACR_LEVEL": code["acr"]}, id_claims=nonce)
 
 
 class KeycloakPKCE(CodeChallenge):
-    """Authlib's PKCE with Keycloak's rules at /auth (the client's `pkce.code.challenge.method`
-    is enforced) and Keycloak's texts at the token endpoint."""
+    """Authlib's PKCE, with Keycloak's rules at /auth (the client's `pkce.code.challenge.method`
+    is enforced) and Keycloak's texts at both ends."""
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
@@ -299,15 +288,15 @@ class KeycloakPKCE(CodeChallenge):
         try:
             super().validate_code_challenge(grant, redirect_uri)
         except OAuth2Error as exc:
-            text = _CHALLENGE_TEXTS.get(exc.description, exc.description)
-            raise KeycloakError(400, "invalid_request", text) from None
+            raise KeycloakError(400, "invalid_request", _PKCE_TEXTS.get(exc.description,
+                                                                        exc.description)) from None
 
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
         try:
             super().validate_code_verifier(grant, result)
         except OAuth2Error as exc:
-            text = _PKCE_TEXTS.get(exc.description, "PKCE verification failed")
-            raise KeycloakError(400, "invalid_grant", text) from None
+            raise KeycloakError(400, "invalid_grant", _PKCE_TEXTS.get(
+                exc.description, "PKCE verification failed")) from None
 
     def get_authorization_code_challenge(self, code: AuthorizationCode) -> str | None:
         return code["code_challenge"]
@@ -325,7 +314,7 @@ class Introspection(IntrospectionEndpoint):
             raise KeycloakError(403, "invalid_request", "Client not allowed.")
         return client
 
-    def query_token(self, token: str, token_type_hint: str | None) -> dict | None:
+    def query_token(self, token: str, token_type_hint: str | None) -> dict[str, Any] | None:
         tokens = self.server.idp.tokens
         for verify, token_type in ((tokens.verify_access_token, ACCESS_TOKEN_TYPE),
                                    (tokens.verify_refresh_token, REFRESH_TOKEN_TYPE)):
@@ -335,12 +324,11 @@ class Introspection(IntrospectionEndpoint):
                 continue
         return None
 
-    def check_permission(self, token: dict, client: Client, request: OAuth2Request) -> bool:
+    def check_permission(self, token: dict[str, Any], client: Client, request: Any) -> bool:
         return True
 
-    def create_introspection_payload(self, token: dict | None) -> dict[str, Any]:
-        idp = self.server.idp
-        user = idp.token_user(token) if token else None
-        if user is None or not user.enabled or not idp.session_holds(token):
+    def create_introspection_payload(self, token: dict[str, Any] | None) -> dict[str, Any]:
+        user = self.server.idp.token_user(token) if token else None
+        if user is None or not self.server.idp.session_holds(token):
             return {"active": False}
-        return {**token, "client_id": token["azp"], "username": user.username, "active": True}
+        return {**token, "client_id": token["azp"], "username": user["username"], "active": True}

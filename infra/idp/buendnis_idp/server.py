@@ -1,4 +1,5 @@
-"""Serving the provider: loopback-only binding, a quiet request log, a handle for tests."""
+"""Serving the provider: loopback-only binding, a request log without query strings (so no
+secret reaches it), and a handle for tests that runs it in a thread."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .app import EXTENSION, IdentityProvider, create_app
+from .app import EXTENSION, create_app
 
 log = logging.getLogger("buendnis_idp.http")
 
@@ -23,39 +24,21 @@ class NotLoopback(ValueError):
 
 def check_loopback(host: str) -> str:
     """Return the host if it is loopback (127.0.0.0/8, ::1, localhost), else raise NotLoopback."""
-    candidate = host.strip()
-    if candidate.lower() == "localhost":
+    if host.strip().lower() == "localhost":
         return "localhost"
     try:
-        address = ipaddress.ip_address(candidate.strip("[]"))
+        address = ipaddress.ip_address(host.strip().strip("[]"))
     except ValueError:
-        raise NotLoopback(f"{host!r} is not a loopback address") from None
-    if not address.is_loopback:
+        address = None
+    if address is None or not address.is_loopback:
         raise NotLoopback(f"{host!r} is not a loopback address")
     return str(address)
 
 
-def url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 class _QuietRequestHandler(WSGIRequestHandler):
-    """Logs method, path and status only: no query strings, so nothing secret reaches the log."""
-
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         path = (self.path or "").split("?", 1)[0]
         log.info("%s %s %s", self.command, path, getattr(code, "value", code))
-
-
-class _LateBoundApp:
-    """The server must bind before the issuer (which needs the port) and so the app are known."""
-
-    def __init__(self) -> None:
-        self.app: Flask | None = None
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        assert self.app is not None, "the identity provider app is not ready yet"
-        return self.app(environ, start_response)
 
 
 @dataclass
@@ -65,13 +48,8 @@ class RunningServer:
     base_url: str
     thread: threading.Thread | None = None
 
-    @property
-    def idp(self) -> IdentityProvider:
-        return self.app.extensions[EXTENSION]
-
-    @property
-    def port(self) -> int:
-        return self.server.server_port
+    idp = property(lambda self: self.app.extensions[EXTENSION])
+    port = property(lambda self: self.server.server_port)
 
     def serve_forever(self) -> None:
         self.server.serve_forever()
@@ -89,34 +67,28 @@ class RunningServer:
         self.stop()
 
 
-def build_server(
-    realm_file: str | Path,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    issuer_base: str | None = None,
-    signing_key_pem: bytes | None = None,
-) -> RunningServer:
+def build_server(realm_file: str | Path, *, host: str = "127.0.0.1", port: int = 0,
+                 issuer_base: str | None = None,
+                 signing_key_pem: bytes | None = None) -> RunningServer:
     """Bind a threaded werkzeug server on a loopback address (port 0: any free port)."""
     host = check_loopback(host)
-    holder = _LateBoundApp()
-    server = make_server(host, port, holder, threaded=True, request_handler=_QuietRequestHandler)
-    base_url = f"http://{url_host(host)}:{server.server_port}"
+    apps: list[Flask] = []  # the server binds first: the issuer needs the port it got
+    server = make_server(host, port, lambda environ, start: apps[0](environ, start),
+                         threaded=True, request_handler=_QuietRequestHandler)
+    base_url = f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
     try:
-        holder.app = create_app(
-            realm_file, issuer_base=issuer_base or base_url, signing_key_pem=signing_key_pem
-        )
+        apps.append(create_app(realm_file, issuer_base=issuer_base or base_url,
+                               signing_key_pem=signing_key_pem))
     except BaseException:
         server.server_close()
         raise
-    return RunningServer(server=server, app=holder.app, base_url=base_url)
+    return RunningServer(server=server, app=apps[0], base_url=base_url)
 
 
 def start_in_thread(realm_file: str | Path, **kwargs: Any) -> RunningServer:
     """Start the provider in a daemon thread; call `.stop()` (or use `with`) to end it."""
     running = build_server(realm_file, **kwargs)
-    running.thread = threading.Thread(
-        target=running.serve_forever, name="buendnis-idp", daemon=True
-    )
+    running.thread = threading.Thread(target=running.serve_forever, name="buendnis-idp",
+                                      daemon=True)
     running.thread.start()
     return running
