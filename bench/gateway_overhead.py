@@ -13,6 +13,7 @@ threads. Prints median and 99th percentile latency, throughput, and the ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -26,6 +27,14 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.platform import Platform  # noqa: E402
+
+
+class PatientPlatform(Platform):
+    """The platform, waiting longer for each process: on a loaded machine a start takes longer
+    than the tests' 30 s, and the figures are taken only once everything answers."""
+
+    def wait_http(self, url, timeout=180, **kwargs):
+        return super().wait_http(url, timeout=timeout, **kwargs)
 
 
 def measure(url: str, token: str, count: int, concurrency: int) -> tuple[list[float], float]:
@@ -74,7 +83,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
-        platform = Platform(Path(workdir), extra_env={"LOG_LEVEL": "WARNING"})
+        platform = PatientPlatform(Path(workdir), extra_env={"LOG_LEVEL": "WARNING"})
         try:
             platform.start_all()
             client = platform.as_user("cw.jmd-leverkusen")
@@ -83,10 +92,11 @@ def main() -> int:
                     "given_name": f"Bench{i}", "family_name": "Liste",
                     "birth_date": f"{date.today().year - 21}-05-05",
                     "residence_status": "duldung", "needs": [{"category": "housing"}]})
-            token = platform.token("cw.jmd-leverkusen")
             paths = {"me": "/api/v1/me", "list of 50": "/api/v1/participants?page_size=50"}
             results: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
             for _round in range(args.rounds):
+                # A fresh token per round: on a loaded machine a run outlasts a token's minutes.
+                token = platform.token("cw.jmd-leverkusen")
                 for label, path in paths.items():
                     for route, base in (("direct", platform.service_urls["intake"]),
                                         ("gateway", platform.gateway_url)):
@@ -99,7 +109,8 @@ def main() -> int:
         finally:
             platform.close()
     print(f"{args.requests} requests per path in {args.rounds} alternating rounds, "
-          f"{args.concurrency} client threads")
+          f"{args.concurrency} client threads; load average at the end "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     for label in paths:
         direct_lat, direct_thr = results[(label, "direct")]
         gate_lat, gate_thr = results[(label, "gateway")]

@@ -150,6 +150,13 @@ def is_public(path: str, method: str) -> bool:
     return True
 
 
+def template(path: str, method: str) -> str | None:
+    """The table's template of an API request (``/api/v1/participants/<participant_id>``), or
+    None for a route in no table: a label for figures that never carries an id."""
+    matched = _match(_MAP, path, "GET" if method == "HEAD" else method)
+    return matched[0] if isinstance(matched, tuple) else None
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool

@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-import flask_smorest.pagination as _pagination
+import flask_smorest
 import marshmallow as ma
 from flask import Flask, current_app, g, request
 from flask_smorest import Api
+from webargs.flaskparser import FlaskParser
 
 from . import logfilter, logformat, policy
 from .auth import PLATFORM_ROLES, Principal, TokenVerifier, bearer_token
@@ -18,27 +19,28 @@ from .errors import Forbidden, register_error_handlers
 MAX_PAGE = 1_000_000
 
 
-def _bounded_pagination() -> None:
+def _page_within_bound(parameters) -> None:
+    try:
+        ma.validate.Range(min=1, max=MAX_PAGE)(parameters.page)
+    except ma.ValidationError as error:
+        raise ma.ValidationError({"page": error.messages}) from None
+
+
+class BoundedPaginationParser(FlaskParser):
     """flask-smorest's ``page`` has no upper bound, and a page number past SQL's 64-bit offsets
-    made the database fail (500). Bound it, for every paginated list, in this one place."""
-    original = _pagination._pagination_parameters_schema_factory
-    if getattr(original, "bounded", False):
-        return
+    made the database fail (500): this parser of the pagination arguments refuses a page above
+    ``MAX_PAGE`` with 422, through webargs' public ``validate`` hook."""
 
-    def factory(def_page, def_page_size, def_max_page_size):
-        base = original(def_page, def_page_size, def_max_page_size)
-
-        class BoundedPaginationParameters(base):
-            page = ma.fields.Integer(load_default=def_page,
-                                     validate=ma.validate.Range(min=1, max=MAX_PAGE))
-
-        return BoundedPaginationParameters
-
-    factory.bounded = True
-    _pagination._pagination_parameters_schema_factory = factory
+    def parse(self, argmap, req=None, *, validate=None, **kwargs):
+        validators = [validate] if callable(validate) else list(validate or ())
+        return super().parse(argmap, req, validate=[*validators, _page_within_bound], **kwargs)
 
 
-_bounded_pagination()
+class Blueprint(flask_smorest.Blueprint):
+    """Every service's API blueprint: flask-smorest's, with its public pagination extension
+    point (``PAGINATION_ARGUMENTS_PARSER``) bounding the page number."""
+
+    PAGINATION_ARGUMENTS_PARSER = BoundedPaginationParser()
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
@@ -120,10 +122,19 @@ def install_auth(
 ) -> None:
     """Every route needs a valid token unless it is public: a person of exactly one organisation
     for the API, a service account (role ``service``) for ``/internal/`` routes."""
+    app.before_request(authenticator(verifier, public_paths, public_prefixes))
+
+
+def authenticator(
+    verifier: TokenVerifier,
+    public_paths: Iterable[str] = (),
+    public_prefixes: tuple[str, ...] = (),
+) -> Callable[[], None]:
+    """``install_auth``'s token check as a function, for a hook that does more around it (the
+    gateway counts a refused token against the caller's rate limit before refusing)."""
     public = PUBLIC_PATHS | frozenset(public_paths)
 
-    @app.before_request
-    def _authenticate():
+    def authenticate() -> None:
         if request.path in public or request.method == "OPTIONS":
             return
         if policy.is_public(request.path, request.method):  # the policy's public routes
@@ -139,6 +150,8 @@ def install_auth(
             principal = verifier.principal(token)
         g.principal = principal
         g.access_token = token
+
+    return authenticate
 
 
 def install_policy(app: Flask, public_paths: Iterable[str] = ()) -> None:

@@ -12,7 +12,7 @@ from buendnis_common.auth import TokenVerifier
 from buendnis_common.errors import NotFound, register_error_handlers
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_str
-from buendnis_common.web import configure_logging, install_auth, install_request_ids
+from buendnis_common.web import authenticator, configure_logging, install_request_ids
 from gateway import identity, organizations, protection
 from gateway.audit import chain
 from gateway.audit import views as audit_views
@@ -35,11 +35,12 @@ def check_secrets() -> None:
 
 def route_template(request) -> str:
     """The metrics' route label: the policy's template of a forwarded API path
-    (``/api/v1/participants/<participant_id>``), never the concrete path."""
+    (``/api/v1/participants/<participant_id>``), never the concrete path. The policy check
+    found it already (``g.policy_route``); a request refused before that is matched here."""
     if request.path.startswith("/api/v1/"):
-        matched = policy._match(policy._MAP, request.path, request.method)  # noqa: SLF001
-        if isinstance(matched, tuple):
-            return matched[0]
+        template = g.get("policy_route") or policy.template(request.path, request.method)
+        if template:
+            return template
     return metrics.flask_route(request)
 
 
@@ -71,13 +72,14 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     metrics.instrument_flask(app, route=route_template)
     tracing.instrument_flask(app)
     install_request_ids(app)
-    protection.install_address_limit(app, limit=settings.rate_limit_per_address,
-                                     storage_uri=settings.redis_url)
-    protection.install_hsds_limit(app, limit=settings.rate_limit_hsds_per_address,
-                                  storage_uri=settings.redis_url)
-    install_auth(app, verifier, PUBLIC_PATHS, public_prefixes=(DOCS_PREFIX,))
-    protection.install_user_limit(app, limit=settings.rate_limit_per_user,
-                                  storage_uri=settings.redis_url)
+    # The token check and the rate limits (per address, per user, the open directory's) in one
+    # hook, counted in one Redis round trip.
+    protection.install_rate_limits(
+        app, authenticate=authenticator(verifier, PUBLIC_PATHS, public_prefixes=(DOCS_PREFIX,)),
+        storage_uri=settings.redis_url, per_address=settings.rate_limit_per_address,
+        per_user=settings.rate_limit_per_user,
+        hsds_per_address=settings.rate_limit_hsds_per_address,
+        trusted_proxies=settings.trusted_proxies)
     protection.install_headers_and_cors(app, cors_origins=settings.cors_origins)
 
     @app.before_request
@@ -85,7 +87,9 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
         if not request.path.startswith("/api/v1/") or request.method == "OPTIONS":
             return None
         # The same table every service applies again on its own (buendnis_common.policy).
-        policy.enforce(policy.decide(g.principal, request.path, request.method, request.args))
+        decision = policy.decide(g.principal, request.path, request.method, request.args)
+        g.policy_route = decision.route
+        policy.enforce(decision)
         return None
 
     @app.get("/healthz")

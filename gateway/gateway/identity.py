@@ -1,10 +1,11 @@
+"""``GET /api/v1/me``, answered by the gateway itself from the verified token: who the
+caller is, for which organisation, with which roles."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from buendnis_common.web import current_principal, whoami
+from buendnis_common.web import Blueprint, current_principal, whoami
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1/me", description="Who am I?")
 

@@ -1,12 +1,13 @@
+"""The organisations a caller may address (referral targets, consent recipients): the web
+front end and clients list them here instead of knowing the realm."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from buendnis_common.auth import Principal
 from buendnis_common.directory import Organization, organizations
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 
 blp = Blueprint("organizations", __name__, url_prefix="/api/v1/organizations",
                 description="The organisations the caller may address.")

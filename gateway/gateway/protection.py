@@ -1,5 +1,13 @@
 """Rate limits, security headers and CORS for the public entry.
 
+Every request is counted against each limit it falls under in one Redis round trip (a Lua
+script increments every window's counter and returns it with its time to live): per address
+always, per signed-in user, and the open offer directory's own per-address limit. The windows
+and their keys are those of ``limits`` (the library under Flask-Limiter), fixed windows of
+``600/minute`` and the like. Redis unreachable: the counting goes on in each process (limits'
+memory storage) for a few seconds before Redis is tried again, rather than the API going down
+with it.
+
 The per-address limit counts the client's address. Behind a proxy that is the address the proxy
 puts into X-Forwarded-For — but only a proxy in ``GATEWAY_TRUSTED_PROXIES`` is believed (the
 web front end, which calls for all its users from one address, or a load balancer): anyone
@@ -10,14 +18,20 @@ trusted proxy is the client. The per-user limit holds whatever the address.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+import redis
 from flask import Flask, g, jsonify, request
 from flask_cors import CORS
-from flask_limiter import Limiter, RateLimitExceeded
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 
 from buendnis_common import metrics
-from buendnis_common.errors import error_body
+from buendnis_common.errors import DomainError, error_body
 from buendnis_common.settings import SettingsError
 
 # API answers carry personal data: never cached, never framed, never sniffed.
@@ -35,11 +49,9 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+HSDS_PREFIX = "/hsds/"
 
-
-def _exempt() -> bool:
-    return request.path in EXEMPT_PATHS
-
+log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -95,72 +107,126 @@ def _user_key() -> str:
     return f"user:{principal.subject}" if principal else f"addr:{client_address()}"
 
 
-def limiter(*, key_func, limit: str, prefix: str, storage_uri: str,
-            exempt_when=_exempt) -> Limiter:
-    return Limiter(
-        key_func=key_func,
-        application_limits=[limit],
-        application_limits_exempt_when=exempt_when,
-        storage_uri=storage_uri,
-        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
-        key_prefix=prefix,
-        # One Redis round trip per check; Retry-After is set by rate_limited() below.
-        headers_enabled=False,
-        # Redis down: limits go on per process rather than the API going down with it.
-        in_memory_fallback_enabled=True,
-        swallow_errors=True,
-        strategy="fixed-window",
-    )
+@dataclass(frozen=True)
+class Limit:
+    """One limit: the prefix of its counters' keys and its rate (``600/minute``)."""
+
+    prefix: str
+    item: RateLimitItem
+
+    @classmethod
+    def of(cls, prefix: str, rate: str) -> Limit:
+        return cls(prefix, parse(rate))
 
 
-def rate_limited(error: RateLimitExceeded):
+class RateLimited(Exception):
+    """A limit is exceeded; ``retry_after``: the seconds until its window ends."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+# Increments each key's counter (its window starts with the first hit: EXPIRE on 1, as limits'
+# own incr_expire.lua does) and returns count and time to live of each, in one round trip.
+_HIT_ALL = """
+local result = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  result[2 * i - 1] = count
+  result[2 * i] = redis.call('TTL', key)
+end
+return result
+"""
+
+
+class Counter:
+    """Counts a request against several limits at once, in Redis; while Redis cannot be
+    reached, in this process for ``retry_seconds`` before Redis is tried again."""
+
+    def __init__(self, storage_uri: str, *, retry_seconds: float = 5.0) -> None:
+        self.redis = redis.Redis.from_url(storage_uri, socket_connect_timeout=1,
+                                          socket_timeout=1)
+        self._hit_all = self.redis.register_script(_HIT_ALL)
+        self._fallback = FixedWindowRateLimiter(MemoryStorage())
+        self._retry_seconds = retry_seconds
+        self._redis_again_at = 0.0
+
+    def hit(self, hits: list[tuple[Limit, str]]) -> int | None:
+        """Count one request against each (limit, key): the seconds to wait when one of them
+        is exceeded, or None."""
+        if time.monotonic() >= self._redis_again_at:
+            keys = [limit.item.key_for(limit.prefix, key) for limit, key in hits]
+            try:
+                counts = self._hit_all(keys=keys,
+                                       args=[limit.item.get_expiry() for limit, _ in hits])
+            except redis.RedisError:
+                log.warning("rate limits: Redis is unreachable; counting in this process for "
+                            "%.0f s", self._retry_seconds)
+                self._redis_again_at = time.monotonic() + self._retry_seconds
+            else:
+                waits = [max(1, int(counts[2 * i + 1]))
+                         for i, (limit, _key) in enumerate(hits)
+                         if int(counts[2 * i]) > limit.item.amount]
+                return max(waits) if waits else None
+        waits = [limit.item.get_expiry() for limit, key in hits
+                 if not self._fallback.hit(limit.item, limit.prefix, key)]
+        return max(waits) if waits else None
+
+
+def rate_limited(error: RateLimited):
     """429 in the platform's error body, with how long to wait."""
     metrics.count_rate_limited("gateway")
     response = jsonify(error_body(429, "Too many requests; please wait a little and try again."))
     response.status_code = 429
-    response.headers["Retry-After"] = str(max(1, error.limit.limit.get_expiry()))
+    response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
-def install_address_limit(app: Flask, *, limit: str, storage_uri: str,
-                          trusted_proxies: Iterable[str] | None = None) -> Limiter:
-    """Per client address; installed before the token check, so that guessing tokens counts.
-    ``trusted_proxies``: by default the gateway's settings (``GATEWAY_TRUSTED_PROXIES``)."""
-    if trusted_proxies is None:
-        settings = app.extensions.get("gateway", {}).get("settings")
-        trusted_proxies = getattr(settings, "trusted_proxies", ())
+def install_rate_limits(app: Flask, *, authenticate: Callable[[], None], storage_uri: str,
+                        per_address: str, per_user: str, hsds_per_address: str,
+                        trusted_proxies: Iterable[str] = ()) -> Counter:
+    """The token check (``authenticate``) and every limit, in one hook.
+
+    The token is checked first, so that the user is known, but its refusal waits until the
+    request has been counted: guessing tokens counts against the address, and an address over
+    its limit gets 429 whatever it sends. One Redis round trip counts the request per address,
+    per signed-in user (an anonymous request: per address, under the user limit), and on the
+    open offer directory (``/hsds/``, no token) against its own lower limit
+    (``RATE_LIMIT_HSDS_PER_ADDRESS``). Health checks are not counted."""
     trusted = trusted_networks(trusted_proxies)
+    counter = Counter(storage_uri)
+    by_address = Limit.of("buendnis-addr", per_address)
+    by_user = Limit.of("buendnis-user", per_user)
+    hsds = Limit.of("buendnis-hsds", hsds_per_address)
 
     @app.before_request
-    def _trusted_proxies():
+    def _authenticate_and_count():
         request.environ["buendnis.trusted_proxies"] = trusted
+        refused = None
+        try:
+            authenticate()
+        except DomainError as error:
+            refused = error
+        if request.path in EXEMPT_PATHS:
+            if refused is not None:
+                raise refused
+            return
+        address = client_address()
+        hits = [(by_address, address)]
+        if request.path.startswith(HSDS_PREFIX):
+            hits.append((hsds, address))
+        if refused is None:
+            hits.append((by_user, _user_key()))
+        wait = counter.hit(hits)
+        if wait is not None:
+            raise RateLimited(wait)
+        if refused is not None:
+            raise refused
 
-    by_address = limiter(key_func=client_address, limit=limit, prefix="buendnis-addr",
-                         storage_uri=storage_uri)
-    by_address.init_app(app)
-    app.register_error_handler(RateLimitExceeded, rate_limited)
-    return by_address
-
-
-def install_user_limit(app: Flask, *, limit: str, storage_uri: str) -> Limiter:
-    """Per signed-in user; installed after the token check, which names the user."""
-    by_user = limiter(key_func=_user_key, limit=limit, prefix="buendnis-user",
-                      storage_uri=storage_uri)
-    by_user.init_app(app)
-    return by_user
-
-
-HSDS_PREFIX = "/hsds/"
-
-
-def install_hsds_limit(app: Flask, *, limit: str, storage_uri: str) -> Limiter:
-    """The open offer directory answers without a token, so only the client address limits
-    it: its own, lower limit, counted apart from the API's (``RATE_LIMIT_HSDS_PER_ADDRESS``)."""
-    by_address = limiter(key_func=client_address, limit=limit, prefix="buendnis-hsds",
-                         storage_uri=storage_uri,
-                         exempt_when=lambda: not request.path.startswith(HSDS_PREFIX))
-    by_address.init_app(app)
-    return by_address
+    app.register_error_handler(RateLimited, rate_limited)
+    return counter
 
 
 def install_headers_and_cors(app: Flask, *, cors_origins: list[str]) -> None:

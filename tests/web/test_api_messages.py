@@ -358,7 +358,7 @@ def service_app_messages() -> list[Found]:
     from flask_smorest import Api, Blueprint
 
     import buendnis_common.web  # noqa: F401 - bounds the page number
-    from gateway.protection import rate_limited
+    from gateway.protection import RateLimited, rate_limited
     from intake.importer.views import blp as import_blp
     from intake.participant.schemas import NeedUpdate, ParticipantCreate
 
@@ -415,9 +415,7 @@ def service_app_messages() -> list[Found]:
         found += [item for item in flatten(body.get("errors") or {})
                   if not (item[1] or "").startswith("rows.")]
     with service.app_context():
-        limit = SimpleNamespace(limit=SimpleNamespace(limit=SimpleNamespace(
-            get_expiry=lambda: 30)))
-        found.append((rate_limited(limit).get_json()["message"], None))
+        found.append((rate_limited(RateLimited(30)).get_json()["message"], None))
     return found
 
 

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 from sqlalchemy import func, select
 
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from gateway.audit.models import AuditTrailEntry
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit",

@@ -1,12 +1,13 @@
+"""The consents API: a participant's consent to share data with another organisation, which
+every referral and reminder checks at the moment it uses the data."""
 from __future__ import annotations
 
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from intake.consent import schemas, service
 from intake.participant import service as participants
 

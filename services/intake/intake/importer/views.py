@@ -1,13 +1,14 @@
+"""The import API: partners bring the participant lists they keep today (CSV, XLSX), checked
+row by row like registrations; large lists run in the worker."""
 from __future__ import annotations
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from buendnis_common.errors import ServiceUnavailable, Unprocessable
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from intake.importer import parsing, service
 from intake.importer.limits import ImportLimits
 

@@ -1,12 +1,14 @@
+"""The participants API: registering the young people an organisation works with, their needs,
+erasure (Art. 17) and export (Art. 15). Views parse, call ``participant.service`` and
+serialise."""
 from __future__ import annotations
 
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from intake.participant import export, schemas, service
 
 blp = Blueprint(
@@ -115,6 +117,7 @@ class Needs(MethodView):
     @blp.arguments(schemas.NeedCreate)
     @blp.response(201, schemas.Need)
     def post(self, data, participant_id: uuid.UUID):
+        """Record a need of the participant (a category, such as housing, and a note)."""
         runtime, session, participant = _own(participant_id)
         need = service.add_need(runtime=runtime, session=session, participant=participant,
                                 data=data)

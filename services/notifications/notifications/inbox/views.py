@@ -1,3 +1,5 @@
+"""The inbox API: what partners should know about their referrals and appointments, and which
+kinds each user also gets by e-mail."""
 from __future__ import annotations
 
 import uuid
@@ -6,11 +8,10 @@ from datetime import datetime
 import jwt
 from flask import g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from buendnis_common.db import utcnow
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from notifications.inbox import schemas, service
 from notifications.inbox.models import InboxEntry
 from notifications.inbox.sending import describe

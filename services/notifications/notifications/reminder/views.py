@@ -1,10 +1,11 @@
+"""The reminders API: what was planned and sent for an appointment, for the referral's two
+organisations, so a case worker can see whether the participant was reminded."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from notifications.delivery.models import SCHEDULED, SENDING
 from notifications.reminder import schemas, service, visibility
 from notifications.reminder.models import Reminder

@@ -1,12 +1,14 @@
+"""The appointments API: appointments booked on a referral by its sender or receiver, which
+the notifications service turns into reminders. Views parse, call ``appointment.service`` and
+serialise."""
 from __future__ import annotations
 
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from referrals.appointment import schemas, service
 from referrals.referral import service as referrals
 

@@ -1,13 +1,14 @@
+"""The offer catalogue API: what each organisation of an alliance offers, and which offers fit
+a participant. Views parse, call ``offer.service`` and serialise."""
 from __future__ import annotations
 
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from buendnis_common.errors import NotFound
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from referrals import intake
 from referrals.offer import schemas, service
 
@@ -79,6 +80,7 @@ class OfferById(MethodView):
     @blp.etag
     @blp.response(200, schemas.Offer)
     def get(self, offer_id: uuid.UUID):
+        """One offer of the alliance's catalogue, with its ``ETag`` for a change."""
         offer = service.get_visible(
             session=current_runtime().db.session, principal=current_principal(), offer_id=offer_id
         )

@@ -1,13 +1,15 @@
+"""The referrals API: a case worker refers a participant to another organisation of the
+alliance and both sides follow it through its statuses and thread. Views parse, call
+``referral.service`` and serialise; the rules live there."""
 from __future__ import annotations
 
 import uuid
 
 from flask import Response, json
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from referrals.appointment import service as appointments
 from referrals.context import current_context
 from referrals.referral import consent_ends, fhir, schemas, service

@@ -6,11 +6,10 @@ import io
 
 from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from openpyxl import Workbook
 
 from buendnis_common.service import current_runtime
-from buendnis_common.web import current_principal
+from buendnis_common.web import Blueprint, current_principal
 from referrals.report import schemas, service
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
