@@ -17,21 +17,33 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Integer, String, Uuid, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from .db import BigIntPK, Database, UtcDateTime, utcnow
+from .settings import env_int
 from .tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
 EVENT_TASK = "buendnis.event"
+# One message holding a list of signed envelopes, in the order of the outbox: what the relay
+# sends. ``EVENT_TASK`` (one envelope) is still received, one by one.
+EVENTS_TASK = "buendnis.events"
 TRACEPARENT = "traceparent"
+
+
+def event_batch_size() -> int:
+    """``EVENT_BATCH_SIZE`` (100): events per message from the relay, and so per transaction in
+    the consumer. Larger batches save little once the per-message and per-commit costs are
+    shared by 100; smaller ones bound what a failure sends back to one-by-one handling."""
+    return max(1, env_int("EVENT_BATCH_SIZE", 100))
 
 
 @dataclass(frozen=True)
@@ -198,18 +210,44 @@ class Event:
 
 
 Publisher = Callable[[dict[str, Any], str], None]
+# Opens one connection to the broker and yields ``send(envelopes, queue)``, which puts a list of
+# envelopes into the queue as one message (one round trip), or raises.
+BatchSend = Callable[[list[dict[str, Any]], str], None]
+BatchPublisher = Callable[[], AbstractContextManager[BatchSend]]
 
 
 class Outbox:
-    """Writing and relaying the events of one service."""
+    """Writing and relaying the events of one service.
+
+    With a ``batch_publisher`` the relay sends the pending rows in batches of ``batch_size``
+    (``EVENT_BATCH_SIZE``): per batch and subscribing queue one message holding the batch's
+    envelopes in order, all batches of a relay over one broker connection. A batch's rows are
+    marked published only once every queue has its message; at the first failure the relay
+    stops and leaves that batch and the rest for the next sweep (each event may then arrive
+    twice, which the consumers absorb). Without one, rows go one message each."""
 
     PENDING_KEY = "buendnis_outbox_pending"
 
-    def __init__(self, *, source: str, db: Database, model: type, publisher: Publisher) -> None:
+    def __init__(self, *, source: str, db: Database, model: type, publisher: Publisher,
+                 batch_publisher: BatchPublisher | None = None,
+                 batch_size: int | None = None) -> None:
         self.source = source
         self.db = db
         self.model = model
-        self.publisher = publisher
+        self._publisher = publisher
+        self.batch_publisher = batch_publisher
+        self.batch_size = batch_size or event_batch_size()
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher
+
+    @publisher.setter
+    def publisher(self, publisher: Publisher) -> None:
+        """Another publisher (tests deliver events in-process so) takes every event, one by
+        one: it replaces the batch publisher too."""
+        self._publisher = publisher
+        self.batch_publisher = None
 
     def emit(self, session: Session, event_type: str, **data: Any) -> uuid.UUID:
         """Add an event to the session's transaction; it is published after the commit."""
@@ -295,6 +333,8 @@ class Outbox:
 
     def _publish_in_order(self, rows: list) -> int:
         """How many of ``rows`` were published before the first failure."""
+        if self.batch_publisher is not None:
+            return self._publish_batches(rows)
         for done, row in enumerate(rows):
             try:
                 self.publish(row)
@@ -304,6 +344,29 @@ class Outbox:
                 log.warning("outbox relay: %s not published (%s)", row.type, row.last_error)
                 return done
         return len(rows)
+
+    def _publish_batches(self, rows: list) -> int:
+        done = 0
+        try:
+            with self.batch_publisher() as send:
+                for start in range(0, len(rows), self.batch_size):
+                    chunk = rows[start:start + self.batch_size]
+                    by_queue: dict[str, list[dict[str, Any]]] = {}
+                    for row in chunk:
+                        envelope = row.envelope()
+                        for queue in CATALOGUE[row.type].subscribers:
+                            by_queue.setdefault(queue, []).append(envelope)
+                    for queue, envelopes in by_queue.items():
+                        send(envelopes, queue)
+                    done += len(chunk)
+        except Exception as exc:  # noqa: BLE001 - any broker failure leaves the rows
+            if done < len(rows):
+                failed = rows[done]
+                failed.attempts += 1
+                failed.last_error = type(exc).__name__[:120]
+                log.warning("outbox relay: batch from %s not published (%s)", failed.type,
+                            failed.last_error)
+        return done
 
     def relay_all(self, *, max_seconds: float = 30.0, limit: int = 500) -> int:
         """The sweep: relay batch after batch until nothing is pending, a publish fails, or
@@ -326,6 +389,19 @@ class Outbox:
 
 
 Handler = Callable[..., None]
+ALONE = "buendnis_event_alone"
+
+# What became of an event in ``Consumer.dispatch_many``.
+HANDLED, DUPLICATE, IGNORED, FAILED = "handled", "duplicate", "ignored", "failed"
+
+
+def alone(handler: Handler) -> Handler:
+    """Mark a handler that must have a transaction of its own, never share one with other
+    events: one with an effect outside this service's database (a call to another service, a
+    file, a message), which a batch's rollback could not take back. Every other handler may run
+    in a batch (``Consumer.dispatch_many``)."""
+    setattr(handler, ALONE, True)
+    return handler
 
 
 class DuplicateEvent(Exception):
@@ -333,12 +409,22 @@ class DuplicateEvent(Exception):
 
 
 class Consumer:
-    """Dispatches incoming events to this service's handlers, each id at most once."""
+    """Dispatches incoming events to this service's handlers, each id at most once.
 
-    def __init__(self, *, db: Database, model: type) -> None:
+    A handler is called as ``handler(session=..., event=...)`` inside a transaction that the
+    consumer opens (``Database.transaction``, a unit of work) and in which it records the
+    event's id; the handler writes through that session and never commits, rolls back or
+    checkpoints it. ``dispatch_many`` may give one such transaction to many events in turn:
+    see there what a handler must not do to share it (or mark it ``alone``).
+    ``around(envelope)``, if given, is a context around each handler call (a tracing span)."""
+
+    def __init__(self, *, db: Database, model: type,
+                 around: Callable[[dict[str, Any]], AbstractContextManager] | None = None
+                 ) -> None:
         self.db = db
         self.model = model
         self.handlers: dict[str, Handler] = {}
+        self.around = around or (lambda _envelope: nullcontext())
 
     def handles(self, event_type: str) -> Callable[[Handler], Handler]:
         if event_type not in CATALOGUE:
@@ -358,16 +444,128 @@ class Consumer:
             log.info("no handler for %s; ignored", event.type)
             return False
         try:
-            with self.db.transaction() as session:
-                if session.get(self.model, event.id) is not None:
-                    raise DuplicateEvent
-                session.add(self.model(event_id=event.id, type=event.type, processed_at=utcnow()))
-                try:
-                    session.flush()
-                except IntegrityError:
-                    raise DuplicateEvent from None
-                handler(session=session, event=event)
+            self._handle_one(event, handler)
         except DuplicateEvent:
             log.info("event %s (%s) already handled; skipped", event.id, event.type)
             return False
         return True
+
+    def _handle_one(self, event: Event, handler: Handler) -> None:
+        with self.db.transaction() as session:
+            if session.get(self.model, event.id) is not None:
+                raise DuplicateEvent
+            session.add(self.model(event_id=event.id, type=event.type, processed_at=utcnow()))
+            try:
+                session.flush()
+            except IntegrityError:
+                raise DuplicateEvent from None
+            handler(session=session, event=event)
+
+    # -- batches ------------------------------------------------------------------------------
+    def dispatch_many(self, envelopes: list[dict[str, Any]]) -> list[str]:
+        """Handle genuine (already checked) envelopes in their order; one outcome each:
+        ``handled``, ``duplicate`` (handled before, or twice in this list), ``ignored`` (no
+        handler) or ``failed``.
+
+        Consecutive events whose handlers may share a transaction are handled in one: their
+        ids are looked up in one query, each is recorded and handled in turn, and one commit
+        ends them all, so a batch costs one transaction instead of one per event. What a
+        handler may therefore not do (the unit of work's rules, which hold here as well):
+        commit, roll back or ``checkpoint()`` its session (a savepoint of its own,
+        ``begin_nested``, is fine);
+        have an effect outside the database that a rollback would not take back (mark such a
+        handler ``alone``); keep objects between calls. After each event the session is
+        flushed and emptied (``expunge_all``), so the next event reads the rows as its own
+        transaction would, not objects a bulk update left stale. A handler's
+        ``unit_of_work.after_commit`` hooks run once the batch has committed.
+
+        If anything in a batch fails but the database itself (any error but
+        ``OperationalError``), nothing of the batch is kept and its events are handled again
+        one by one, each in its own transaction: the others take effect once, and the failing
+        one fails alone (logged and counted, left unrecorded as a single event's failure is).
+        A lost or locked database (``OperationalError``) is raised instead: the message is
+        retried later and whatever was committed before is skipped as a duplicate."""
+        events: list[Event | None] = []
+        for envelope in envelopes:
+            try:
+                events.append(Event.from_envelope(envelope))
+            except (KeyError, TypeError, ValueError):
+                events.append(None)
+        outcomes = [FAILED if event is None else IGNORED for event in events]
+        batch: list[int] = []
+        for index, event in enumerate(events):
+            if event is None:
+                log.error("event in a batch without a valid id or time; not handled")
+                continue
+            handler = self.handlers.get(event.type)
+            if handler is None:
+                log.info("no handler for %s; ignored", event.type)
+            elif getattr(handler, ALONE, False):
+                self._handle_batch(batch, events, envelopes, outcomes)
+                batch = []
+                outcomes[index] = self._handle_contained(event, envelopes[index])
+            else:
+                batch.append(index)
+        self._handle_batch(batch, events, envelopes, outcomes)
+        return outcomes
+
+    def _handle_batch(self, batch: list[int], events: list, envelopes: list,
+                      outcomes: list[str]) -> None:
+        if len(batch) <= 1:
+            for index in batch:
+                outcomes[index] = self._handle_contained(events[index], envelopes[index])
+            return
+        done: dict[int, str] = {}
+        try:
+            with self.db.transaction() as session:
+                ids = [events[index].id for index in batch]
+                seen = set(session.scalars(
+                    select(self.model.event_id).where(self.model.event_id.in_(ids))))
+                fresh = []
+                for index in batch:
+                    if events[index].id in seen:
+                        done[index] = DUPLICATE
+                    else:
+                        seen.add(events[index].id)
+                        fresh.append(index)
+                if fresh:  # every id recorded in one statement
+                    now = utcnow()
+                    session.execute(insert(self.model), [
+                        {"event_id": events[index].id, "type": events[index].type,
+                         "processed_at": now} for index in fresh])
+                for index in fresh:
+                    event = events[index]
+                    with self.around(envelopes[index]):
+                        self.handlers[event.type](session=session, event=event)
+                    session.flush()
+                    session.expunge_all()
+                    done[index] = HANDLED
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad event must not stop the others
+            log.warning("a batch of %d events failed (%s); handling them one by one",
+                        len(batch), type(exc).__name__)
+            for index in batch:
+                outcomes[index] = self._handle_contained(events[index], envelopes[index])
+            return
+        for index, outcome in done.items():
+            if outcome == DUPLICATE:
+                log.info("event %s (%s) already handled; skipped", events[index].id,
+                         events[index].type)
+            outcomes[index] = outcome
+
+    def _handle_contained(self, event: Event, envelope: dict[str, Any]) -> str:
+        """One event in its own transaction; a failing handler is logged, not raised (but a
+        lost database is: see ``dispatch_many``)."""
+        try:
+            with self.around(envelope):
+                self._handle_one(event, self.handlers[event.type])
+        except DuplicateEvent:
+            log.info("event %s (%s) already handled; skipped", event.id, event.type)
+            return DUPLICATE
+        except OperationalError:
+            raise
+        except Exception:  # noqa: BLE001 - logged with its traceback; the others go on
+            log.exception("event %s (%s) failed; not handled", event.id, event.type)
+            return FAILED
+        return HANDLED

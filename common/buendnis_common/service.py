@@ -6,12 +6,14 @@ Each service's ``create_app`` builds a ``ServiceRuntime`` and registers its blue
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import celeryd_after_setup
 from flask import Flask
 from flask_smorest import Api
 from sqlalchemy import event as sa_event
@@ -22,7 +24,7 @@ from . import audit, metrics, tracing
 from .auth import TokenVerifier
 from .clients import ServiceClient
 from .db import Database, utcnow
-from .events import EVENT_TASK, Consumer, Handler, Outbox
+from .events import EVENT_TASK, EVENTS_TASK, FAILED, HANDLED, Consumer, Handler, Outbox
 from .settings import ServiceSettings, env_int, env_str
 from .signing import EventSigner, RefusedEvent, record_refusal
 from .web import configure_logging, create_flask_app
@@ -69,11 +71,15 @@ class ServiceRuntime:
         self.verifier = verifier or TokenVerifier(settings.oidc)
         self.celery = make_celery(settings)
         self.outbox = Outbox(
-            source=self.name, db=self.db, model=models.outbox, publisher=self._publish
+            source=self.name, db=self.db, model=models.outbox, publisher=self._publish,
+            batch_publisher=self._batch_publisher,
         )
-        self.consumer = Consumer(db=self.db, model=models.processed_event)
+        self.consumer = Consumer(db=self.db, model=models.processed_event,
+                                 around=tracing.consuming)
         self.signer = EventSigner.from_env()
         self._redis = None
+        self.own_queues: list[str] = []
+        celeryd_after_setup.connect(self._consume_own_queues, weak=False)
         self.services = ServiceClient(settings)
         for event_type, handler in (handlers or EventHandlers()).handlers.items():
             self.consumer.handles(event_type)(handler)
@@ -98,14 +104,71 @@ class ServiceRuntime:
                             "Age of the oldest unpublished event (0 when none)", age, labels)
 
     def _queue_reading(self):
-        length = self._refusal_counter().llen(self.name)
-        yield metrics.gauge("buendnis_queue_length", "Messages waiting in a Celery queue",
-                            length, {"queue": self.name})
+        for queue in (self.name, *self.own_queues):
+            length = self._refusal_counter().llen(queue)
+            yield metrics.gauge("buendnis_queue_length", "Messages waiting in a Celery queue",
+                                length, {"queue": queue})
+
+    def own_queue(self, kind: str) -> str:
+        """A queue of this service's own beside its event queue, ``<service>.<kind>``, for
+        periodic work that runs long (notifications' reminder dispatch): its messages never
+        wait behind a burst of events, nor events behind them (the broker hands a worker its
+        queues in turn). Every worker of the service consumes it, whatever its ``-Q`` says
+        (``celeryd_after_setup``), and gets one more thread for it (``worker_concurrency``,
+        unless the command line sets ``--concurrency``), so that a long run holds that one and
+        the events keep the other. Several runs in one worker at once are the task's to avoid
+        (notifications' dispatch lets only one run per process)."""
+        queue = f"{self.name}.{kind}"
+        if queue not in self.own_queues:
+            self.own_queues.append(queue)
+            self.celery.conf.worker_concurrency = 1 + len(self.own_queues)
+        return queue
+
+    def _consume_own_queues(self, sender=None, instance=None, **_kwargs) -> None:
+        if instance is not None and instance.app is self.celery:
+            for queue in self.own_queues:
+                instance.app.amqp.queues.select_add(queue)
 
     def _publish(self, envelope: dict[str, Any], queue: str) -> None:
         self.celery.send_task(EVENT_TASK, args=[self.signer.sign(envelope)], queue=queue,
                               retry=False)
         metrics.EVENTS_PUBLISHED.labels(self.name, metrics.code(envelope.get("type"))).inc()
+
+    @contextmanager
+    def _batch_publisher(self) -> Iterator[Callable[[list[dict[str, Any]], str], None]]:
+        """One producer (one broker connection) for a whole relay run; each ``send`` puts one
+        message holding a batch of envelopes, each signed on its own, into a queue."""
+        with self.celery.producer_or_acquire() as producer:
+            def send(envelopes: list[dict[str, Any]], queue: str) -> None:
+                self.celery.send_task(EVENTS_TASK, args=[[self.signer.sign(e) for e in envelopes]],
+                                      queue=queue, retry=False, producer=producer)
+                for envelope in envelopes:
+                    metrics.EVENTS_PUBLISHED.labels(self.name,
+                                                    metrics.code(envelope.get("type"))).inc()
+
+            yield send
+
+    def receive_many(self, *args: Any, **kwargs: Any) -> int:
+        """A message holding a batch of envelopes: each is checked as ``receive`` checks one
+        (a forged one is recorded and dropped, the batch's others go on), the genuine ones are
+        handled together (``Consumer.dispatch_many``). Returns how many were handled."""
+        message = args[0] if len(args) == 1 and not kwargs else None
+        if not isinstance(message, list):
+            message = [message]  # refused below as malformed, whatever it was
+        genuine = []
+        for item in message:
+            try:
+                genuine.append(self.signer.check(item))
+            except RefusedEvent as refused:
+                record_refusal(self.name, refused, self._refusal_counter())
+                metrics.EVENTS_REFUSED.labels(self.name, metrics.code(refused.reason)).inc()
+        outcomes = self.consumer.dispatch_many(genuine) if genuine else []
+        for envelope, outcome in zip(genuine, outcomes, strict=True):
+            metrics.EVENTS_CONSUMED.labels(
+                self.name, metrics.code(envelope.get("type")),
+                "handled" if outcome == HANDLED else "failed" if outcome == FAILED
+                else "skipped").inc()
+        return outcomes.count(HANDLED)
 
     def receive(self, *args: Any, **kwargs: Any) -> bool:
         """A message from an event queue: checked before anything else; handled only if it is
@@ -179,6 +242,24 @@ class ServiceRuntime:
             # Whatever arrives, in whatever shape: the signature is checked first.
             runtime.receive(*args, **kwargs)
 
+        # The relay's batches: the same delivery guarantees as one event. Acknowledged after
+        # the batch's transaction committed (acks_late); a worker that dies holding it gives
+        # it back (reject_on_worker_lost, or the broker's visibility timeout after a SIGKILL)
+        # and the events committed before are then skipped by their recorded ids.
+        @self.celery.task(
+            name=EVENTS_TASK,
+            shared=False,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            autoretry_for=(OperationalError,),
+            retry_backoff=True,
+            retry_backoff_max=60,
+            retry_jitter=True,
+            max_retries=20,
+        )
+        def handle_events(*args: Any, **kwargs: Any) -> int:
+            return runtime.receive_many(*args, **kwargs)
+
         @self.celery.task(name=f"{self.name}.relay_outbox", shared=False)
         def relay_outbox() -> int:
             return runtime.outbox.relay_all()
@@ -226,6 +307,13 @@ def make_celery(settings: ServiceSettings) -> Celery:
         broker_url=settings.redis_url,
         task_default_queue=settings.name,
         task_ignore_result=True,
+        # Acknowledgement: the event tasks acknowledge late (after their transaction
+        # committed, see _register_tasks), periodic ones early (a lost tick is replaced by the
+        # next one). Prefetch: one message per thread. An event message carries a batch of up
+        # to EVENT_BATCH_SIZE events, so fetching one at a time costs one round trip per batch,
+        # not per event; reserving more would only let a busy worker sit on batches that an
+        # idle one could take, and a killed worker's reserved messages come back only after
+        # the visibility timeout below.
         task_acks_late=False,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,

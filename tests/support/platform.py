@@ -240,7 +240,9 @@ class Platform:
         if role == "worker":
             return [str(BIN / "celery"), "-A", f"{service}.worker", "worker", "--loglevel",
                     "INFO", "-Q", service, "-n", f"{service}-{secrets.token_hex(3)}@%h",
-                    "--concurrency", "1", "--without-gossip", "--without-mingle",
+                    # notifications: one more thread for its dispatch queue (own_queue)
+                    "--concurrency", "2" if service == "notifications" else "1",
+                    "--without-gossip", "--without-mingle",
                     "--without-heartbeat"]
         if role == "beat":
             return [str(BIN / "celery"), "-A", f"{service}.worker", "beat", "--loglevel",
