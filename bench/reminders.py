@@ -34,8 +34,9 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.events import raw_rate  # noqa: E402
 from bench.import_participants import import_list  # noqa: E402
-from buendnis_common.events import EVENT_TASK, envelope_data  # noqa: E402
+from buendnis_common.events import EVENTS_TASK, envelope_data, event_batch_size  # noqa: E402
 from tests.support.platform import Platform, wait_for  # noqa: E402
 
 OFFSET = timedelta(minutes=10)
@@ -124,8 +125,10 @@ def run(platform: Platform, count: int, args) -> int:
     lead = args.lead or max(60, int(count / 60) + 30)
     due_minute = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
     sub = "5b47324b-9b61-5fe1-9cb2-5039497adf31"  # cw.jmd-leverkusen in the realm file
+    raw = raw_rate(platform, 2000)  # the broker's rate now, for the ratio below
     celery = Celery(broker=platform.redis_url)
     started = time.perf_counter()
+    events = []
     for i, participant_id in enumerate(participant_ids):
         start = due_minute + OFFSET + timedelta(seconds=args.spread * i / count)
         data = envelope_data("appointment.booked", {
@@ -134,17 +137,25 @@ def run(platform: Platform, count: int, args) -> int:
             "alliance": "leverkusen", "need_category": "language_course",
             "sender_user_id": sub, "appointment_id": uuid.uuid4(), "start": start,
             "end": start + timedelta(hours=1), "mode": "in_person", "status": "booked"})
-        celery.send_task(EVENT_TASK, queue="notifications", args=[platform.sign_event({
+        events.append(platform.sign_event({
             "id": str(uuid.uuid4()), "type": "appointment.booked", "source": "referrals",
-            "occurred_at": datetime.now(UTC).isoformat(), "data": data})])
+            "occurred_at": datetime.now(UTC).isoformat(), "data": data}))
+    # As the relay sends them: EVENT_BATCH_SIZE signed events per message, one connection.
+    size = event_batch_size()
+    with celery.producer_or_acquire() as producer:
+        for first in range(0, count, size):
+            celery.send_task(EVENTS_TASK, queue="notifications", producer=producer,
+                             args=[events[first:first + size]])
     celery.close()
     url = platform.database_urls["notifications"]
     wait_for(lambda: scalar(url, "SELECT count(*) FROM reminders") >= 2 * count,
              timeout=lead + 600, what="every reminder planned", interval=1)
     planned_at = datetime.now(UTC)
+    seconds = time.perf_counter() - started
     print(f"{count} booking events published and {2 * count} reminders planned in "
-          f"{time.perf_counter() - started:.1f} s; due from {due_minute.isoformat()} "
-          f"({(due_minute - planned_at).total_seconds():.0f} s later)")
+          f"{seconds:.1f} s ({count / seconds:.0f} events/s, {count / seconds / raw:.2f} × the "
+          f"{raw:.0f} bare Celery tasks/s measured just before); due from "
+          f"{due_minute.isoformat()} ({(due_minute - planned_at).total_seconds():.0f} s later)")
     if planned_at > due_minute:
         print("WARNING: planning took longer than the lead; use --lead")
 
