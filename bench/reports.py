@@ -3,16 +3,22 @@
 Starts a throw-away PostgreSQL (as .ci/run does: the ``postgres`` user when run as root, data
 under /tmp, a loopback port, fsync off) unless ``--url`` names one, migrates the referrals
 database to head, fills it inside PostgreSQL (``INSERT … SELECT`` over ``generate_series``: no
-rows cross the wire), runs ANALYZE, and then times the report functions the views call, each
-``--repeat`` times, printing the median and 99th percentile:
+rows cross the wire: the platform's flush hook never sees them, as with a database that held
+referrals before the aggregate), rebuilds the reports' aggregate (``referrals.report.aggregate``,
+timed), runs ANALYZE, and then times the report functions the views call, each ``--repeat``
+times, printing the median and 99th percentile — from the aggregate, and the same report as a
+full recount (``recount=True``) in the same run, with their ratio:
 
 - one alliance's referral report (about 20,000 referrals), ungrouped and grouped by
-  ``to_org,status,month``;
+  ``to_org,status,month`` (a grouping or a period always counts from the referrals);
 - the state-wide referral report (all 1,000,000, one row per alliance);
 - gaps and stuck, for one alliance and state-wide.
 
+Last, what keeping the aggregate costs a write: ``--writes`` referrals made and then answered
+through the ORM, one transaction each, with the aggregate kept and without.
+
     .venv/bin/python bench/reports.py [--referrals 1000000] [--history 5] [--alliances 50]
-                                      [--repeat 30] [--url postgresql+psycopg://…]
+                                      [--repeat 30] [--writes 300] [--url postgresql+psycopg://…]
 """
 from __future__ import annotations
 
@@ -25,17 +31,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, text, update
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from buendnis_common import migrate  # noqa: E402
-from referrals.report import service  # noqa: E402
+from referrals import models  # noqa: E402,F401 - every table known
+from referrals.referral.models import Referral  # noqa: E402
+from referrals.report import aggregate, service  # noqa: E402
 
 STATUSES = ["requested", "accepted", "rejected", "cancelled", "in-progress", "on-hold",
             "completed", "failed"]
@@ -156,10 +165,40 @@ def fill(url: str, *, referrals: int, history: int, alliances: int) -> None:
                     "INSERT INTO report_need_counts (alliance, category, open_needs)"
                     " VALUES (:alliance, :category, :count)"),
                     {"alliance": f"alliance-{a}", "category": category, "count": (a + n) % 40})
+    print(f"  filled in {time.monotonic() - started:.0f} s", flush=True)
+    rebuilt = time.monotonic()
+    with Session(engine) as session, session.begin():
+        counted = aggregate.rebuild(session)
+    print(f"  aggregate rebuilt in {time.monotonic() - rebuilt:.1f} s ({counted['persons']:,} "
+          f"(alliance, person) rows, {counted['answer_times']:,} answer times)", flush=True)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE"))
-    print(f"  filled and analysed in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"  analysed after {time.monotonic() - started:.0f} s", flush=True)
     engine.dispose()
+
+
+def writes(engine, count: int) -> float:
+    """Median ms to make a referral and, in a second transaction, answer it (ORM, as the
+    platform does), for persons already referred."""
+    times = []
+    for i in range(count):
+        participant = uuid.UUID(int=i * 7 + 1)
+        now = datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=i)
+        started = time.perf_counter()
+        with Session(engine) as session, session.begin():
+            referral = Referral(
+                id=uuid.uuid4(), participant_id=participant, from_org="org-7-1", to_org="org-7-2",
+                alliance="alliance-7", need_category=service.NEED_CATEGORIES[0],
+                status="requested", sender_user="bench", sender_user_id="bench",
+                shared_categories=[], created_at=now, updated_at=now,
+                due_at=now + timedelta(days=7))
+            session.add(referral)
+            referral_id = referral.id
+        with Session(engine) as session, session.begin():
+            referral = session.get(Referral, referral_id)
+            referral.status, referral.answered_at = "accepted", now + timedelta(hours=5)
+        times.append((time.perf_counter() - started) * 1000 / 2)
+    return statistics.median(times)
 
 
 def timed(session: Session, call: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -181,6 +220,8 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=5, help="history rows per referral")
     parser.add_argument("--alliances", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--writes", type=int, default=300,
+                        help="referrals made and answered to time the aggregate's write cost")
     parser.add_argument("--url", help="an empty PostgreSQL database to use instead")
     args = parser.parse_args()
 
@@ -193,25 +234,43 @@ def main() -> int:
         fill(url, referrals=args.referrals, history=args.history, alliances=args.alliances)
         engine = create_engine(url)
         cases = {
-            "referrals, one alliance": lambda s: service.referrals_report(
-                session=s, alliance="alliance-7"),
-            "referrals, one alliance, by to_org,status,month, 2025": lambda s:
+            "referrals, one alliance": lambda s, r: service.referrals_report(
+                session=s, alliance="alliance-7", recount=r),
+            "referrals, one alliance, by to_org,status,month, 2025": lambda s, r:
                 service.referrals_report(session=s, alliance="alliance-7",
                                          start=date(2025, 1, 1), end=date(2025, 12, 31),
-                                         group_by=["to_org", "status", "month"]),
-            "referrals, state-wide (one row per alliance)": lambda s: service.referrals_report(
-                session=s, alliance=None),
-            "gaps, one alliance": lambda s: service.gaps_report(session=s, alliance="alliance-7"),
-            "gaps, state-wide": lambda s: service.gaps_report(session=s, alliance=None),
-            "stuck, one alliance": lambda s: service.stuck_report(
-                session=s, alliance="alliance-7"),
-            "stuck, state-wide": lambda s: service.stuck_report(session=s, alliance=None),
+                                         group_by=["to_org", "status", "month"], recount=r),
+            "referrals, state-wide (one row per alliance)": lambda s, r: service.referrals_report(
+                session=s, alliance=None, recount=r),
+            "gaps, one alliance": lambda s, r: service.gaps_report(
+                session=s, alliance="alliance-7", recount=r),
+            "gaps, state-wide": lambda s, r: service.gaps_report(
+                session=s, alliance=None, recount=r),
+            "stuck, one alliance": lambda s, r: service.stuck_report(
+                session=s, alliance="alliance-7", recount=r),
+            "stuck, state-wide": lambda s, r: service.stuck_report(
+                session=s, alliance=None, recount=r),
         }
-        print(f"\n{'report':58} {'median ms':>10} {'p99 ms':>10}   ({args.repeat} runs)")
+        print(f"\n{'report':54} {'median ms':>9} {'p99 ms':>8} {'recount':>9} {'p99 ms':>8}"
+              f" {'ratio':>7}   ({args.repeat} runs each)")
         with Session(engine) as session:
             for name, case in cases.items():
-                median, p99 = timed(session, lambda case=case: case(session), args.repeat)
-                print(f"{name:58} {median:10.1f} {p99:10.1f}", flush=True)
+                kept = case(session, False).rows
+                assert kept == case(session, True).rows, f"{name}: aggregate ≠ recount"
+                median, p99 = timed(session, lambda case=case: case(session, False),
+                                    args.repeat)
+                full, full_p99 = timed(session, lambda case=case: case(session, True),
+                                       args.repeat)
+                print(f"{name:54} {median:9.1f} {p99:8.1f} {full:9.1f} {full_p99:8.1f}"
+                      f" {median / full:7.3f}", flush=True)
+        if args.writes:
+            kept = writes(engine, args.writes)
+            with engine.begin() as connection:
+                connection.execute(update(aggregate.AggregateState).values(built_at=None))
+            plain = writes(engine, args.writes)
+            print(f"\nmake + answer a referral, per transaction (median of {args.writes}):"
+                  f" {kept:.2f} ms with the aggregate kept, {plain:.2f} ms without"
+                  f" ({kept / plain:.2f}×)")
         engine.dispose()
     finally:
         if postgres:

@@ -74,9 +74,10 @@ def upgrade() -> None:
     op.create_table(
         'report_answer_times',
         sa.Column('alliance', sa.String(length=120), nullable=False),
+        sa.Column('hour', sa.BigInteger(), nullable=False),
         sa.Column('micros', sa.BigInteger(), nullable=False),
         *_counts('answers'),
-        sa.PrimaryKeyConstraint('alliance', 'micros'),
+        sa.PrimaryKeyConstraint('alliance', 'hour', 'micros'),
     )
     op.create_table(
         'report_answer_hours',

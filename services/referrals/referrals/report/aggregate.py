@@ -40,7 +40,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Integer,
-    Numeric,
     String,
     Uuid,
     and_,
@@ -49,9 +48,11 @@ from sqlalchemy import (
     event,
     extract,
     func,
+    literal_column,
     or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.orm import Mapped, Session, attributes, mapped_column
 
@@ -168,11 +169,13 @@ class OpenReferralTotal(Base):
 
 
 class AnswerTime(Base):
-    """How many referrals of an alliance were first answered after exactly ``micros``."""
+    """How many referrals of an alliance were first answered after exactly ``micros`` (within
+    whole hour ``hour``: a median reads one hour's times)."""
 
     __tablename__ = "report_answer_times"
 
     alliance: Mapped[str] = mapped_column(String(120), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     micros: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     answers: Mapped[int] = mapped_column(Integer, nullable=False)
 
@@ -343,29 +346,30 @@ class Deltas:
         self._totals(session, OpenReferralTotal.__table__, ["alliance", "need_category"], totals)
 
     def _times(self, session: Session) -> None:
-        by_hour: dict[tuple[str, int], int] = defaultdict(int)
+        by_hour: dict[tuple, int] = defaultdict(int)
         exact: dict[tuple, int] = {}
         for (alliance, micros), delta in self.times.items():
             if delta:
-                exact[(alliance, micros)] = delta
+                exact[(alliance, micros // MICROS_PER_HOUR, micros)] = delta
                 by_hour[(alliance, micros // MICROS_PER_HOUR)] += delta
-        self._counts(session, AnswerTime.__table__, "micros", exact)
-        self._counts(session, AnswerHour.__table__, "hour", by_hour)
+        self._counts(session, AnswerTime.__table__, ("alliance", "hour", "micros"), exact)
+        self._counts(session, AnswerHour.__table__, ("alliance", "hour"), by_hour)
 
     @staticmethod
-    def _counts(session: Session, table, column: str, deltas: dict[tuple, int]) -> None:
+    def _counts(session: Session, table, keys: tuple[str, ...],
+                deltas: dict[tuple, int]) -> None:
         insert = _insert(session)
-        for (alliance, value), delta in sorted(deltas.items()):
+        for key, delta in sorted(deltas.items()):
             if not delta:
                 continue
-            statement = insert(table).values(alliance=alliance, answers=delta,
-                                             **{column: value})
+            where = dict(zip(keys, key, strict=True))
+            statement = insert(table).values(answers=delta, **where)
             session.execute(statement.on_conflict_do_update(
-                index_elements=[table.c.alliance, table.c[column]],
+                index_elements=[table.c[name] for name in keys],
                 set_={"answers": table.c.answers + statement.excluded.answers}))
             if delta < 0:
                 session.execute(delete(table).where(
-                    table.c.alliance == alliance, table.c[column] == value,
+                    *(table.c[name] == value for name, value in where.items()),
                     table.c.answers <= 0))
 
     @staticmethod
@@ -486,18 +490,19 @@ def rebuild(session: Session) -> dict[str, int]:
     times = AnswerTime.__table__
     if dialect == "postgresql":
         # extract() gives an exact numeric (PostgreSQL 14 and later): whole microseconds.
-        micros = func.round(extract(
-            "epoch", Referral.answered_at - Referral.created_at) * 1_000_000).cast(BigInteger)
+        # (Constants inline: the same expression in the select and the GROUP BY.)
+        micros = func.round(extract("epoch", Referral.answered_at - Referral.created_at)
+                            * literal_column("1000000"))
+        hour = func.floor(micros / literal_column(str(MICROS_PER_HOUR))).cast(BigInteger)
         session.execute(times.insert().from_select(
-            ["alliance", "micros", "answers"],
-            select(Referral.alliance, micros, func.count())
+            ["alliance", "hour", "micros", "answers"],
+            select(Referral.alliance, hour, micros.cast(BigInteger), func.count())
             .where(Referral.answered_at.is_not(None))
-            .group_by(Referral.alliance, micros)))
+            .group_by(Referral.alliance, hour, micros.cast(BigInteger))))
         t = times.c
-        hour = func.floor(t.micros.cast(Numeric) / MICROS_PER_HOUR).cast(BigInteger)
         session.execute(AnswerHour.__table__.insert().from_select(
             ["alliance", "hour", "answers"],
-            select(t.alliance, hour, func.sum(t.answers)).group_by(t.alliance, hour)))
+            select(t.alliance, t.hour, func.sum(t.answers)).group_by(t.alliance, t.hour)))
     else:
         deltas = Deltas()
         rows = session.execute(
@@ -564,15 +569,13 @@ def median_hours(session: Session, answered: Mapping[str, int]) -> dict[str, flo
     hours_wanted = {(alliance, hour) for alliance, found in located.items() for hour, _ in found}
     if not hours_wanted:
         return {}
-    window = or_(*(and_(AnswerTime.alliance == alliance,
-                        AnswerTime.micros >= hour * MICROS_PER_HOUR,
-                        AnswerTime.micros < (hour + 1) * MICROS_PER_HOUR)
-                   for alliance, hour in sorted(hours_wanted)))
     in_hour: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
-    query = select(AnswerTime.alliance, AnswerTime.micros, AnswerTime.answers) \
-        .where(window, AnswerTime.answers > 0).order_by(AnswerTime.alliance, AnswerTime.micros)
-    for alliance, micros, count in session.execute(query):
-        in_hour[(alliance, micros // MICROS_PER_HOUR)].append((micros, count))
+    query = select(AnswerTime.alliance, AnswerTime.hour, AnswerTime.micros, AnswerTime.answers) \
+        .where(tuple_(AnswerTime.alliance, AnswerTime.hour).in_(sorted(hours_wanted)),
+               AnswerTime.answers > 0) \
+        .order_by(AnswerTime.alliance, AnswerTime.hour, AnswerTime.micros)
+    for alliance, hour, micros, count in session.execute(query):
+        in_hour[(alliance, hour)].append((micros, count))
     medians: dict[str, float] = {}
     for alliance, found in located.items():
         values = []
