@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 import intake.models  # noqa: F401 - every table mapped before the first query
+from buendnis_common import context
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import ServiceSettings
 from intake.consent import handlers as consent_handlers
@@ -34,4 +35,5 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     )
     app.register_blueprint(internal)  # not in the public API document
     app.register_blueprint(internal_consents)
+    context.install(app, runtime)
     return app

@@ -4,13 +4,13 @@ from __future__ import annotations
 from flask import Flask
 
 import notifications.models  # noqa: F401 - every table mapped before the first query
+from buendnis_common import context
 from buendnis_common.service import EventHandlers, ServiceRuntime
 from buendnis_common.settings import ServiceSettings
 from notifications.answer.handlers import handlers as answer_handlers
 from notifications.answer.views import blp as sms_webhook
 from notifications.appointment.handlers import handlers as appointment_handlers
 from notifications.config import NotificationsConfig
-from notifications.context import Context
 from notifications.db import MODELS
 from notifications.inbox.handlers import handlers as inbox_handlers
 from notifications.inbox.views import blp as inbox
@@ -36,5 +36,5 @@ def create_app(
     app.register_blueprint(internal)  # not in the public API document
     app.register_blueprint(sms_webhook)  # public, but only with the SMS provider's signature
     app.before_request(remember_caller)
-    app.extensions["notifications"] = Context(runtime=runtime, config=config)
+    context.install(app, runtime, config)
     return app

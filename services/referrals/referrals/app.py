@@ -6,6 +6,7 @@ from functools import partial
 from flask import Flask, jsonify
 from sqlalchemy.orm.exc import StaleDataError
 
+from buendnis_common import context
 from buendnis_common.answers import link_key
 from buendnis_common.errors import error_body
 from buendnis_common.service import EventHandlers, ServiceRuntime
@@ -20,12 +21,10 @@ from referrals.internal.views import blp as export
 from referrals.hsds.views import blp as hsds
 from referrals.offer.views import blp as offers
 from referrals.referral import handlers as referral_handlers
-from referrals.referral.service import Context
 from referrals.referral.views import blp as referrals
 from referrals.report import handlers as report_handlers
 from referrals.report.service import ReportSettings
 from referrals.report.views import blp as reports
-from referrals.workdays import WorkingCalendar
 
 
 def _changed_meanwhile(_error: StaleDataError):
@@ -54,11 +53,7 @@ def create_app(
     app.register_blueprint(export)  # internal: not in the public API document
     app.register_blueprint(answer_links)  # public: the signed link is the credential
     app.register_blueprint(hsds)  # public, without a token: HSDS has its own API document
-    app.extensions["referrals"] = Context(
-        runtime=runtime,
-        config=config,
-        calendar=WorkingCalendar(config.holiday_subdivision),
-    )
+    context.install(app, runtime, config)
     app.extensions["reports"] = ReportSettings.from_env()
     app.register_error_handler(StaleDataError, _changed_meanwhile)
     return app

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from buendnis_common.settings import SettingsError, env_float, env_int, env_list, env_str
+from referrals.workdays import WorkingCalendar
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,11 @@ class ReferralsConfig:
 
     def response_days_for(self, alliance: str | None) -> int:
         return self.response_days_by_alliance.get(alliance or "", self.response_days)
+
+    @cached_property
+    def calendar(self) -> WorkingCalendar:
+        """Working days without the public holidays of ``holiday_subdivision``."""
+        return WorkingCalendar(self.holiday_subdivision)
 
     @classmethod
     def from_env(cls) -> ReferralsConfig:

@@ -13,11 +13,11 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, request
 
+from buendnis_common.context import current_context
 from buendnis_common.db import utcnow
 from buendnis_common.errors import BadRequest, Forbidden
 from buendnis_common.service import current_runtime
 from notifications.answer import service, signature
-from notifications.context import current_context
 
 log = logging.getLogger(__name__)
 

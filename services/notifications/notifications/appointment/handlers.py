@@ -8,13 +8,13 @@ import uuid
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from buendnis_common.context import current_context
 from buendnis_common.db import utcnow
 from buendnis_common.events import Event
 from buendnis_common.service import EventHandlers
 from notifications.answer import service as answers
 from notifications.appointment import service as appointments
 from notifications.appointment.models import BOOKED
-from notifications.context import current_context
 from notifications.delivery.models import Delivery
 from notifications.inbox import models as kinds
 from notifications.inbox.handlers import to_sender

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from buendnis_common import audit, directory
 from buendnis_common.auth import Principal
+from buendnis_common.context import Context
 from buendnis_common.db import utcnow
 from buendnis_common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from buendnis_common.service import ServiceRuntime
 from referrals import intake
 from referrals.appointment.models import Appointment
-from referrals.config import ReferralsConfig
 from referrals.db import AuditEntry
 from referrals.erasure.models import ParticipantErasure
 from referrals.offer.models import Offer
@@ -42,7 +42,6 @@ from referrals.referral.models import (
     StatusChange,
     WithdrawnConsent,
 )
-from referrals.workdays import WorkingCalendar
 
 Side = Literal["sender", "receiver"]
 
@@ -64,15 +63,6 @@ SET_BY: dict[str, frozenset[str]] = {
     CANCELLED: frozenset({"sender", "receiver"}),
 }
 REASON_REQUIRED = frozenset({REJECTED, CANCELLED, ON_HOLD, FAILED})
-
-
-@dataclass(frozen=True)
-class Context:
-    """What creating a referral needs besides the request."""
-
-    runtime: ServiceRuntime
-    config: ReferralsConfig
-    calendar: WorkingCalendar
 
 
 def side_of(referral: Referral, principal: Principal) -> Side | None:
@@ -326,7 +316,7 @@ def create(*, ctx: Context, session: Session, principal: Principal, data: dict,
 def due_for(*, ctx: Context, alliance: str | None, sent_at: datetime) -> datetime:
     """When the receiver should have answered: the alliance's response time in working days
     (weekends and public holidays do not count)."""
-    return ctx.calendar.add_working_days(sent_at, ctx.config.response_days_for(alliance))
+    return ctx.config.calendar.add_working_days(sent_at, ctx.config.response_days_for(alliance))
 
 
 # -- the state machine ------------------------------------------------------------------------

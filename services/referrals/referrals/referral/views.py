@@ -8,10 +8,10 @@ import uuid
 from flask import Response, json
 from flask.views import MethodView
 
+from buendnis_common.context import current_context
 from buendnis_common.service import current_runtime
 from buendnis_common.web import Blueprint, current_principal
 from referrals.appointment import service as appointments
-from referrals.context import current_context
 from referrals.referral import consent_ends, fhir, schemas, service
 
 blp = Blueprint("referrals", __name__, url_prefix="/api/v1/referrals", description="Referrals")
