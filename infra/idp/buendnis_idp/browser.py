@@ -198,14 +198,6 @@ def _idp() -> Any:
     return current_app.extensions["buendnis_idp"]
 
 
-def _html(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, headers=pages.HEADERS)
-
-
-def _error(locale: str, message: str, status: int = 400) -> Response:
-    return _html(pages.error_page(locale, message), status)
-
-
 def _cookie(response: Response, name: str, value: str | None) -> None:
     options = {"path": f"/realms/{_idp().realm.name}/", "httponly": True, "samesite": "Lax",
                "secure": request.is_secure}
@@ -230,14 +222,14 @@ def authorize() -> Response:
     params = (request.form if request.method == "POST" else request.args).to_dict()
     locale = pages.pick_locale(params.get("ui_locales"), request.headers.get("Accept-Language"))
     if not params.get("client_id"):
-        return _error(locale, "Missing parameter: client_id")
+        return pages.error(locale, "Missing parameter: client_id")
     client = idp.server.query_client(params["client_id"])
     if client is None:
-        return _error(locale, "Client not found.")
+        return pages.error(locale, "Client not found.")
     redirect_uri = verify_redirect_uri(params.get("redirect_uri"), client.redirect_uris)
     if redirect_uri is None:  # never redirect to an address the client has not registered
         log.info("authorization request of client %s: invalid redirect_uri", client.client_id)
-        return _error(locale, "Invalid parameter: redirect_uri")
+        return pages.error(locale, "Invalid parameter: redirect_uri")
     fragment = params.get("response_mode") == "fragment"
 
     def refuse(error: str, description: str | None = None, in_fragment: bool = False):
@@ -289,9 +281,9 @@ def _login_form(idp: Any, tx: LoginTransaction, username: str = "",
                 error: str | None = None) -> Response:
     query = urlencode({"session_code": tx.session_code, "execution": LOGIN_EXECUTION,
                        "client_id": tx.grant.request.client.client_id, "tab_id": tx.tab_id})
-    links = {lc: f"{tx.auth_url}&ui_locales={lc}" for lc in pages.LOCALES}
-    return _html(pages.login_page(tx.locale, f"{idp.issuer}/login-actions/authenticate?{query}",
-                                  username, error, links))
+    return pages.page("login.html", tx.locale, "title", username=username, error=error,
+                      action=f"{idp.issuer}/login-actions/authenticate?{query}",
+                      restart_url=tx.auth_url)
 
 
 def _complete(idp: Any, grant: Any, session: Session, acr: str) -> Response:
@@ -307,21 +299,23 @@ def login_action() -> Response:
     locale = pages.pick_locale(None, request.headers.get("Accept-Language"))
     root_id = request.cookies.get(AUTH_SESSION_COOKIE)
     if not root_id:
-        return _error(locale, "Cookie not found. Please make sure cookies are enabled in your "
+        return pages.error(locale, "Cookie not found. Please make sure cookies are enabled in your "
                       "browser.")
     tx = idp.browser.transaction(args.get("tab_id"), root_id)
     if tx is None:
-        return _error(locale, "Your login attempt timed out. Login will start from the beginning.")
+        return pages.error(locale, "Your login attempt timed out. Login will start from the "
+                           "beginning.")
     locale, client = tx.locale, tx.grant.request.client
     if args.get("client_id") != client.client_id:
-        return _error(locale, "Client not found.")
+        return pages.error(locale, "Client not found.")
     code, tx.session_code = tx.session_code, secrets.token_urlsafe(32)  # single use
     if request.method == "GET":  # a reload shows the form again with a fresh code
         return _login_form(idp, tx, tx.attempted_username)
     if args.get("execution") != LOGIN_EXECUTION or not hmac.compare_digest(
             (args.get("session_code") or "").encode(), code.encode()):
         # A stale or forged form: only the rendered page knows the current code.
-        return _html(pages.expired_page(locale, f"{tx.auth_url}&ui_locales={locale}"))
+        return pages.page("message.html", locale, "expired_title",
+                          restart_url=f"{tx.auth_url}&ui_locales={locale}")
 
     username = tx.attempted_username = (request.form.get("username") or "").strip()
     user = idp.realm.user_by_login(username) if username else None
@@ -335,7 +329,7 @@ def login_action() -> Response:
     session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if session is not None and session.user_id != user["id"]:
         other = idp.realm.user_by_id(session.user_id)
-        return _error(locale, f"You are already authenticated as different user "
+        return pages.error(locale, f"You are already authenticated as different user "
                       f"'{other['username'] if other else session.user_id}' in this session. "
                       "Please sign out first.")
     if session is None:
@@ -360,30 +354,31 @@ def logout() -> Response:
     hint, client_id = params.get("id_token_hint"), params.get("client_id")
     redirect_param, state = params.get("post_logout_redirect_uri"), params.get("state")
     if redirect_param and not hint and not client_id:
-        return _error(locale, "Missing parameter: id_token_hint")
+        return pages.error(locale, "Missing parameter: id_token_hint")
     claims = None
     if hint:
         try:
             claims = idp.tokens.verify_id_token_hint(hint)
         except InvalidToken:
-            return _error(locale, "Invalid parameter: id_token_hint")
+            return pages.error(locale, "Invalid parameter: id_token_hint")
         if client_id and claims.get("azp") != client_id:
-            return _error(locale, "Invalid parameter: client_id")
+            return pages.error(locale, "Invalid parameter: client_id")
     client = idp.realm.client(client_id or (claims or {}).get("azp"))
     if (client_id or claims) and client is None:
-        return _error(locale, "Client not found.")
+        return pages.error(locale, "Client not found.")
     redirect_uri = None
     if redirect_param:
         redirect_uri = verify_redirect_uri(redirect_param, post_logout_redirect_uris(client))
         if redirect_uri is None:
-            return _error(locale, "Invalid redirect uri")
+            return pages.error(locale, "Invalid redirect uri")
     cookie_session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if claims is None:  # without a valid hint Keycloak asks the user to confirm
         code = secrets.token_urlsafe(32)
         idp.browser.put(idp.browser.confirmations, code, {
             "session_id": cookie_session.id if cookie_session else None, "state": state,
             "redirect_uri": redirect_uri, "locale": locale, "created": idp.tokens.now()})
-        return _html(pages.logout_confirm_page(locale, idp.endpoint("logout/logout-confirm"), code))
+        return pages.page("message.html", locale, "logout_title", session_code=code,
+                          action=idp.endpoint("logout/logout-confirm"))
     hinted = idp.tokens.active_session(claims.get("sid"))
     for session in (hinted if hinted and hinted.user_id == claims.get("sub") else None,
                     cookie_session):
@@ -396,7 +391,7 @@ def logout_confirm() -> Response:
     idp = _idp()
     conf = idp.browser.confirmations.pop(request.form.get("session_code") or "", None)
     if conf is None:
-        return _error(pages.pick_locale(None, request.headers.get("Accept-Language")),
+        return pages.error(pages.pick_locale(None, request.headers.get("Accept-Language")),
                       "Logout failed")
     cookie_session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if cookie_session is not None and cookie_session.id == conf["session_id"]:
@@ -406,7 +401,7 @@ def logout_confirm() -> Response:
 
 def _logged_out(locale: str, redirect_uri: str | None, state: str | None) -> Response:
     if redirect_uri is None:
-        response = _html(pages.logged_out_page(locale))
+        response = pages.page("message.html", locale, "logged_out")
     else:
         response = redirect(add_params_to_uri(redirect_uri, [("state", state)] if state else []))
     for name in (IDENTITY_COOKIE, SESSION_COOKIE):

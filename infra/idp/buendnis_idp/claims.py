@@ -126,8 +126,13 @@ def _session_note(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimC
 
 
 def _realm_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    composites = {r["name"]: (r.get("composites") or {}).get("realm") or []
+                  for r in (ctx.realm.rep.get("roles") or {}).get("realm") or []}
+    roles = list(ctx.user.get("realmRoles") or [])
+    for role in roles:  # the user's roles, then the roles of its composite roles
+        roles += [r for r in composites.get(role, []) if r not in roles]
     prefix = config.get("usermodel.realmRoleMapping.rolePrefix", "")
-    if roles := [prefix + r for r in ctx.user.get("realmRoles") or []]:
+    if roles := [prefix + r for r in roles]:
         _set_claim(claims, config.get("claim.name") or "realm_access.roles",
                    roles if config.get("multivalued", "true") == "true" else roles[0],
                    ctx.client.client_id)
