@@ -97,7 +97,8 @@ def test_prometheus_sees_the_story(reminders, prometheus):
     wait_for(lambda: (value(url, 'sum(buendnis_events_consumed_total{service="notifications",'
                                  'type="referral.requested"})') or 0) >= 1,
              timeout=30, what="referral.requested consumed by notifications", interval=1)
-    wait_for(lambda: (value(url, 'sum(buendnis_celery_tasks_total{task="buendnis.event",'
+    # buendnis.events: the relay sends events in batches (buendnis.event: one, as before)
+    wait_for(lambda: (value(url, 'sum(buendnis_celery_tasks_total{task=~"buendnis[.]events?",'
                                  'outcome="success"})') or 0) >= 1,
              timeout=30, what="event tasks counted", interval=1)
     # Each reminder's lateness observed, and they were sent.
