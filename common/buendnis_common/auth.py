@@ -70,9 +70,7 @@ class JwksCache:
                 except (requests.RequestException, ValueError) as exc:
                     log.warning("could not fetch the realm's keys: %s", type(exc).__name__)
                     if not self._keys:
-                        raise ServiceUnavailable(
-                            "The identity provider cannot be reached to check the token."
-                        ) from exc
+                        raise ServiceUnavailable("auth.identity_provider_unreachable") from exc
             return self._keys.get(kid)
 
 
@@ -109,7 +107,7 @@ def principal_from_claims(claims: dict[str, Any], *, require_organization: bool)
     if isinstance(organizations, list):  # Keycloak's list form, without attributes
         organizations = {alias: {} for alias in organizations}
     if not isinstance(organizations, dict):
-        raise Unauthorized("The token's organization claim is malformed.")
+        raise Unauthorized("auth.organization_claim_malformed")
     base = {
         "subject": str(claims.get("sub") or ""),
         "username": str(claims.get("preferred_username") or claims.get("sub") or ""),
@@ -118,12 +116,10 @@ def principal_from_claims(claims: dict[str, Any], *, require_organization: bool)
     }
     if not organizations:
         if require_organization:
-            raise Forbidden("Your account belongs to no organisation; ask your administrator.")
+            raise Forbidden("auth.no_organization")
         return Principal(**base)
     if len(organizations) > 1:
-        raise Forbidden(
-            "Your account belongs to more than one organisation; Bündnis needs exactly one."
-        )
+        raise Forbidden("auth.several_organizations")
     (alias, attributes), = organizations.items()
     attributes = attributes if isinstance(attributes, dict) else {}
     return Principal(
@@ -147,15 +143,15 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise Unauthorized("The access token is malformed.") from None
+            raise Unauthorized("auth.token_malformed") from None
         if header.get("alg") != ALGORITHM:
-            raise Unauthorized("The access token must be signed with RS256.")
+            raise Unauthorized("auth.token_algorithm")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise Unauthorized("The access token names no signing key.")
+            raise Unauthorized("auth.token_no_key_id")
         key = self.jwks.key(kid)
         if key is None:
-            raise Unauthorized("The access token is signed with a key the realm does not have.")
+            raise Unauthorized("auth.token_unknown_key")
         try:
             claims = jwt.decode(
                 token,
@@ -167,17 +163,17 @@ class TokenVerifier:
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("The access token has expired.") from None
+            raise Unauthorized("auth.token_expired") from None
         except jwt.ImmatureSignatureError:
-            raise Unauthorized("The access token is not valid yet.") from None
+            raise Unauthorized("auth.token_not_yet_valid") from None
         except jwt.InvalidAudienceError:
-            raise Unauthorized("The access token is not meant for this API.") from None
+            raise Unauthorized("auth.token_wrong_audience") from None
         except jwt.InvalidIssuerError:
-            raise Unauthorized("The access token comes from another issuer.") from None
+            raise Unauthorized("auth.token_wrong_issuer") from None
         except jwt.InvalidTokenError:
-            raise Unauthorized("The access token is invalid.") from None
+            raise Unauthorized("auth.token_invalid") from None
         if claims.get("typ", "Bearer") != "Bearer":
-            raise Unauthorized("Only access tokens are accepted.")
+            raise Unauthorized("auth.token_not_access_token")
         return claims
 
     def principal(self, token: str, *, require_organization: bool = True) -> Principal:
@@ -188,8 +184,8 @@ class TokenVerifier:
 
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
-        raise Unauthorized("Sign in first: send an Authorization: Bearer <token> header.")
+        raise Unauthorized("auth.sign_in_required")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+        raise Unauthorized("auth.bearer_required")
     return token.strip()

@@ -55,9 +55,7 @@ class ServiceClient:
                     answer = self._client().token(grant_type="client_credentials")
                 except (KeycloakError, requests.RequestException) as exc:
                     log.warning("service token not issued: %s", type(exc).__name__)
-                    raise ServiceUnavailable(
-                        "The identity provider cannot be reached; please try again shortly."
-                    ) from exc
+                    raise ServiceUnavailable("service.identity_provider_unreachable") from exc
                 self._token = answer["access_token"]
                 self._expires_at = time.monotonic() + max(5, int(answer["expires_in"]) - 30)
             return self._token
@@ -76,15 +74,9 @@ class ServiceClient:
         except requests.RequestException as exc:
             log.warning("%s %s on %s failed: %s", method, path.split("?")[0], service,
                         type(exc).__name__)
-            raise ServiceUnavailable(
-                f"The {service} service is not reachable; nothing was saved. "
-                "Please try again shortly."
-            ) from exc
+            raise ServiceUnavailable("service.unreachable", service=service) from exc
         if response.status_code >= 500:
-            raise ServiceUnavailable(
-                f"The {service} service answered with an error; nothing was saved. "
-                "Please try again shortly."
-            )
+            raise ServiceUnavailable("service.failed", service=service)
         return response
 
     def get(self, service: str, path: str, **kwargs: Any) -> requests.Response:

@@ -92,8 +92,9 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
         if key in _HIDDEN_PARAMS or value is None:
             continue
         if isinstance(value, (list, tuple, set, frozenset)):
-            value = [item if isinstance(item, (str, int, float, bool)) else str(item)
+            items = [item if isinstance(item, (str, int, float, bool)) else str(item)
                      for item in value]
+            value = messages.AnyOf(items) if isinstance(value, messages.AnyOf) else items
         elif not isinstance(value, (str, int, float, bool)) and value is not None:
             value = str(value)
         shown[key] = value
@@ -124,7 +125,8 @@ def coded_errors(errors: Any, *, every_text: bool) -> Any:
 
 class DomainError(Exception):
     """A failure a client can act on. Subclasses set ``status``; raise with a code and params:
-    ``raise Conflict("referral.duplicate", org=…, need=…, referral=…)``."""
+    ``raise Conflict("referral.duplicate", org=…, need=…, referral=…)``. ``field="to_org"``
+    reports the same error as that field's error too (``errors={"to_org": [{…}]}``)."""
 
     status: int = 400
 
@@ -135,8 +137,12 @@ class DomainError(Exception):
         *,
         errors: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        field: str | None = None,
         **params: Any,
     ) -> None:
+        if field is not None:
+            error = Coded(code, **params) if is_code(code) else code
+            errors = {field: [error], **(errors or {})}
         if is_code(code):
             self.code = code
             self.params = params

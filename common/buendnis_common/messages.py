@@ -58,6 +58,46 @@ def _translations(language: str) -> Translations:
     return Translations(image, domain=DOMAIN)
 
 
+class AnyOf(tuple):
+    """A list a message reads as alternatives: "a or b" in English, "a oder b" in German. In a
+    body's ``params`` it is a plain list."""
+
+    __slots__ = ()
+
+
+class Label(str):
+    """A code a message shows by its word: ``Label("referral_status", "rejected")`` reads
+    „abgelehnt“ in German (``label.<kind>.<code>`` in the catalogue) and "rejected" in English,
+    whose messages name codes as the API spells them. In a body's ``params`` it is the code."""
+
+    kind: str
+
+    def __new__(cls, kind: str, code: str) -> Label:
+        self = super().__new__(cls, code)
+        self.kind = kind
+        return self
+
+    def __reduce__(self):
+        return (Label, (self.kind, str(self)))
+
+
+def label(kind: str, code: str | None, language: str | None = None) -> str:
+    """The word for a code of the shared vocabulary in that language; the code if none."""
+    if code is None:
+        return "–"
+    key = f"label.{kind}.{code}"
+    language = language or request_language()
+    for candidate in dict.fromkeys((language, DEFAULT_LANGUAGE)):
+        found = _translations(candidate).gettext(key)
+        if found != key:
+            return found
+    return str(code)
+
+
+_OR = {"en": " or ", "de": " oder "}
+_NONE = {"en": "none", "de": "keine"}
+
+
 def known_codes(language: str = DEFAULT_LANGUAGE) -> frozenset[str]:
     """Every code with a (non-empty) text in that language's catalogue."""
     return frozenset(str(message.id) for message in catalogue(language)
@@ -74,10 +114,15 @@ def request_language() -> str:
 def _shown(value: Any, language: str) -> Any:
     if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, Label):  # English messages name the code as the API spells it
+        return str(value) if language == DEFAULT_LANGUAGE else label(value.kind, value, language)
     if isinstance(value, int):
         return format_decimal(value, locale=language)
     if isinstance(value, (list, tuple, set, frozenset)):
-        return ", ".join(str(item) for item in value)
+        if not value:
+            return _NONE.get(language, _NONE[DEFAULT_LANGUAGE])
+        separator = _OR.get(language, _OR[DEFAULT_LANGUAGE]) if isinstance(value, AnyOf) else ", "
+        return separator.join(str(_shown(item, language)) for item in value)
     return value
 
 

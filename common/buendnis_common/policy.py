@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from werkzeug.exceptions import MethodNotAllowed as _RoutingMethodNotAllowed
 from werkzeug.exceptions import NotFound as _RoutingNotFound
@@ -24,6 +25,9 @@ from werkzeug.routing import RequestRedirect as _RequestRedirect
 
 from .auth import Principal
 from .errors import DomainError, Forbidden, NotFound
+from .messages import AnyOf
+from .messages import AnyOf
+from .messages import AnyOf
 from .settings import SERVICE_PORTS, env_str
 
 CASE_WORK = frozenset({"case_worker"})
@@ -161,8 +165,9 @@ def template(path: str, method: str) -> str | None:
 class Decision:
     allowed: bool
     status: int  # 200, 403, 404 or 405
-    message: str
+    code: str  # the refusal's error code ("" when allowed)
     route: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 class MethodNotAllowed(DomainError):
@@ -175,7 +180,7 @@ _ERRORS = {403: Forbidden, 404: NotFound, 405: MethodNotAllowed}
 def enforce(decision: Decision) -> None:
     """Raise the decision's error (API.md's body), or return when the request may go on."""
     if not decision.allowed:
-        raise _ERRORS[decision.status](decision.message)
+        raise _ERRORS[decision.status](decision.code, **decision.params)
 
 
 def roles_for(path_template: str, method: str) -> frozenset[str] | None:
@@ -193,18 +198,18 @@ def _match(routes: Map, path: str, method: str) -> tuple[str, str] | Decision:
     try:
         (template, rule_method), _args = routes.bind("policy").match(path, method=method)
     except _RoutingMethodNotAllowed as exc:
-        allowed = ", ".join(sorted(m for m in exc.valid_methods or [] if m != "HEAD"))
-        return Decision(False, 405, f"{method} is not allowed here; allowed: {allowed}.")
+        allowed = sorted(m for m in exc.valid_methods or [] if m != "HEAD")
+        return Decision(False, 405, "policy.method_not_allowed",
+                        params={"method": method, "allowed": allowed})
     except _RoutingNotFound:
-        return Decision(False, 404, "There is no such endpoint.")
+        return Decision(False, 404, "policy.no_such_endpoint")
     return template, rule_method
 
 
-def refusal(principal: Principal, needed: frozenset[str]) -> str:
-    """The one wording of a refused role, wherever the refusal happens."""
-    names = " or ".join(sorted(needed))
-    yours = ", ".join(sorted(principal.roles & EVERYONE)) or "none"
-    return f"This needs the role {names}; your roles: {yours}."
+def refusal(principal: Principal, needed: frozenset[str]) -> dict[str, Any]:
+    """The params of the one refusal of a role (``policy.role_required``), wherever it happens:
+    ``raise Forbidden("policy.role_required", **refusal(principal, needed))``."""
+    return {"needed": AnyOf(sorted(needed)), "yours": sorted(principal.roles & EVERYONE)}
 
 
 def _given(args: Mapping[str, str] | None, name: str) -> bool:
@@ -225,10 +230,12 @@ def decide(principal: Principal, path: str, method: str,
     template, rule_method = matched
     needed = dict(POLICY)[template][rule_method]
     if not principal.roles & needed:
-        return Decision(False, 403, refusal(principal, needed), template)
+        return Decision(False, 403, "policy.role_required", template,
+                        refusal(principal, needed))
     for parameter, roles in QUERY_POLICY.get((template, rule_method), {}).items():
         if _given(args, parameter) and not principal.roles & roles:
-            return Decision(False, 403, refusal(principal, roles), template)
+            return Decision(False, 403, "policy.role_required", template,
+                            refusal(principal, roles))
     return Decision(True, 200, "", template)
 
 
@@ -244,7 +251,7 @@ def decide_internal(principal: Principal, path: str, method: str) -> Decision:
     """May this caller use an internal route? Only the service account of the one service the
     route is for; a person's token never, whatever its roles."""
     if not principal.is_service:
-        return Decision(False, 403, "This endpoint is for Bündnis services only.")
+        return Decision(False, 403, "policy.services_only")
     method = "GET" if method == "HEAD" else method
     matched = _match(_INTERNAL_MAP, path, method)
     if isinstance(matched, Decision):
@@ -252,6 +259,6 @@ def decide_internal(principal: Principal, path: str, method: str) -> Decision:
     template, rule_method = matched
     callers = dict(INTERNAL_POLICY)[template][rule_method]
     if service_of(principal.client_id) not in callers:
-        names = " or ".join(sorted(callers))
-        return Decision(False, 403, f"This endpoint is for the {names} service only.", template)
+        return Decision(False, 403, "policy.service_only", template,
+                        {"services": AnyOf(sorted(callers))})
     return Decision(True, 200, "", template)

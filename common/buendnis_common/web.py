@@ -145,7 +145,7 @@ def authenticator(
         if request.path.startswith(INTERNAL_PREFIX):
             principal = verifier.principal(token, require_organization=False)
             if not principal.is_service:
-                raise Forbidden("This endpoint is for Bündnis services only.")
+                raise Forbidden("policy.services_only")
         else:
             principal = verifier.principal(token)
         g.principal = principal

@@ -132,7 +132,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     @app.get("/hsds/<path:_rest>")
     def hsds(_rest: str = ""):
         if not policy.is_public(request.path, request.method):
-            raise NotFound("There is no such endpoint.")
+            raise NotFound("policy.no_such_endpoint")
         return proxy.forward("referrals", anonymous=True)
 
     # Participants answer reminders (public in the shared policy, no token). The SMS provider's
@@ -151,7 +151,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     def forward(_rest: str):
         service = owner(request.path)
         if service is None:
-            raise NotFound("There is no such endpoint.")
+            raise NotFound("policy.no_such_endpoint")
         return proxy.forward(service)
 
     return app

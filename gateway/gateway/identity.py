@@ -3,8 +3,9 @@ caller is, for which organisation, with which roles."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import fields
 
+from buendnis_common.validation import Schema
 from buendnis_common.web import Blueprint, current_principal, whoami
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1/me", description="Who am I?")

@@ -104,10 +104,7 @@ class MergedDocument:
                 response.raise_for_status()
                 documents[name] = response.json()
             except (requests.RequestException, ValueError):
-                raise ServiceUnavailable(
-                    f"The {name} service is not reachable, so the API document is incomplete; "
-                    "please try again shortly."
-                ) from None
+                raise ServiceUnavailable("gateway.openapi_incomplete", service=name) from None
         return documents
 
     def json(self) -> bytes:

@@ -178,7 +178,7 @@ class Counter:
 def rate_limited(error: RateLimited):
     """429 in the platform's error body, with how long to wait."""
     metrics.count_rate_limited("gateway")
-    response = jsonify(error_body(429, "Too many requests; please wait a little and try again."))
+    response = jsonify(error_body(429, error_code="gateway.too_many_requests"))
     response.status_code = 429
     response.headers["Retry-After"] = str(error.retry_after)
     return response

@@ -66,10 +66,10 @@ class Proxy:
             )
         except requests.Timeout:
             log.warning("%s did not answer in time", service)
-            raise GatewayTimeout(f"The {service} service did not answer in time.") from None
+            raise GatewayTimeout("gateway.service_timeout", service=service) from None
         except requests.ConnectionError:
             log.warning("%s is not reachable", service)
-            raise BadGateway(f"The {service} service is not reachable.") from None
+            raise BadGateway("gateway.service_unreachable", service=service) from None
         response = Response(upstream.content, status=upstream.status_code)
         for name in RESPONSE_HEADERS:
             if name in upstream.headers:

@@ -61,7 +61,8 @@ def test_outside_the_age_range_needs_a_reason_which_is_kept_and_audited(platform
     too_old = person(birth_date=adult_birth_date(30))
     refused = jmd.post("/api/v1/participants", json=too_old)
     assert refused.status_code == 422
-    assert "18 to 27" in refused.json()["errors"]["birth_date"][0]
+    error = refused.json()["errors"]["birth_date"][0]
+    assert error["code"] == "participant.age_out_of_range" and "18 to 27" in error["message"]
     too_young = jmd.post("/api/v1/participants", json=person(birth_date=adult_birth_date(16)))
     assert too_young.status_code == 422
     reason = "Älterer Geschwisterteil, vom Bündnis beschlossen"
@@ -90,5 +91,5 @@ def test_the_age_range_is_told_together_with_other_errors(jmd):
     response = jmd.post("/api/v1/participants", json=body)
     assert response.status_code == 422
     errors = response.json()["errors"]
-    assert "18 to 27" in errors["birth_date"][0]
+    assert "18 to 27" in errors["birth_date"][0]["message"]
     assert "contact" in errors

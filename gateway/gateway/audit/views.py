@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 from sqlalchemy import func, select
 
 from buendnis_common.service import current_runtime
+from buendnis_common.validation import FieldError, Schema
 from buendnis_common.web import Blueprint, current_principal
 from gateway.audit.models import AuditTrailEntry
 
@@ -22,7 +23,7 @@ class AuditQuery(Schema):
     @validates_schema
     def _ordered(self, data, **_kwargs):
         if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
-            raise ValidationError("'from' lies after 'to'.", "from")
+            raise ValidationError(FieldError("query.from_after_to"), "from")
 
 
 class AuditEntry(Schema):

@@ -29,7 +29,7 @@ from referrals.report.views import blp as reports
 
 def _changed_meanwhile(_error: StaleDataError):
     # Two changes of the same record at once: the second one's version check failed.
-    body = error_body(409, "Someone else changed this at the same moment; reload and try again.")
+    body = error_body(409, error_code="service.write_conflict")
     return jsonify(body), 409
 
 

@@ -53,10 +53,7 @@ class Profile:
 
 
 def _unexpected(what: str) -> ServiceUnavailable:
-    return ServiceUnavailable(
-        f"The intake service gave an answer we cannot use ({what}); nothing was saved. "
-        "Please try again shortly."
-    )
+    return ServiceUnavailable("service.unusable_answer", service="intake", what=what)
 
 
 def _get(runtime: ServiceRuntime, path: str, params: dict[str, str],

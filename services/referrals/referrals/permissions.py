@@ -13,19 +13,21 @@ from buendnis_common.errors import Forbidden
 
 def _in_alliance(principal: Principal) -> None:
     if not principal.alliance:
-        raise Forbidden("Your organisation belongs to no alliance.")
+        raise Forbidden("organisation.no_alliance")
 
 
 def require_case_work(principal: Principal, what: str) -> None:
     """Referrals and appointments (``what`` is done): case workers of the organisation only,
     refused in the policy's own words."""
     if not principal.roles & policy.CASE_WORK:
-        raise Forbidden(policy.refusal(principal, policy.CASE_WORK))
+        raise Forbidden("policy.role_required", **policy.refusal(principal, policy.CASE_WORK))
     _in_alliance(principal)
 
 
 def require_catalogue_editor(principal: Principal, what: str) -> None:
-    """The offer catalogue: case workers and coordinators, each for their own organisation."""
+    """The offer catalogue (``what`` is done): case workers and coordinators, each for their own
+    organisation, refused in the policy's own words."""
     if not principal.roles & policy.CATALOGUE_EDITORS:
-        raise Forbidden(f"Only case workers and coordinators can {what}.")
+        raise Forbidden("policy.role_required",
+                        **policy.refusal(principal, policy.CATALOGUE_EDITORS))
     _in_alliance(principal)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates
 
 from buendnis_common.timeutil import berlin_today
+from buendnis_common.validation import FieldError, Schema
 from intake.consent.models import DATA_CATEGORIES, PURPOSES
 
 
@@ -19,15 +20,15 @@ class ConsentCreate(Schema):
     @validates("data_categories")
     def _no_repeats(self, value, **_kwargs):
         if len(set(value)) != len(value):
-            raise ValidationError("A category is listed twice.")
+            raise ValidationError(FieldError("consent.category_twice"))
 
     @validates("valid_until")
     def _in_the_future(self, value, **_kwargs):
         today = berlin_today()
         if value < today:
-            raise ValidationError("A consent must be valid at least until today.")
+            raise ValidationError(FieldError("consent.valid_until_past"))
         if (value - today).days > 3 * 366:
-            raise ValidationError("A consent may run for three years at most; ask again then.")
+            raise ValidationError(FieldError("consent.valid_until_too_far"))
 
 
 class Consent(Schema):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from buendnis_common import directory
 from buendnis_common.auth import Principal
 from buendnis_common.db import utcnow
-from buendnis_common.errors import NotFound, Unprocessable
+from buendnis_common.errors import FieldError, NotFound, Unprocessable
 from buendnis_common.service import ServiceRuntime
 from intake.consent.models import Consent
 from intake.participant.models import Participant
@@ -28,13 +28,11 @@ def grant(
 ) -> Consent:
     recipient = data["recipient_org"]
     if recipient == participant.owner_org:
-        raise Unprocessable("Your own organisation needs no consent.",
-                            errors={"recipient_org": ["This is your own organisation."]})
+        raise Unprocessable("consent.own_organisation", errors={
+            "recipient_org": [FieldError("consent.is_own_organisation")]})
     if not directory.same_alliance(recipient, participant.alliance):
-        raise Unprocessable(
-            "Consent can only be given for organisations of the same alliance.",
-            errors={"recipient_org": ["No organisation with this alias in your alliance."]},
-        )
+        raise Unprocessable("consent.other_alliance", errors={
+            "recipient_org": [FieldError("consent.unknown_organisation")]})
     consent = Consent(
         id=uuid.uuid4(),
         participant_id=participant.id,
@@ -59,7 +57,7 @@ def get(*, session: Session, participant: Participant, consent_id: uuid.UUID) ->
         select(Consent).where(Consent.id == consent_id, Consent.participant_id == participant.id)
     )
     if consent is None:
-        raise NotFound("No such consent.")
+        raise NotFound("consent.not_found")
     return consent
 
 

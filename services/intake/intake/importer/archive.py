@@ -19,7 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 from openpyxl.utils.cell import column_index_from_string, range_boundaries
 
-from buendnis_common.errors import Unprocessable
+from buendnis_common.errors import FieldError, Unprocessable
 from intake.importer.limits import RATIO_FLOOR_BYTES, ImportLimits, TooLarge
 
 _CELL_COLUMN = re.compile(r"^\$?([A-Za-z]{1,3})")
@@ -27,23 +27,20 @@ _XML_SUFFIXES = (".xml", ".rels", ".vml")
 
 
 def unreadable() -> Unprocessable:
-    return Unprocessable("The file is not a readable XLSX workbook.",
-                         errors={"file": ["Not a readable XLSX workbook."]})
+    return Unprocessable("import.xlsx_unreadable",
+                         errors={"file": [FieldError("import.not_xlsx_workbook")]})
 
 
 def too_many_rows(limits: ImportLimits) -> Unprocessable:
-    message = (f"The file has more than {limits.max_rows:,} rows (empty rows count too); "
-               "split the list.")
-    return Unprocessable(message, errors={"file": [message]})
+    return Unprocessable("import.too_many_rows", field="file", max=limits.max_rows)
 
 
 def too_many_columns(limits: ImportLimits) -> Unprocessable:
-    message = f"The file has more than {limits.max_columns:,} columns."
-    return Unprocessable(message, errors={"file": [message]})
+    return Unprocessable("import.too_many_columns", field="file", max=limits.max_columns)
 
 
-def _refuse(error_type: type, message: str) -> Exception:
-    return error_type(message, errors={"file": [message]})
+def _refuse(error_type: type, code: str, **params: int) -> Exception:
+    return error_type(code, field="file", **params)
 
 
 def check_workbook(content: bytes, limits: ImportLimits) -> int:
@@ -55,22 +52,21 @@ def check_workbook(content: bytes, limits: ImportLimits) -> int:
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError):
         raise unreadable() from None
     if len(infos) > limits.max_members:
-        raise _refuse(Unprocessable, f"The workbook has {len(infos):,} parts; at most "
-                                     f"{limits.max_members:,} are accepted.")
+        raise _refuse(Unprocessable, "import.workbook_too_many_parts", found=len(infos),
+                      max=limits.max_members)
     total = 0
     for info in infos:
         if info.file_size > limits.max_member_bytes:
-            raise _refuse(TooLarge, f"A part of the workbook unpacks to {info.file_size:,} "
-                                    f"bytes; at most {limits.max_member_bytes:,} are accepted.")
+            raise _refuse(TooLarge, "import.workbook_part_too_large", found=info.file_size,
+                          max=limits.max_member_bytes)
         ratio = info.file_size // max(info.compress_size, 1)
         if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_compression_ratio:
-            raise _refuse(Unprocessable, f"A part of the workbook is compressed {ratio:,} to 1; "
-                                         f"at most {limits.max_compression_ratio:,} to 1 is "
-                                         "accepted.")
+            raise _refuse(Unprocessable, "import.workbook_compression_ratio", found=ratio,
+                          max=limits.max_compression_ratio)
         total += info.file_size
     if total > limits.max_uncompressed_bytes:
-        raise _refuse(TooLarge, f"The workbook unpacks to {total:,} bytes; at most "
-                                f"{limits.max_uncompressed_bytes:,} are accepted.")
+        raise _refuse(TooLarge, "import.workbook_too_large", found=total,
+                      max=limits.max_uncompressed_bytes)
     rows = 0
     try:
         for info in infos:
@@ -78,8 +74,7 @@ def check_workbook(content: bytes, limits: ImportLimits) -> int:
                 with archive.open(info) as part:
                     rows = max(rows, _scan_part(part, limits))
     except DefusedXmlException:
-        raise _refuse(Unprocessable, "The workbook contains a document type declaration or "
-                                     "entities, which are not accepted.") from None
+        raise _refuse(Unprocessable, "import.workbook_entities") from None
     except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError,
             OSError, EOFError, SyntaxError):  # ParseError is a SyntaxError
         raise unreadable() from None

@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from openpyxl import load_workbook
 
-from buendnis_common.errors import DomainError, Unprocessable
+from buendnis_common.errors import DomainError, FieldError, Unprocessable
 from intake.importer.archive import check_workbook, too_many_columns, too_many_rows, unreadable
 from intake.importer.limits import ImportLimits, TooLarge
 
@@ -84,8 +84,8 @@ def _delimiter(text: str) -> str:
 
 
 def _field_too_long(number: int, limits: ImportLimits) -> Unprocessable:
-    message = f"Row {number:,} has a field of more than {limits.max_field_chars:,} characters."
-    return Unprocessable(message, errors={"file": [message]})
+    return Unprocessable("import.field_too_long", field="file", row=number,
+                         max=limits.max_field_chars)
 
 
 def _csv_rows(content: bytes, limits: ImportLimits) -> Iterator[list[str]]:
@@ -104,15 +104,15 @@ def _csv_rows(content: bytes, limits: ImportLimits) -> Iterator[list[str]]:
 
 def _check_size(content: bytes, limits: ImportLimits) -> None:
     if len(content) > limits.max_bytes:
-        message = (f"The file has {len(content):,} bytes; at most {limits.max_bytes:,} are "
-                   "accepted. Split the list.")
-        raise TooLarge(message, errors={"file": [message]})
+        raise TooLarge("import.file_too_large", field="file", found=len(content),
+                       max=limits.max_bytes)
 
 
 def _kind(filename: str) -> str:
     kind = filename.lower().rpartition(".")[2]
     if kind not in ("csv", "xlsx"):
-        raise Unprocessable("Send a .csv or .xlsx file.", errors={"file": ["Not .csv or .xlsx."]})
+        raise Unprocessable("import.wrong_file_type",
+                            errors={"file": [FieldError("import.not_csv_or_xlsx")]})
     return kind
 
 
@@ -175,15 +175,13 @@ def read_rows(filename: str, content: bytes, limits: ImportLimits | None = None,
 
     header = next(raw_rows, None)
     if header is None:
-        raise Unprocessable("The file is empty.", errors={"file": ["No header row."]})
+        raise Unprocessable("import.file_empty", errors={"file": [FieldError("import.no_header")]})
     _check_row(1, header, limits)
     columns = [_header(name) for name in header]
     missing = {"given_name", "family_name", "birth_date", "residence_status"} - set(columns)
     if missing:
-        raise Unprocessable(
-            "The header row lacks required columns.",
-            errors={"file": [f"Missing column {name}." for name in sorted(missing)]},
-        )
+        raise Unprocessable("import.columns_missing", columns=sorted(missing), errors={
+            "file": [FieldError("import.column_missing", column=name) for name in sorted(missing)]})
     rows = []
     for number, raw in enumerate(raw_rows, start=2):
         # Every row counts against the limit, empty ones too: 10^8 empty rows cost as much

@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 
 from buendnis_common.auth import Principal
 from buendnis_common.db import utcnow
-from buendnis_common.errors import DomainError, NotFound
+from buendnis_common.errors import DomainError, NotFound, coded_errors, field_error, coded_errors, field_error
+from buendnis_common.messages import text
+from buendnis_common.messages import text
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_int
 from intake.importer.limits import ImportLimits
@@ -37,7 +39,7 @@ MAX_ATTEMPTS = 3  # a worker lost three times on one file: give up rather than l
 PROGRESS_EVERY = 250  # rows between progress writes
 
 
-def _flatten(messages: dict, prefix: str = "") -> list[tuple[str, str]]:
+def _flatten(messages: dict, prefix: str = "") -> list[tuple[str, object]]:
     flat = []
     for key, value in messages.items():
         name = f"{prefix}{key}"
@@ -45,7 +47,7 @@ def _flatten(messages: dict, prefix: str = "") -> list[tuple[str, str]]:
             flat.extend(_flatten(value, f"{name}."))
         else:
             for message in value if isinstance(value, list) else [value]:
-                flat.append((name, str(message)))
+                flat.append((name, message))
     return flat
 
 
@@ -68,15 +70,16 @@ def validate(filename: str, content: bytes, limits: ImportLimits | None = None,
             valid.append((number, schema.load(to_participant(values))))
         except ValidationError as exc:
             for field, message in _flatten(exc.normalized_messages()):
-                errors.append({"row": number, "field": _column(field), "message": message})
+                # code, params and message (in the request's language; English in the worker)
+                errors.append({"row": number, "field": _column(field), **field_error(message)})
         if progress and done % PROGRESS_EVERY == 0:
             progress(done, len(rows))
     return len(rows), valid, errors
 
 
-def refusal(rows: int, errors: list[dict]) -> str:
-    return (f"Nothing was imported: {len({e['row'] for e in errors})} of {rows} rows have "
-            "errors. Correct them, or import the valid rows only (mode=valid_rows).")
+def refusal(rows: int, errors: list[dict]) -> dict[str, int]:
+    """The params of ``import.rows_invalid``: nothing was imported for errors in rows."""
+    return {"invalid": len({e["row"] for e in errors}), "rows": rows}
 
 
 def import_rows(
@@ -111,7 +114,7 @@ def queue(*, runtime: ServiceRuntime, session: Session, principal: Principal, ki
 def get(*, session: Session, principal: Principal, import_id: uuid.UUID) -> ParticipantImport:
     record = session.get(ParticipantImport, import_id)
     if record is None or record.owner_org != principal.org_alias:
-        raise NotFound("No such import.")
+        raise NotFound("import.not_found")
     return record
 
 
@@ -154,7 +157,8 @@ def run(*, runtime: ServiceRuntime, import_id: uuid.UUID) -> str:
     except DomainError as refused:
         with runtime.db.transaction() as session:
             _finish(session.get(ParticipantImport, import_id), "failed",
-                    message=refused.message, errors=refused.errors)
+                    message=refused.message,
+                    errors=coded_errors(refused.errors, every_text=False))
         return "failed"
     except Exception as exc:  # noqa: BLE001 - recorded as failed below
         _fail_unexpectedly(runtime, import_id, exc)
@@ -163,7 +167,8 @@ def run(*, runtime: ServiceRuntime, import_id: uuid.UUID) -> str:
     if errors and mode == "all_or_nothing":
         with runtime.db.transaction() as session:
             _finish(session.get(ParticipantImport, import_id), "failed",
-                    message=refusal(rows, errors), errors={"rows": errors}, report=report,
+                    message=text("import.rows_invalid", refusal(rows, errors)),
+                    errors={"rows": errors}, report=report,
                     rows_done=rows,
                     rows_total=rows)
         return "failed"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import jsonify
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from buendnis_common.errors import ServiceUnavailable, Unprocessable
 from buendnis_common.service import current_runtime
+from buendnis_common.validation import Schema
 from buendnis_common.web import Blueprint, current_principal
 from intake.importer import parsing, service
 from intake.importer.limits import ImportLimits
@@ -34,7 +35,9 @@ class ImportFile(Schema):
 class RowError(Schema):
     row = fields.Integer()
     field = fields.String()
+    code = fields.String(metadata={"description": "the error's code, as in a 422 body"})
     message = fields.String()
+    params = fields.Dict()
 
 
 class ImportedRow(Schema):
@@ -108,7 +111,8 @@ class ParticipantImport(MethodView):
             return response
         rows, valid, errors = service.validate(filename, content, limits)
         if errors and form["mode"] == "all_or_nothing":
-            raise Unprocessable(service.refusal(rows, errors), errors={"rows": errors})
+            raise Unprocessable("import.rows_invalid", errors={"rows": errors},
+                                **service.refusal(rows, errors))
         runtime = current_runtime()
         session = runtime.db.session
         imported = service.import_rows(runtime=runtime, session=session,

@@ -12,7 +12,7 @@ import uuid
 
 from flask import Blueprint, request
 
-from buendnis_common.errors import Unprocessable
+from buendnis_common.errors import FieldError, Unprocessable
 from buendnis_common.service import current_runtime
 from buendnis_common.timeutil import berlin_today
 from intake.consent import service as consents
@@ -27,7 +27,8 @@ def _uuid(value, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except (TypeError, ValueError):
-        raise Unprocessable(f"{name} must be an id.", errors={name: ["Not an id."]}) from None
+        raise Unprocessable("request.id_invalid", name=name,
+                            errors={name: [FieldError("request.not_an_id")]}) from None
 
 
 @blp.post("/status")
@@ -37,8 +38,8 @@ def status():
     body = request.get_json(silent=True)
     ids = body.get("consent_ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or len(ids) > MAX_IDS:
-        raise Unprocessable(f"consent_ids: a list of at most {MAX_IDS} ids.",
-                            errors={"consent_ids": ["A list of ids."]})
+        raise Unprocessable("request.id_list", name="consent_ids", max=MAX_IDS,
+                            errors={"consent_ids": [FieldError("request.a_list_of_ids")]})
     consent_ids = list(dict.fromkeys(_uuid(value, "consent_ids") for value in ids))
     session = current_runtime().db.session
     answer = consents.status_of(session=session, consent_ids=consent_ids,
@@ -54,7 +55,8 @@ def current():
     participant_id = _uuid(request.args.get("participant_id"), "participant_id")
     recipient_org = (request.args.get("recipient_org") or "").strip()
     if not recipient_org:
-        raise Unprocessable("recipient_org is required.", errors={"recipient_org": ["Missing."]})
+        raise Unprocessable("request.param_required", name="recipient_org",
+                            errors={"recipient_org": [FieldError("request.missing")]})
     session = current_runtime().db.session
     participant = session.get(Participant, participant_id)
     consent = None if participant is None else consents.valid_consent(

@@ -12,7 +12,7 @@ import uuid
 
 from flask import Blueprint, request
 
-from buendnis_common.errors import NotFound, Unprocessable
+from buendnis_common.errors import FieldError, NotFound, Unprocessable
 from buendnis_common.service import current_runtime
 from buendnis_common.timeutil import age_on, berlin_today
 from intake.consent import service as consents
@@ -24,14 +24,15 @@ blp = Blueprint("internal", __name__, url_prefix="/internal/participants")
 def _required(name: str) -> str:
     value = request.args.get(name, "").strip()
     if not value:
-        raise Unprocessable(f"{name} is required.", errors={name: ["Missing."]})
+        raise Unprocessable("request.param_required", name=name,
+                            errors={name: [FieldError("request.missing")]})
     return value
 
 
 def _participant(session, participant_id: uuid.UUID) -> Participant:
     participant = session.get(Participant, participant_id)
     if participant is None:
-        raise NotFound("No such participant.")
+        raise NotFound("participant.not_found")
     return participant
 
 

@@ -35,9 +35,6 @@ def gather(*, runtime: ServiceRuntime, session: Session, participant: Participan
             service, f"/internal/participants/{participant.id}/export",
         )
         if response.status_code != 200:
-            raise ServiceUnavailable(
-                f"The {service} service could not give its part of the export; "
-                "please try again shortly."
-            )
+            raise ServiceUnavailable("export.part_unavailable", service=service)
         document[service] = response.json()
     return document

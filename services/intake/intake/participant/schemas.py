@@ -5,9 +5,10 @@ from datetime import date
 
 import phonenumbers
 import pycountry
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from buendnis_common.timeutil import age_on, berlin_today
+from buendnis_common.validation import FieldError, Schema
 from intake.participant.models import (
     CHANNELS,
     GENDERS,
@@ -24,16 +25,16 @@ _LANGUAGES = {lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alp
 
 def _country(value: str) -> None:
     if value not in _COUNTRIES:
-        raise ValidationError("Not an ISO 3166-1 alpha-2 country code (e.g. SY, AF, UA).")
+        raise ValidationError(FieldError("participant.country_code"))
 
 
 def _language(value: str) -> None:
     if value not in _LANGUAGES:
-        raise ValidationError("Not an ISO 639-1 language code (e.g. ar, fa, uk, de).")
+        raise ValidationError(FieldError("participant.language_code"))
 
 
 def _phone(value: str) -> None:
-    message = "Not a phone number in international E.164 form (e.g. +4917612345678)."
+    message = FieldError("participant.phone_format")
     if not value.startswith("+"):
         raise ValidationError(message)
     try:
@@ -49,9 +50,9 @@ def _phone(value: str) -> None:
 def _plausible_birth_date(value: date) -> None:
     today = berlin_today()
     if value > today:
-        raise ValidationError("The birth date lies in the future.")
+        raise ValidationError(FieldError("participant.birth_date_future"))
     if age_on(value, today) > 100:
-        raise ValidationError("The birth date lies more than 100 years back.")
+        raise ValidationError(FieldError("participant.birth_date_too_old", years=100))
 
 
 class Contact(Schema):
@@ -64,9 +65,10 @@ class Contact(Schema):
     def _channel_has_an_address(self, data, **_kwargs):
         channel = data.get("preferred_channel")
         if channel == "sms" and not data.get("phone"):
-            raise ValidationError("SMS needs a phone number.", "preferred_channel")
+            raise ValidationError(FieldError("participant.sms_needs_phone"), "preferred_channel")
         if channel == "email" and not data.get("email"):
-            raise ValidationError("E-mail needs an e-mail address.", "preferred_channel")
+            raise ValidationError(FieldError("participant.email_needs_address"),
+                                  "preferred_channel")
 
 
 class Education(Schema):
@@ -110,7 +112,7 @@ class _ParticipantFields(Schema):
     @validates("languages")
     def _no_repeats(self, value, **_kwargs):
         if len(set(value)) != len(value):
-            raise ValidationError("A language is listed twice.")
+            raise ValidationError(FieldError("participant.language_twice"))
 
 
 class ParticipantCreate(_ParticipantFields):
@@ -128,11 +130,8 @@ class ParticipantCreate(_ParticipantFields):
             return
         age = age_on(birth_date, berlin_today())
         if not MIN_AGE <= age <= MAX_AGE:
-            raise ValidationError(
-                f"The programme is for people aged {MIN_AGE} to {MAX_AGE} at intake; this birth "
-                f"date gives {age}. To register anyway, give eligibility_override_reason.",
-                "birth_date",
-            )
+            raise ValidationError(FieldError("participant.age_out_of_range", min=MIN_AGE,
+                                             max=MAX_AGE, age=age), "birth_date")
 
 
 class ParticipantUpdate(_ParticipantFields):

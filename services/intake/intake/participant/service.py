@@ -45,7 +45,7 @@ def get(*, session: Session, principal: Principal, participant_id: uuid.UUID) ->
         .where(Participant.id == participant_id, Participant.owner_org == principal.org_alias)
     )
     if participant is None:
-        raise NotFound("No such participant.")
+        raise NotFound("participant.not_found")
     return participant
 
 
@@ -56,7 +56,7 @@ def get_owned_by(*, session: Session, owner_org: str, participant_id: uuid.UUID)
         )
     )
     if participant is None:
-        raise NotFound("No such participant.")
+        raise NotFound("participant.not_found")
     return participant
 
 
@@ -243,7 +243,7 @@ def get_need(*, session: Session, participant: Participant, need_id: uuid.UUID) 
         select(Need).where(Need.id == need_id, Need.participant_id == participant.id)
     )
     if need is None:
-        raise NotFound("No such need.")
+        raise NotFound("need.not_found")
     return need
 
 

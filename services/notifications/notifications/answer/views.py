@@ -46,11 +46,11 @@ def inbound():
         log.warning("SMS webhook refused: %s", reason)
         runtime.audit(session, f"sms_webhook.refused.{reason}")
         session.commit()
-        raise Forbidden("The request is not signed by the SMS provider.")
+        raise Forbidden("answer.sms_unsigned")
     sid = (request.form.get("MessageSid") or "").strip()
     number = request.form.get("From") or ""
     if not sid or len(sid) > 64 or not number:
-        raise BadRequest("MessageSid and From are required.")
+        raise BadRequest("answer.sms_fields_required")
     outcome = service.receive(runtime, session, key=settings.link_key, sid=sid, number=number,
                               body=request.form.get("Body") or "", now=utcnow())
     session.commit()

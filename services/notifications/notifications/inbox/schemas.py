@@ -1,8 +1,9 @@
 """What clients send to and get from the inbox."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from buendnis_common.validation import Schema
 from notifications.inbox.models import KINDS
 
 

@@ -112,7 +112,7 @@ def mark_read(*, session: Session, principal: Principal, entry_id: uuid.UUID,
     entry = session.scalar(select(InboxEntry).where(InboxEntry.id == entry_id,
                                                     _visible(principal)))
     if entry is None:
-        raise NotFound("No such notification.")
+        raise NotFound("notification.not_found")
     read = session.get(InboxRead, (entry.id, principal.subject))
     if read is None:
         read = InboxRead(entry_id=entry.id, user_sub=principal.subject, read_at=now)

@@ -1,8 +1,9 @@
 """What clients get about reminders."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import fields
 
+from buendnis_common.validation import Schema
 from notifications.reminder.models import KINDS
 
 

@@ -114,7 +114,7 @@ def of_appointment(*, session: Session, principal: Principal,
     appointment = session.get(Appointment, appointment_id)
     if appointment is None or principal.org_alias not in (appointment.from_org,
                                                            appointment.to_org):
-        raise NotFound("No such appointment.")
+        raise NotFound("appointment.not_found")
     reminders = session.scalars(
         select(Reminder).where(Reminder.appointment_id == appointment_id)
         .order_by(Reminder.created_at, Reminder.nominal_due_at, Reminder.recipient.desc())

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from buendnis_common import directory
 from buendnis_common.answers import RESPONSES, InvalidToken, link_key, read_token
 from buendnis_common.db import utcnow
-from buendnis_common.errors import NotFound, Unprocessable
+from buendnis_common.errors import FieldError, NotFound, Unprocessable
 from buendnis_common.service import current_runtime
 from referrals.answer import service
 from referrals.appointment.models import AnswerLinkUse, Appointment
@@ -28,11 +28,11 @@ def _load(token: str):
     try:
         link = read_token(link_key(), token)
     except InvalidToken:
-        raise NotFound("This link is not valid.") from None
+        raise NotFound("answer.link_invalid") from None
     session = current_runtime().db.session
     appointment = session.get(Appointment, link.appointment_id)
     if appointment is None:
-        raise NotFound("This link is not valid.")
+        raise NotFound("answer.link_invalid")
     return session, link, appointment
 
 
@@ -80,8 +80,8 @@ def answer(token: str):
     body = request.get_json(silent=True) or {}
     response_code = body.get("response")
     if response_code not in RESPONSES:
-        raise Unprocessable("response: confirmed or cancel_requested.",
-                            errors={"response": ["Choose confirmed or cancel_requested."]})
+        raise Unprocessable("answer.response_invalid",
+                            errors={"response": [FieldError("answer.choose_response")]})
     session, link, appointment = _load(token)
     now = utcnow()
     state = _state(link, appointment, now)

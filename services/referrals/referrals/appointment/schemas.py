@@ -1,8 +1,9 @@
 from datetime import UTC, datetime
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from buendnis_common.answers import RESPONSES
+from buendnis_common.validation import FieldError, Schema
 from referrals.appointment.models import STATUSES
 from referrals.codes import MODES
 
@@ -10,7 +11,7 @@ from referrals.codes import MODES
 def _end_after_start(data: dict) -> None:
     start, end = data.get("start"), data.get("end")
     if start is not None and end is not None and end <= start:
-        raise ValidationError("An appointment ends after it starts.", "end")
+        raise ValidationError(FieldError("appointment.ends_before_start"), "end")
 
 
 class AppointmentCreate(Schema):
@@ -41,14 +42,14 @@ class AppointmentUpdate(Schema):
     def _times(self, data, **_kwargs):
         _end_after_start(data)
         if data.get("status") == "cancelled" and not (data.get("reason") or "").strip():
-            raise ValidationError("Say why the appointment is cancelled.", "reason")
+            raise ValidationError(FieldError("appointment.reason_required"), "reason")
 
 
 def _representable_in_utc(value: datetime) -> None:
     try:
         value.astimezone(UTC)
     except OverflowError:
-        raise ValidationError("The time lies outside the calendar.") from None
+        raise ValidationError(FieldError("appointment.time_outside_calendar")) from None
 
 
 class AppointmentQuery(Schema):
@@ -69,7 +70,7 @@ class AppointmentQuery(Schema):
     @validates_schema
     def _ordered(self, data, **_kwargs):
         if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
-            raise ValidationError("'from' lies after 'to'.", "from")
+            raise ValidationError(FieldError("query.from_after_to"), "from")
 
 
 class Appointment(Schema):

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from buendnis_common.auth import Principal
 from buendnis_common.db import utcnow
-from buendnis_common.errors import Conflict, NotFound, Unprocessable
+from buendnis_common.errors import Conflict, FieldError, NotFound, Unprocessable
+from buendnis_common.messages import Label
 from buendnis_common.service import ServiceRuntime
 from referrals.appointment.models import (
     BOOKED,
@@ -44,17 +45,15 @@ def _fields(referral: Referral, appointment: Appointment) -> dict[str, Any]:
 
 def _end_after_start(start: datetime, end: datetime) -> None:
     if end <= start:
-        message = "An appointment ends after it starts."
-        raise Unprocessable(message, errors={"end": [message]})
+        raise Unprocessable("appointment.ends_before_start", field="end")
 
 
 def book(*, runtime: ServiceRuntime, session: Session, principal: Principal,
          referral: Referral, data: dict) -> Appointment:
     if referral.is_closed:
-        raise Conflict(
-            f"The referral is {referral.status}; no appointments can be booked on it.",
-            errors={"referral": [f"The referral is {referral.status}."]},
-        )
+        closed = Label("referral_status", referral.status)
+        raise Conflict("appointment.referral_closed", status=closed, errors={
+            "referral": [FieldError("referral.is_status", status=closed)]})
     start, end = _utc(data["start"]), _utc(data["end"])
     _end_after_start(start, end)
     now = utcnow()
@@ -87,7 +86,7 @@ def get_visible(*, session: Session, principal: Principal,
     appointment = session.get(Appointment, appointment_id)
     referral = session.get(Referral, appointment.referral_id) if appointment else None
     if referral is None or side_of(referral, principal) is None:
-        raise NotFound("No such appointment.")
+        raise NotFound("appointment.not_found")
     return appointment, referral
 
 
@@ -127,23 +126,21 @@ def update(*, runtime: ServiceRuntime, session: Session, principal: Principal,
     status = data.pop("status", None)
     reason = (data.pop("reason", None) or "").strip() or None
     if appointment.status != BOOKED:
-        raise Conflict(f"The appointment is {appointment.status}; it cannot be changed.",
-                       errors={"status": [f"The appointment is {appointment.status}."]})
+        current = Label("appointment_status", appointment.status)
+        raise Conflict("appointment.unchangeable", status=current, errors={
+            "status": [FieldError("appointment.is_status", status=current)]})
     if status not in (None, BOOKED) and ("start" in data or "end" in data):
-        message = "Move an appointment or set its status, not both at once."
-        raise Unprocessable(message, errors={"status": [message]})
+        raise Unprocessable("appointment.move_or_status", field="status")
 
     if status == CANCELLED:
         if reason is None:
-            raise Unprocessable("Say why the appointment is cancelled.",
-                                errors={"reason": ["Say why the appointment is cancelled."]})
+            raise Unprocessable("appointment.reason_required", field="reason")
         appointment.status = CANCELLED
         appointment.cancel_reason = reason
         event = "appointment.cancelled"
     elif status in (FULFILLED, NOSHOW):
         if appointment.start > now:
-            message = "Attendance can be recorded once the appointment has started."
-            raise Conflict(message, errors={"status": [message]})
+            raise Conflict("appointment.attendance_too_early", field="status")
         appointment.status = status
         event = "appointment.attended"
     else:
@@ -151,8 +148,9 @@ def update(*, runtime: ServiceRuntime, session: Session, principal: Principal,
     previous_start = appointment.start
     if "start" in data or "end" in data:
         if referral.is_closed:
-            raise Conflict(f"The referral is {referral.status}; its appointments stay as they are.",
-                           errors={"referral": [f"The referral is {referral.status}."]})
+            closed = Label("referral_status", referral.status)
+            raise Conflict("appointment.referral_closed_keeps", status=closed, errors={
+                "referral": [FieldError("referral.is_status", status=closed)]})
         start = _utc(data.pop("start", appointment.start))
         end = _utc(data.pop("end", appointment.end))
         _end_after_start(start, end)

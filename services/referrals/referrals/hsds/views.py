@@ -73,11 +73,9 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise Unprocessable(f"{name} must be a whole number.",
-                            errors={name: [f"{name} must be a whole number."]}) from None
+        raise Unprocessable("hsds.whole_number", field=name, name=name) from None
     if not low <= value <= high:
-        message = f"{name} must be between {low} and {high}."
-        raise Unprocessable(message, errors={name: [message]})
+        raise Unprocessable("hsds.out_of_range", field=name, name=name, low=low, high=high)
     return value
 
 
@@ -88,8 +86,7 @@ def _modified_after() -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        message = "modified_after must be a date and time (ISO 8601)."
-        raise Unprocessable(message, errors={"modified_after": [message]}) from None
+        raise Unprocessable("hsds.modified_after_invalid", field="modified_after") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
@@ -98,8 +95,7 @@ def _modified_after() -> datetime | None:
 def _search() -> str | None:
     text = (request.args.get("search") or "").strip()
     if len(text) > SEARCH_MAX:
-        message = f"search must be at most {SEARCH_MAX} characters."
-        raise Unprocessable(message, errors={"search": [message]})
+        raise Unprocessable("hsds.search_too_long", field="search", max=SEARCH_MAX)
     return text or None
 
 
@@ -238,10 +234,10 @@ def service_by_id(service_id: str):
     try:
         wanted = uuid.UUID(service_id)
     except ValueError:
-        raise NotFound("No such service.") from None
+        raise NotFound("hsds.no_such_service") from None
     offer = current_runtime().db.session.scalar(_published().where(Offer.id == wanted))
     if offer is None:
-        raise NotFound("No such service.")
+        raise NotFound("hsds.no_such_service")
     return jsonify(service(offer, full=True))
 
 
@@ -289,4 +285,4 @@ def organization_by_id(organization_ref: str):
     for alias in _publishing_aliases(session):
         if organization_id(alias) == organization_ref:
             return jsonify(_organization_full(session, alias))
-    raise NotFound("No such organization.")
+    raise NotFound("hsds.no_such_organization")

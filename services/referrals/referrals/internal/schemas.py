@@ -1,5 +1,6 @@
-from marshmallow import Schema, fields
+from marshmallow import fields
 
+from buendnis_common.validation import Schema
 from referrals.appointment.schemas import Appointment
 from referrals.referral.schemas import HistoryEntry, Message, Referral
 

@@ -1,5 +1,6 @@
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
+from buendnis_common.validation import FieldError, Schema
 from referrals.codes import (
     LANGUAGE_PATTERN,
     NEED_CATEGORIES,
@@ -8,7 +9,8 @@ from referrals.codes import (
 )
 
 _LANGUAGES = fields.List(
-    fields.String(validate=validate.Regexp(LANGUAGE_PATTERN, error="Use an ISO 639-1 code.")),
+    fields.String(validate=validate.Regexp(LANGUAGE_PATTERN,
+                                                 error=FieldError("offer.language_code"))),
     validate=validate.Length(max=20),
 )
 _AGE = validate.Range(min=0, max=120)
@@ -45,7 +47,7 @@ class _OfferFields(Schema):
     def _age_range(self, data, **_kwargs):
         low, high = data.get("min_age"), data.get("max_age")
         if low is not None and high is not None and low > high:
-            raise ValidationError("max_age must not be below min_age.", "max_age")
+            raise ValidationError(FieldError("offer.max_age_below_min_age"), "max_age")
 
 
 class OfferCreate(_OfferFields):

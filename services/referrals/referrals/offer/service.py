@@ -122,7 +122,7 @@ def get_visible(*, session: Session, principal: Principal, offer_id: uuid.UUID) 
     """An offer of the caller's alliance; another alliance's answers 404 like a missing one."""
     offer = session.get(Offer, offer_id)
     if offer is None or principal.alliance is None or offer.alliance != principal.alliance:
-        raise NotFound("No such offer.")
+        raise NotFound("offer.not_found")
     return offer
 
 
@@ -152,7 +152,7 @@ def require_provider(*, principal: Principal, offer: Offer) -> None:
     the offer, so its existence is no secret to them: they get 403, not 404."""
     require_catalogue_editor(principal, "change offers")
     if offer.provider_org != principal.org_alias:
-        raise Forbidden("Only the organisation that provides this offer can change it.")
+        raise Forbidden("offer.provider_only")
 
 
 def update(*, session: Session, principal: Principal, offer: Offer, data: dict) -> Offer:
@@ -160,10 +160,7 @@ def update(*, session: Session, principal: Principal, offer: Offer, data: dict) 
     low = data.get("min_age", offer.min_age)
     high = data.get("max_age", offer.max_age)
     if low is not None and high is not None and low > high:
-        raise Unprocessable(
-            "max_age must not be below min_age.",
-            errors={"max_age": ["max_age must not be below min_age."]},
-        )
+        raise Unprocessable("offer.max_age_below_min_age", field="max_age")
     if "languages" in data:
         wanted = list(dict.fromkeys(data.pop("languages") or []))
         offer.language_rows[:] = [row for row in offer.language_rows if row.code in wanted]

@@ -61,7 +61,7 @@ def ask_intake(runtime: ServiceRuntime,
     response = runtime.services.request("intake", "POST", "/internal/consents/status",
                                         json={"consent_ids": [str(i) for i in ids]})
     if response.status_code != 200:
-        raise ServiceUnavailable("The intake service could not say whether consent holds.")
+        raise ServiceUnavailable("consent.check_unavailable")
     try:
         body = response.json()["consents"]
         answer = {}
@@ -73,7 +73,7 @@ def ask_intake(runtime: ServiceRuntime,
                 valid_until=date.fromisoformat(until) if until else None)
         return answer
     except (KeyError, TypeError, ValueError, AttributeError):
-        raise ServiceUnavailable("The intake service gave an unusable consent answer.") from None
+        raise ServiceUnavailable("consent.check_unusable") from None
 
 
 def holds_snapshot(referral: Referral) -> bool:

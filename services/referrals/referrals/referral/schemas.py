@@ -1,5 +1,7 @@
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
+from buendnis_common.messages import Label
+from buendnis_common.validation import FieldError, Schema
 from referrals.codes import NEED_CATEGORIES
 from referrals.referral.models import STATUSES
 from referrals.referral.service import REASON_REQUIRED
@@ -26,7 +28,9 @@ class StatusUpdate(Schema):
     @validates_schema
     def _reason(self, data, **_kwargs):
         if data.get("status") in REASON_REQUIRED and not (data.get("reason") or "").strip():
-            raise ValidationError(f"Say why the referral is {data['status']}.", "reason")
+            raise ValidationError(FieldError("referral.reason_required",
+                                             status=Label("referral_status", data["status"])),
+                                  "reason")
 
 
 class ReferralQuery(Schema):

@@ -17,7 +17,8 @@ from buendnis_common import audit, directory
 from buendnis_common.auth import Principal
 from buendnis_common.context import Context
 from buendnis_common.db import utcnow
-from buendnis_common.errors import Conflict, Forbidden, NotFound, Unprocessable
+from buendnis_common.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
+from buendnis_common.messages import Label
 from buendnis_common.service import ServiceRuntime
 from referrals import intake
 from referrals.appointment.models import Appointment
@@ -63,6 +64,15 @@ SET_BY: dict[str, frozenset[str]] = {
     CANCELLED: frozenset({"sender", "receiver"}),
 }
 REASON_REQUIRED = frozenset({REJECTED, CANCELLED, ON_HOLD, FAILED})
+# Who may set a status the caller's side may not, and whether the caller may set others now.
+_SET_BY_OTHER_SIDE = {
+    (frozenset({"receiver"}), True): "referral.set_by_receiver",
+    (frozenset({"receiver"}), False): "referral.set_by_receiver_only",
+    (frozenset({"sender"}), True): "referral.set_by_sender",
+    (frozenset({"sender"}), False): "referral.set_by_sender_only",
+    (frozenset({"sender", "receiver"}), True): "referral.set_by_sides",
+    (frozenset({"sender", "receiver"}), False): "referral.set_by_sides_only",
+}
 
 
 def side_of(referral: Referral, principal: Principal) -> Side | None:
@@ -98,7 +108,7 @@ def get_visible(*, session: Session, principal: Principal, referral_id: uuid.UUI
     require_case_work(principal, "work on referrals")
     referral = session.get(Referral, referral_id)
     if referral is None or side_of(referral, principal) is None:
-        raise NotFound("No such referral.")
+        raise NotFound("referral.not_found")
     return referral
 
 
@@ -203,31 +213,28 @@ def view_for(referral: Referral, side: Side | None) -> dict[str, Any]:
 
 # -- creating ---------------------------------------------------------------------------------
 
-def _field_error(field: str, message: str) -> Unprocessable:
-    return Unprocessable(message, errors={field: [message]})
-
-
 def _check_receiver(*, principal: Principal, to_org: str) -> None:
     if to_org == principal.org_alias:
-        raise _field_error("to_org", "A referral goes to another organisation than your own.")
+        raise Unprocessable("referral.to_own_organisation", field="to_org")
     # The realm file (setting REALM_FILE) knows every organisation's alliance; intake does not.
     organisation = directory.organization(to_org)
     if organisation is None or organisation.alliance != principal.alliance:
-        raise _field_error("to_org", f"There is no organisation {to_org!r} in your alliance.")
+        raise Unprocessable("referral.unknown_organisation", field="to_org", org=to_org)
 
 
 def _check_offer(*, session: Session, principal: Principal, offer_id: uuid.UUID,
                  to_org: str, need_category: str) -> None:
     offer = session.get(Offer, offer_id)
     if offer is None or offer.alliance != principal.alliance:
-        raise _field_error("offer_id", "There is no such offer in your alliance's catalogue.")
+        raise Unprocessable("referral.offer_unknown", field="offer_id")
     if offer.provider_org != to_org:
-        raise _field_error("offer_id", f"This offer is not provided by {to_org}.")
+        raise Unprocessable("referral.offer_other_provider", field="offer_id", org=to_org)
     if offer.category != need_category:
-        raise _field_error("offer_id", f"This offer is for {offer.category}, not "
-                                       f"{need_category}.")
+        raise Unprocessable("referral.offer_other_need", field="offer_id",
+                            offer=Label("need_category", offer.category),
+                            need=Label("need_category", need_category))
     if not offer.active:
-        raise _field_error("offer_id", "This offer is no longer active.")
+        raise Unprocessable("referral.offer_inactive", field="offer_id")
 
 
 def _check_not_open_already(*, session: Session, principal: Principal, data: dict) -> None:
@@ -243,9 +250,9 @@ def _check_not_open_already(*, session: Session, principal: Principal, data: dic
         ).limit(1)
     )
     if open_one is not None:
-        message = (f"There is already an open referral of this participant to "
-                   f"{data['to_org']} for {data['need_category']}: {open_one}.")
-        raise Conflict(message, errors={"to_org": [message]})
+        raise Conflict("referral.already_open", field="to_org", org=data["to_org"],
+                       need=Label("need_category", data["need_category"]),
+                       referral=str(open_one))
 
 
 def create(*, ctx: Context, session: Session, principal: Principal, data: dict,
@@ -264,8 +271,7 @@ def create(*, ctx: Context, session: Session, principal: Principal, data: dict,
         recipient_org=to_org,
     )
     if sharing is None or session.get(ParticipantErasure, participant_id) is not None:
-        raise NotFound("No such participant.",
-                       errors={"participant_id": ["No such participant."]})
+        raise NotFound("participant.not_found", field="participant_id")
     if data.get("offer_id"):
         _check_offer(session=session, principal=principal, offer_id=data["offer_id"],
                      to_org=to_org, need_category=data["need_category"])
@@ -274,11 +280,8 @@ def create(*, ctx: Context, session: Session, principal: Principal, data: dict,
     if consent is None or consent.recipient_org != to_org or consent.purpose not in (
         None, "referral"
     ) or session.get(WithdrawnConsent, consent.id) is not None:
-        message = (
-            f"The participant has not consented to share data with {to_org} for a referral "
-            "(or the consent has expired or was withdrawn). Record the consent first."
-        )
-        raise Conflict(message, errors={"consent": [f"No valid consent for {to_org}."]})
+        raise Conflict("referral.consent_missing", org=to_org,
+                       errors={"consent": [FieldError("referral.no_valid_consent", org=to_org)]})
 
     now = now or utcnow()
     categories = list(consent.data_categories)
@@ -327,20 +330,18 @@ def change_status(*, runtime: ServiceRuntime, session: Session, principal: Princ
     side = side_of(referral, principal)
     mine = allowed_next(referral, side)
     if status not in TRANSITIONS.get(referral.status, ()):
-        message = (
-            f"A referral that is {referral.status} cannot become {status}. "
-            + (f"You can set: {', '.join(mine)}." if mine else "You can set no status now.")
-        )
-        raise Conflict(message, errors={"status": [message], "allowed": mine})
+        code = "referral.cannot_become" if mine else "referral.cannot_become_final"
+        raise Conflict(code, field="status", errors={"allowed": mine},
+                       current=Label("referral_status", referral.status),
+                       wanted=Label("referral_status", status), allowed=mine)
     if status not in mine:
-        who = " or ".join(sorted(SET_BY[status]))
-        message = f"Only the {who} can set {status}." + (
-            f" You can set: {', '.join(mine)}." if mine else ""
-        )
-        raise Forbidden(message, errors={"status": [message], "allowed": mine})
+        code = _SET_BY_OTHER_SIDE[SET_BY[status], bool(mine)]
+        raise Forbidden(code, field="status", errors={"allowed": mine},
+                        status=Label("referral_status", status), allowed=mine)
     reason = (reason or "").strip() or None
     if status in REASON_REQUIRED and reason is None:
-        raise _field_error("reason", f"Say why the referral is {status}.")
+        raise Unprocessable("referral.reason_required", field="reason",
+                            status=Label("referral_status", status))
     now = now or utcnow()
     previous = referral.status
     referral.status = status

@@ -11,12 +11,13 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from buendnis_common.validation import FieldError, Schema
 from referrals.report.service import DIMENSIONS
 
 FORMATS = ("json", "csv", "xlsx")
 
 
-class _Query(ma.Schema):
+class _Query(Schema):
     alliance = ma.fields.String(
         validate=validate.Length(max=120),
         metadata={"description": "The alliance; left out: your own (core group, coordinator) "
@@ -33,13 +34,12 @@ class GroupBy(ma.fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
-            raise ma.ValidationError("A comma-separated list.")
+            raise ma.ValidationError(FieldError("report.comma_separated_list"))
         names = [part.strip() for part in value.split(",") if part.strip()]
         unknown = [name for name in names if name not in DIMENSIONS]
         if unknown:
-            raise ma.ValidationError(
-                f"Unknown grouping {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}."
-            )
+            raise ma.ValidationError(FieldError("report.unknown_grouping", unknown=unknown,
+                                                allowed=list(DIMENSIONS)))
         return list(dict.fromkeys(names))
 
 
@@ -55,14 +55,14 @@ class ReferralReportQuery(_Query):
     @ma.validates_schema
     def _period(self, data, **_kwargs):
         if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
-            raise ma.ValidationError("from must not be after to.", field_name="from")
+            raise ma.ValidationError(FieldError("report.from_after_to"), field_name="from")
 
 
 class ReportQuery(_Query):
     """The query of the gaps and stuck reports: alliance and format only."""
 
 
-class _Row(ma.Schema):
+class _Row(Schema):
     alliance = ma.fields.String()
     suppressed = ma.fields.List(ma.fields.String(), metadata={
         "description": "The figures of this row hidden (null) because they would rest on fewer "
@@ -99,7 +99,7 @@ class StuckRow(_Row):
         "description": "Participants with two or more closed referrals and none completed."})
 
 
-class _Report(ma.Schema):
+class _Report(Schema):
     alliance = ma.fields.String(allow_none=True, metadata={
         "description": "null: every alliance, one row each."})
     min_cell = ma.fields.Integer(metadata={
