@@ -17,7 +17,6 @@ from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app, g, request, session
 from flask_babel import get_locale
 
-from .api_messages import localize
 from .auth import TOKEN_KEY, SignInRequired
 
 
@@ -29,36 +28,52 @@ class ApiNotFound(Exception):
     """404 from the API: not there, or not the caller's to see."""
 
 
+def is_field_error(value: Any) -> bool:
+    """``{"code", "message", "params"}``: one field error of an API error body."""
+    return isinstance(value, dict) and "code" in value and "message" in value
+
+
+def error_text(value: Any) -> str:
+    """A field error's message (already in the page's language: the API answers in the
+    ``Accept-Language`` it is sent), or a plain text as it is."""
+    return str(value["message"]) if is_field_error(value) else str(value)
+
+
 @dataclass
 class ApiError(Exception):
-    """A 4xx answer other than 401/404: the API's error body, for the page to show."""
+    """A 4xx answer other than 401/404: the API's error body, for the page to show. The API
+    answers in the page's language (this front end sends ``Accept-Language``) and names each
+    error by its code (``error_code``), so nothing is translated or parsed here."""
 
     status: int
     message: str
     errors: dict[str, Any] = field(default_factory=dict)
+    code: str | None = None
 
     @property
     def localized_message(self) -> str:
-        """``message`` in the page's language (unchanged if it is not a known API message)."""
-        return localize(self.message)
+        """``message``, in the page's language as the API wrote it."""
+        return self.message
 
     def field_errors(self) -> dict[str, str]:
-        """``{"contact.phone": "…"}``: nested field errors flattened to dotted names, in the
-        page's language."""
+        """``{"contact.phone": "…"}``: nested field errors flattened to dotted names."""
         flat: dict[str, str] = {}
 
         def walk(prefix: str, value: Any) -> None:
-            if isinstance(value, dict):
+            if is_field_error(value):
+                flat[prefix] = error_text(value)
+            elif isinstance(value, dict):
                 for key, inner in value.items():
                     walk(f"{prefix}.{key}" if prefix else str(key), inner)
             elif isinstance(value, list):
-                if value and all(isinstance(item, str) for item in value):
-                    flat[prefix] = " ".join(localize(item, prefix) for item in value)
+                if value and all(is_field_error(item) or isinstance(item, str)
+                                 for item in value):
+                    flat[prefix] = " ".join(error_text(item) for item in value)
                 else:
                     for index, inner in enumerate(value):
                         walk(f"{prefix}.{index}" if prefix else str(index), inner)
             else:
-                flat[prefix] = localize(str(value), prefix)
+                flat[prefix] = str(value)
 
         walk("", self.errors)
         return flat
@@ -155,7 +170,7 @@ def _answer(response: requests.Response, *, raw: bool) -> ApiResponse:
     if status >= 400:
         details = body if isinstance(body, dict) else {}
         raise ApiError(status, details.get("message") or response.reason or str(status),
-                       details.get("errors") or {})
+                       details.get("errors") or {}, details.get("error_code"))
     return ApiResponse(status, body, dict(response.headers), response.content if raw else b"")
 
 

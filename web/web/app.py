@@ -10,11 +10,11 @@ from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import Babel, format_date, format_datetime, get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from buendnis_common import metrics, tracing
+from buendnis_common import messages, metrics, tracing
 from buendnis_common.settings import env_str
 from buendnis_common.web import configure_logging
 
-from . import api, api_messages, auth, i18n, protection
+from . import api, auth, i18n, protection
 from .config import WebSettings
 
 log = logging.getLogger("buendnis.web")
@@ -142,7 +142,10 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": (
         format_datetime(_parse_datetime(value), fmt) if value else "–")
     app.jinja_env.filters["textdir"] = i18n.text_direction
-    app.jinja_env.filters["api_message"] = api_messages.localize
+    # A row error of an import, by its code in the page's language (the worker keeps English).
+    app.jinja_env.filters["api_error"] = lambda error: (
+        messages.text(error["code"], error.get("params"), str(get_locale() or "de"))
+        if api.is_field_error(error) else str(error.get("message", "")))
     app.jinja_env.globals.update(
         label=i18n.label,
         choices=i18n.choices,

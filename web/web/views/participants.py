@@ -5,11 +5,13 @@ from typing import Any
 from uuid import UUID
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from buendnis_common import messages
+
 from .. import api, forms, i18n
-from ..api_messages import localize
 from ..auth import current_user, has_role
 
 blp = Blueprint("participants", __name__, url_prefix="/teilnehmende")
@@ -361,6 +363,22 @@ def import_list() -> tuple[str, int]:
     ), status
 
 
+def _stored_refusal(progress: dict, row_errors: list, file_errors: list) -> str | None:
+    """Why the worker imported nothing, in the page's language: the worker has no request
+    and keeps its English sentence, but the errors it keeps carry their codes, which the
+    shared catalogue says in German or English."""
+    language = str(get_locale() or "de")
+    if row_errors:
+        return messages.text("import.rows_invalid", {
+            "invalid": len({error["row"] for error in row_errors}),
+            "rows": progress.get("rows_total") or 0}, language)
+    coded = [error for error in file_errors if api.is_field_error(error)]
+    if coded:
+        return " ".join(messages.text(error["code"], error.get("params"), language)
+                        for error in coded)
+    return None
+
+
 @blp.route("/import/<uuid:import_id>")
 def import_progress(import_id: UUID) -> Response | tuple[str, int]:
     """A long list the worker imports: its progress, then the same report as a short list's."""
@@ -371,10 +389,10 @@ def import_progress(import_id: UUID) -> Response | tuple[str, int]:
     file_errors = problems.get("file") or []
     message = progress.get("message")
     if message and progress["status"] == "failed":
-        message = localize(message)
+        message = _stored_refusal(progress, row_errors, file_errors) or message
     return render_template(
         "participants/import.html", values={"mode": progress.get("mode")},
-        errors={"file": " ".join(localize(text, "file") for text in file_errors)}
+        errors={"file": " ".join(api.error_text(error) for error in file_errors)}
         if file_errors else {},
         message=message, report=report, row_errors=row_errors, modes=_import_modes(),
         columns=_import_columns(), progress=progress,
