@@ -47,16 +47,22 @@ def _context() -> dict:
 
 
 def record_many(session: Session, model: type, action: str,
-                participant_ids: list[uuid.UUID], *, actor: str | None = None,
+                participant_ids: list[uuid.UUID | None], *,
+                record_ids: list[uuid.UUID | None] | None = None, actor: str | None = None,
                 actor_org: str | None = None) -> list[dict]:
-    """One entry per participant in one statement (bulk paths such as an import). Outside a
-    request (an import in the worker) the caller names the actor."""
+    """One entry per participant in one statement (a list read, an import), whatever the
+    list's length. ``record_ids``, where given, pairs each participant with the record read
+    (a referral, an appointment). Outside a request (an import in the worker) the caller names
+    the actor."""
     if not participant_ids:
         return []
+    if record_ids is None:
+        record_ids = [None] * len(participant_ids)
     context = {**_context(), "at": utcnow(), "action": action}
     if actor:
         context.update(actor=actor, actor_org=actor_org)
-    entries = [{**context, "participant_id": pid, "record_id": None} for pid in participant_ids]
+    entries = [{**context, "participant_id": pid, "record_id": rid}
+               for pid, rid in zip(participant_ids, record_ids, strict=True)]
     session.execute(insert(model), entries)
     return entries
 

@@ -93,8 +93,11 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A fresh session in one transaction: committed on success, rolled back on error."""
-        with self.Session() as session, session.begin():
+        """A fresh session in one unit of work (``buendnis_common.unit_of_work``): committed on
+        success, then its after-commit hooks run; rolled back on error."""
+        from .unit_of_work import transaction
+
+        with transaction(self) as session:
             yield session
 
     def remove(self, _exc: BaseException | None = None) -> None:

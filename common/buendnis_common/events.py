@@ -103,7 +103,7 @@ CATALOGUE: dict[str, EventType] = {
     # every service: its audit entries, for the gateway's hash-chained audit trail
     "audit.recorded": _event(
         ["at", "actor", "actor_org", "action", "participant_id", "participant_ids", "record_id",
-         "request_id"],
+         "record_ids", "request_id"],
         ["gateway"],
     ),
 }

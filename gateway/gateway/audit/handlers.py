@@ -31,10 +31,11 @@ def on_audit_recorded(*, session: Session, event: Event) -> None:
     if many is None:
         chain.append(session, event_id=event.id, source=event.source, fields=event.data)
         return
+    records = event.data.get("record_ids") or [event.data.get("record_id")] * len(many)
     chain.append_many(session, [
         (uuid.uuid5(event.id, str(index)), event.source,
-         {**event.data, "participant_id": participant_id})
-        for index, participant_id in enumerate(many)
+         {**event.data, "participant_id": participant_id, "record_id": record_id})
+        for index, (participant_id, record_id) in enumerate(zip(many, records, strict=False))
     ])
 
 

@@ -16,9 +16,9 @@ from referrals.answer.views import blp as answer_links
 from referrals.appointment.views import blp as appointments
 from referrals.config import ReferralsConfig
 from referrals.db import MODELS
-from referrals.erasure.handlers import handlers as erasure_handlers
-from referrals.internal.views import blp as export
+from referrals.erasure.handlers import on_participant_erased
 from referrals.hsds.views import blp as hsds
+from referrals.internal.views import blp as export
 from referrals.offer.views import blp as offers
 from referrals.referral import handlers as referral_handlers
 from referrals.referral.views import blp as referrals
@@ -38,13 +38,14 @@ def create_app(
 ) -> Flask:
     config = config or ReferralsConfig.from_env()
     link_key()  # ANSWER_LINK_KEY: outside development a real key, or no start
-    handlers = EventHandlers({**erasure_handlers.handlers, **referral_handlers.handlers.handlers,
+    handlers = EventHandlers({**referral_handlers.handlers.handlers,
                               **report_handlers.handlers.handlers})
     runtime = ServiceRuntime(
         settings or ServiceSettings.from_env("referrals"), models=MODELS, handlers=handlers
     )
     referral_handlers.register(runtime, interval_seconds=config.overdue_sweep_seconds)
     runtime.consumer.handles("answer.received")(partial(answers.on_answer_received, runtime))
+    runtime.consumer.handles("participant.erased")(partial(on_participant_erased, runtime))
     app, _api = runtime.create_app(
         __name__,
         title="Bündnis referrals",

@@ -14,6 +14,7 @@ from buendnis_common.errors import FieldError, NotFound, Unprocessable
 from buendnis_common.service import ServiceRuntime
 from intake.consent.models import Consent
 from intake.participant.models import Participant
+from intake.participant.service import get as own_participant
 from intake.participant.service import touch
 
 
@@ -164,3 +165,52 @@ def status_of(*, session: Session, consent_ids: list[uuid.UUID], today: date) ->
             "data_categories": list(consent.data_categories),
         }
     return answer
+
+
+# -- reads of the routes, audited here (the request's unit of work commits) ---------------------
+
+def list_read(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+              participant_id: uuid.UUID) -> list[Consent]:
+    """Every consent of the caller's participant, audited as one read of the list."""
+    participant = own_participant(session=session, principal=principal,
+                                  participant_id=participant_id)
+    runtime.audit(session, "consent.list", participant_id=participant.id)
+    return participant.consents
+
+
+def read(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+         participant_id: uuid.UUID, consent_id: uuid.UUID) -> Consent:
+    participant = own_participant(session=session, principal=principal,
+                                  participant_id=participant_id)
+    consent = get(session=session, participant=participant, consent_id=consent_id)
+    runtime.audit(session, "consent.read", participant_id=participant.id, record_id=consent.id)
+    return consent
+
+
+# -- what other services read under a consent, audited here -------------------------------------
+
+def shared_with(*, runtime: ServiceRuntime, session: Session, participant: Participant,
+                recipient_org: str, today: date) -> Consent | None:
+    """The valid consent under which the owner may share the participant with
+    ``recipient_org``; the share is audited for the receiver's auditors (without the owner's
+    id in the trail)."""
+    consent = valid_consent(session=session, participant=participant,
+                            recipient_org=recipient_org, today=today)
+    if consent is not None:
+        runtime.audit(session, "participant.share", participant_id=participant.id,
+                      owner_org=participant.owner_org, record_id=consent.id,
+                      actor_org=consent.recipient_org)
+    return consent
+
+
+def contact_under_consent(*, runtime: ServiceRuntime, session: Session,
+                          participant: Participant, recipient_org: str,
+                          today: date) -> Consent | None:
+    """The valid consent for ``recipient_org`` under which notifications may reach the
+    participant (none: no contact data goes out); the read is audited for the owner."""
+    consent = valid_consent(session=session, participant=participant,
+                            recipient_org=recipient_org, today=today) if recipient_org else None
+    if consent is not None:
+        runtime.audit(session, "participant.contact", participant_id=participant.id,
+                      record_id=consent.id, actor_org=participant.owner_org)
+    return consent

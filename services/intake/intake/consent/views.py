@@ -29,10 +29,9 @@ class Consents(MethodView):
     @blp.response(200, schemas.Consent(many=True))
     def get(self, participant_id: uuid.UUID):
         """Every consent recorded for the participant, withdrawn and expired ones included."""
-        runtime, session, participant = _own(participant_id)
-        runtime.audit(session, "consent.list", participant_id=participant.id)
-        session.commit()
-        return participant.consents
+        runtime = current_runtime()
+        return service.list_read(runtime=runtime, session=runtime.db.session,
+                                 principal=current_principal(), participant_id=participant_id)
 
     @blp.arguments(schemas.ConsentCreate)
     @blp.response(201, schemas.Consent)
@@ -42,7 +41,6 @@ class Consents(MethodView):
         runtime, session, participant = _own(participant_id)
         consent = service.grant(runtime=runtime, session=session, principal=current_principal(),
                                 participant=participant, data=data)
-        session.commit()
         return consent, 201, {
             "Location": f"/api/v1/participants/{participant.id}/consents/{consent.id}"
         }
@@ -52,12 +50,11 @@ class Consents(MethodView):
 class ConsentById(MethodView):
     @blp.response(200, schemas.Consent)
     def get(self, participant_id: uuid.UUID, consent_id: uuid.UUID):
-        runtime, session, participant = _own(participant_id)
-        consent = service.get(session=session, participant=participant, consent_id=consent_id)
-        runtime.audit(session, "consent.read", participant_id=participant.id,
-                      record_id=consent.id)
-        session.commit()
-        return consent
+        """One consent of the participant."""
+        runtime = current_runtime()
+        return service.read(runtime=runtime, session=runtime.db.session,
+                            principal=current_principal(), participant_id=participant_id,
+                            consent_id=consent_id)
 
     @blp.response(204)
     def delete(self, participant_id: uuid.UUID, consent_id: uuid.UUID):
@@ -66,4 +63,3 @@ class ConsentById(MethodView):
         consent = service.get(session=session, participant=participant, consent_id=consent_id)
         service.withdraw(runtime=runtime, session=session, principal=current_principal(),
                          participant=participant, consent=consent)
-        session.commit()

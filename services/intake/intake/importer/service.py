@@ -19,10 +19,16 @@ from marshmallow import ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from buendnis_common import unit_of_work
 from buendnis_common.auth import Principal
 from buendnis_common.db import utcnow
-from buendnis_common.errors import DomainError, NotFound, coded_errors, field_error, coded_errors, field_error
-from buendnis_common.messages import text
+from buendnis_common.errors import (
+    DomainError,
+    NotFound,
+    ServiceUnavailable,
+    coded_errors,
+    field_error,
+)
 from buendnis_common.messages import text
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_int
@@ -108,6 +114,27 @@ def queue(*, runtime: ServiceRuntime, session: Session, principal: Principal, ki
         rows_done=0, attempts=0, content=content, created_at=utcnow(), updated_at=utcnow(),
     )
     session.add(record)
+    return record
+
+
+def start(*, runtime: ServiceRuntime, session: Session, principal: Principal, kind: str,
+          mode: str, content: bytes, rows: int) -> ParticipantImport:
+    """Queue the import; once it is committed, hand it to the worker. If the broker cannot
+    take it, no file is kept that nobody works on, and the answer is 503."""
+    record = queue(runtime=runtime, session=session, principal=principal, kind=kind,
+                   mode=mode, content=content, rows=rows)
+
+    def hand_over() -> None:
+        try:
+            runtime.celery.send_task(RUN_TASK, args=[str(record.id)], queue=runtime.name,
+                                     retry=False)
+        except Exception:  # noqa: BLE001 - the broker is down
+            with runtime.db.transaction() as cleanup:
+                cleanup.execute(delete(ParticipantImport)
+                                .where(ParticipantImport.id == record.id))
+            raise ServiceUnavailable("import.not_started") from None
+
+    unit_of_work.after_commit(hand_over)
     return record
 
 

@@ -6,7 +6,7 @@ from flask import jsonify
 from flask.views import MethodView
 from marshmallow import fields, validate
 
-from buendnis_common.errors import ServiceUnavailable, Unprocessable
+from buendnis_common.errors import Unprocessable
 from buendnis_common.service import current_runtime
 from buendnis_common.validation import Schema
 from buendnis_common.web import Blueprint, current_principal
@@ -91,20 +91,10 @@ class ParticipantImport(MethodView):
         rows = parsing.count_rows(filename, content, limits)
         if rows > limits.sync_max_rows:
             runtime = current_runtime()
-            session = runtime.db.session
-            record = service.queue(runtime=runtime, session=session,
+            record = service.start(runtime=runtime, session=runtime.db.session,
                                    principal=current_principal(),
                                    kind=filename.lower().rpartition(".")[2], mode=form["mode"],
                                    content=content, rows=rows)
-            session.commit()
-            try:
-                runtime.celery.send_task(service.RUN_TASK, args=[str(record.id)],
-                                         queue=runtime.name, retry=False)
-            except Exception:  # noqa: BLE001 - the broker is down: keep no file nobody works on
-                session.delete(record)
-                session.commit()
-                raise ServiceUnavailable("The import could not be started; try again in a "
-                                         "few minutes.") from None
             response = jsonify(ImportStatus().dump(record))
             response.status_code = 202
             response.headers["Location"] = f"/api/v1/participants/imports/{record.id}"
@@ -114,10 +104,8 @@ class ParticipantImport(MethodView):
             raise Unprocessable("import.rows_invalid", errors={"rows": errors},
                                 **service.refusal(rows, errors))
         runtime = current_runtime()
-        session = runtime.db.session
-        imported = service.import_rows(runtime=runtime, session=session,
+        imported = service.import_rows(runtime=runtime, session=runtime.db.session,
                                        principal=current_principal(), rows=valid)
-        session.commit()
         return {"mode": form["mode"], "rows": rows, "imported": imported, "errors": errors}
 
 

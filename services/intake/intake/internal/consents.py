@@ -44,7 +44,6 @@ def status():
     session = current_runtime().db.session
     answer = consents.status_of(session=session, consent_ids=consent_ids,
                                 today=berlin_today())
-    session.commit()
     return {"consents": answer}
 
 
@@ -62,7 +61,6 @@ def current():
     consent = None if participant is None else consents.valid_consent(
         session=session, participant=participant, recipient_org=recipient_org,
         today=berlin_today())
-    session.commit()
     if consent is None:
         return {"valid": False, "consent_id": None, "data_categories": [], "valid_until": None}
     return {"valid": True, "consent_id": str(consent.id),

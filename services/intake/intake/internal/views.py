@@ -16,6 +16,7 @@ from buendnis_common.errors import FieldError, NotFound, Unprocessable
 from buendnis_common.service import current_runtime
 from buendnis_common.timeutil import age_on, berlin_today
 from intake.consent import service as consents
+from intake.participant import service as participants
 from intake.participant.models import Participant
 
 blp = Blueprint("internal", __name__, url_prefix="/internal/participants")
@@ -44,8 +45,8 @@ def sharing(participant_id: uuid.UUID):
     session = runtime.db.session
     recipient_org = _required("recipient_org")
     participant = _participant(session, participant_id)
-    consent = consents.valid_consent(session=session, participant=participant,
-                                     recipient_org=recipient_org, today=berlin_today())
+    consent = consents.shared_with(runtime=runtime, session=session, participant=participant,
+                                   recipient_org=recipient_org, today=berlin_today())
     body = {
         "participant_id": str(participant.id),
         "pseudonym": participant.pseudonym,
@@ -64,11 +65,6 @@ def sharing(participant_id: uuid.UUID):
             "granted_at": consent.recorded_at.isoformat(),
         }
         body["snapshot"] = consents.snapshot(participant, list(consent.data_categories))
-        # The receiver's auditors read this entry in the trail: without the owner's id.
-        runtime.audit(session, "participant.share", participant_id=participant.id,
-                      owner_org=participant.owner_org, record_id=consent.id,
-                      actor_org=consent.recipient_org)
-    session.commit()
     return body
 
 
@@ -77,10 +73,8 @@ def profile(participant_id: uuid.UUID):
     """What the owner's offer matching needs: no names, no contact data."""
     runtime = current_runtime()
     session = runtime.db.session
-    participant = _participant(session, participant_id)
-    runtime.audit(session, "participant.profile", participant_id=participant.id,
-                  actor_org=participant.owner_org)
-    session.commit()
+    participant = participants.profile_read(runtime=runtime, session=session,
+                                            participant_id=participant_id)
     return {
         "participant_id": str(participant.id),
         "pseudonym": participant.pseudonym,
@@ -105,9 +99,9 @@ def contact(participant_id: uuid.UUID):
     session = runtime.db.session
     participant = _participant(session, participant_id)
     recipient_org = request.args.get("recipient_org", "").strip()
-    consent = consents.valid_consent(
-        session=session, participant=participant, recipient_org=recipient_org,
-        today=berlin_today()) if recipient_org else None
+    consent = consents.contact_under_consent(
+        runtime=runtime, session=session, participant=participant, recipient_org=recipient_org,
+        today=berlin_today())
     body = {
         "participant_id": str(participant.id),
         "pseudonym": participant.pseudonym,
@@ -115,11 +109,7 @@ def contact(participant_id: uuid.UUID):
         "consent": consent is not None,
     }
     if consent is None:
-        session.commit()
         return body
-    runtime.audit(session, "participant.contact", participant_id=participant.id,
-                  record_id=consent.id, actor_org=participant.owner_org)
-    session.commit()
     return {
         **body,
         "given_name": participant.given_name,

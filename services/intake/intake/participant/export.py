@@ -1,13 +1,17 @@
 """Art. 15: everything the platform holds about one person, from every service."""
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from buendnis_common.auth import Principal
 from buendnis_common.errors import ServiceUnavailable
 from buendnis_common.service import ServiceRuntime
 from intake.consent import schemas as consent_schemas
 from intake.participant import schemas
+from intake.participant import service as participants
 from intake.participant.models import Participant
 
 # The services that hold something about a participant, each behind an internal endpoint.
@@ -37,4 +41,15 @@ def gather(*, runtime: ServiceRuntime, session: Session, participant: Participan
         if response.status_code != 200:
             raise ServiceUnavailable("export.part_unavailable", service=service)
         document[service] = response.json()
+    return document
+
+
+def for_caller(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+               participant_id: uuid.UUID) -> dict:
+    """The export of the caller's own participant, audited (after it is gathered: the access
+    log it shows ends before this read)."""
+    participant = participants.get(session=session, principal=principal,
+                                   participant_id=participant_id)
+    document = gather(runtime=runtime, session=session, participant=participant)
+    runtime.audit(session, "participant.export", participant_id=participant.id)
     return document

@@ -277,3 +277,53 @@ def erase(
     runtime.audit(session, "participant.erase", participant_id=ids["participant_id"],
                   actor=actor, actor_org=ids["owner_org"] if actor else None)
     runtime.emit(session, "participant.erased", **ids)
+
+
+# -- what the routes do: read or write, and audit the read (a list once) ------------------------
+# The request's unit of work commits (``buendnis_common.unit_of_work``); nothing here does.
+
+def list_read(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+              filters: dict, offset: int, limit: int) -> tuple[list[Participant], int]:
+    """A page of the caller's participants, audited as one entry for the page."""
+    participants, total = list_own(session=session, principal=principal, filters=filters,
+                                   offset=offset, limit=limit)
+    runtime.audit_many(session, "participant.list", [p.id for p in participants])
+    return participants, total
+
+
+def register_checked(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+                     data: dict) -> Participant:
+    """Register, and name the organisations of the alliance that may already know the person
+    (``possible_duplicates``)."""
+    participant = register(runtime=runtime, session=session, principal=principal, data=data)
+    session.flush()
+    participant.possible_duplicates = possible_duplicates(session=session,
+                                                          participant=participant)
+    return participant
+
+
+def read(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+         participant_id: uuid.UUID, action: str = "participant.read") -> Participant:
+    """The caller's own participant, the read audited as ``action``."""
+    participant = get(session=session, principal=principal, participant_id=participant_id)
+    runtime.audit(session, action, participant_id=participant.id)
+    return participant
+
+
+def read_need(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+              participant_id: uuid.UUID, need_id: uuid.UUID) -> Need:
+    participant = get(session=session, principal=principal, participant_id=participant_id)
+    need = get_need(session=session, participant=participant, need_id=need_id)
+    runtime.audit(session, "need.read", participant_id=participant.id, record_id=need.id)
+    return need
+
+
+def profile_read(*, runtime: ServiceRuntime, session: Session,
+                 participant_id: uuid.UUID) -> Participant:
+    """What the owner's offer matching reads (referrals asks for it), audited for the owner."""
+    participant = session.get(Participant, participant_id)
+    if participant is None:
+        raise NotFound("participant.not_found")
+    runtime.audit(session, "participant.profile", participant_id=participant.id,
+                  actor_org=participant.owner_org)
+    return participant

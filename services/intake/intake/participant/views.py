@@ -25,6 +25,11 @@ def _own(participant_id: uuid.UUID):
     )
 
 
+def _caller() -> dict:
+    runtime = current_runtime()
+    return {"runtime": runtime, "session": runtime.db.session, "principal": current_principal()}
+
+
 @blp.route("")
 class Participants(MethodView):
     @blp.arguments(schemas.ParticipantQuery, location="query")
@@ -33,14 +38,12 @@ class Participants(MethodView):
     def get(self, filters, pagination_parameters):
         """The caller's organisation's participants, newest first."""
         runtime = current_runtime()
-        session = runtime.db.session
-        participants, total = service.list_own(
-            session=session, principal=current_principal(), filters=filters,
-            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
+        participants, total = service.list_read(
+            runtime=runtime, session=runtime.db.session, principal=current_principal(),
+            filters=filters, offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
         )
         pagination_parameters.item_count = total
-        runtime.audit_many(session, "participant.list", [p.id for p in participants])
-        session.commit()
         return participants
 
     @blp.etag
@@ -50,15 +53,9 @@ class Participants(MethodView):
         """Register a participant. The answer names organisations of the alliance that may
         already know the person, and nothing else about them."""
         runtime = current_runtime()
-        session = runtime.db.session
-        participant = service.register(
-            runtime=runtime, session=session, principal=current_principal(), data=data
+        participant = service.register_checked(
+            runtime=runtime, session=runtime.db.session, principal=current_principal(), data=data
         )
-        session.flush()
-        participant.possible_duplicates = service.possible_duplicates(
-            session=session, participant=participant
-        )
-        session.commit()
         # The ETag of the participant as GET shows it, so that it serves a following PATCH.
         blp.set_etag(participant, schemas.Participant)
         return participant, 201, {"Location": f"/api/v1/participants/{participant.id}"}
@@ -69,10 +66,8 @@ class ParticipantById(MethodView):
     @blp.etag
     @blp.response(200, schemas.Participant)
     def get(self, participant_id: uuid.UUID):
-        runtime, session, participant = _own(participant_id)
-        runtime.audit(session, "participant.read", participant_id=participant.id)
-        session.commit()
-        return participant
+        """One of the caller's organisation's participants."""
+        return service.read(**_caller(), participant_id=participant_id)
 
     @blp.etag
     @blp.arguments(schemas.ParticipantUpdate)
@@ -82,7 +77,6 @@ class ParticipantById(MethodView):
         runtime, session, participant = _own(participant_id)
         blp.check_etag(participant, schemas.Participant)
         service.update(runtime=runtime, session=session, participant=participant, data=data)
-        session.commit()
         return participant
 
     @blp.response(204)
@@ -90,7 +84,6 @@ class ParticipantById(MethodView):
         """Erase the participant's personal data (DSGVO Art. 17), in every service."""
         runtime, session, participant = _own(participant_id)
         service.erase(runtime=runtime, session=session, participant=participant)
-        session.commit()
 
 
 @blp.route("/<uuid:participant_id>/export")
@@ -98,21 +91,16 @@ class ParticipantExport(MethodView):
     @blp.response(200)
     def get(self, participant_id: uuid.UUID):
         """Everything the platform holds about the person (DSGVO Art. 15)."""
-        runtime, session, participant = _own(participant_id)
-        document = export.gather(runtime=runtime, session=session, participant=participant)
-        runtime.audit(session, "participant.export", participant_id=participant.id)
-        session.commit()
-        return document
+        return export.for_caller(**_caller(), participant_id=participant_id)
 
 
 @blp.route("/<uuid:participant_id>/needs")
 class Needs(MethodView):
     @blp.response(200, schemas.Need(many=True))
     def get(self, participant_id: uuid.UUID):
-        runtime, session, participant = _own(participant_id)
-        runtime.audit(session, "need.list", participant_id=participant.id)
-        session.commit()
-        return participant.needs
+        """The participant's needs."""
+        return service.read(**_caller(), participant_id=participant_id,
+                            action="need.list").needs
 
     @blp.arguments(schemas.NeedCreate)
     @blp.response(201, schemas.Need)
@@ -121,7 +109,6 @@ class Needs(MethodView):
         runtime, session, participant = _own(participant_id)
         need = service.add_need(runtime=runtime, session=session, participant=participant,
                                 data=data)
-        session.commit()
         return need
 
 
@@ -130,11 +117,8 @@ class NeedById(MethodView):
     @blp.etag
     @blp.response(200, schemas.Need)
     def get(self, participant_id: uuid.UUID, need_id: uuid.UUID):
-        runtime, session, participant = _own(participant_id)
-        need = service.get_need(session=session, participant=participant, need_id=need_id)
-        runtime.audit(session, "need.read", participant_id=participant.id, record_id=need.id)
-        session.commit()
-        return need
+        """One need of the participant."""
+        return service.read_need(**_caller(), participant_id=participant_id, need_id=need_id)
 
     @blp.etag
     @blp.arguments(schemas.NeedUpdate)
@@ -146,5 +130,4 @@ class NeedById(MethodView):
         blp.check_etag(need, schemas.Need)
         service.update_need(runtime=runtime, session=session, participant=participant,
                             need=need, data=data)
-        session.commit()
         return need

@@ -163,3 +163,10 @@ def receive(runtime: ServiceRuntime, session: Session, *, key: str, sid: str, nu
                        replay=True)
     log.info("SMS reply: %s", outcome)  # the outcome only: never the number or the text
     return Outcome(outcome, latest.language if latest else None)
+
+
+def record_refusal(runtime: ServiceRuntime, reason: str) -> None:
+    """Audit a refused webhook call in a transaction of its own: the request's is rolled back
+    with its 403, this entry must stay."""
+    with runtime.db.transaction() as session:
+        runtime.audit(session, f"sms_webhook.refused.{reason}")

@@ -38,20 +38,17 @@ def _twiml(text: str | None) -> Response:
 def inbound():
     settings = current_context().config.answers
     runtime = current_runtime()
-    session = runtime.db.session
     fields = [(name, value) for name in request.form for value in request.form.getlist(name)]
     given = request.headers.get(SIGNATURE_HEADER)
     if not signature.valid(settings.webhook_secret, settings.webhook_url, fields, given):
         reason = "signature_missing" if not given else "signature_wrong"
         log.warning("SMS webhook refused: %s", reason)
-        runtime.audit(session, f"sms_webhook.refused.{reason}")
-        session.commit()
+        service.record_refusal(runtime, reason)
         raise Forbidden("answer.sms_unsigned")
     sid = (request.form.get("MessageSid") or "").strip()
     number = request.form.get("From") or ""
     if not sid or len(sid) > 64 or not number:
         raise BadRequest("answer.sms_fields_required")
-    outcome = service.receive(runtime, session, key=settings.link_key, sid=sid, number=number,
-                              body=request.form.get("Body") or "", now=utcnow())
-    session.commit()
+    outcome = service.receive(runtime, runtime.db.session, key=settings.link_key, sid=sid,
+                              number=number, body=request.form.get("Body") or "", now=utcnow())
     return _twiml(outcome.acknowledgement())

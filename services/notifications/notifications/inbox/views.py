@@ -51,12 +51,8 @@ def remember_caller() -> None:
         return
     claims = jwt.decode(g.access_token, options={"verify_signature": False})
     email = claims.get("email") if claims.get("email_verified", True) else None
-    runtime = current_runtime()
-    session = runtime.db.session
-    if service.remember(session=session, principal=principal, email=email, now=utcnow()):
-        session.commit()
-    else:
-        session.rollback()
+    service.remember(session=current_runtime().db.session, principal=principal, email=email,
+                     now=utcnow())
 
 
 @blp.route("")
@@ -74,7 +70,6 @@ class Notifications(MethodView):
             limit=pagination_parameters.page_size,
         )
         pagination_parameters.item_count = total
-        session.commit()
         return [view(entry, read_at) for entry, read_at in rows]
 
 
@@ -87,7 +82,6 @@ class NotificationRead(MethodView):
         session = current_runtime().db.session
         entry, read_at = service.mark_read(session=session, principal=current_principal(),
                                            entry_id=entry_id, now=utcnow())
-        session.commit()
         return view(entry, read_at)
 
 
@@ -98,7 +92,6 @@ class NotificationPreferences(MethodView):
         """Which kinds of entries the caller also gets by e-mail."""
         session = current_runtime().db.session
         chosen = service.preferences(session=session, principal=current_principal())
-        session.commit()
         return {"email_copies": chosen}
 
     @blp.arguments(schemas.Preferences)
@@ -108,5 +101,4 @@ class NotificationPreferences(MethodView):
         session = current_runtime().db.session
         chosen = service.set_preferences(session=session, principal=current_principal(),
                                          email_copies=data["email_copies"])
-        session.commit()
         return {"email_copies": chosen}

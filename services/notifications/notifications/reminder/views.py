@@ -7,7 +7,7 @@ from flask.views import MethodView
 from buendnis_common.service import current_runtime
 from buendnis_common.web import Blueprint, current_principal
 from notifications.delivery.models import SCHEDULED, SENDING
-from notifications.reminder import schemas, service, visibility
+from notifications.reminder import schemas, visibility
 from notifications.reminder.models import Reminder
 
 blp = Blueprint("reminders", __name__, url_prefix="/api/v1/reminders",
@@ -54,13 +54,8 @@ class Reminders(MethodView):
         reminder reached the participant (``channel``, ``reason``) only while the participant's
         consent to share contact data with it holds; otherwise both are null."""
         runtime = current_runtime()
-        session = runtime.db.session
-        appointment, reminders = service.of_appointment(
-            session=session, principal=current_principal(),
+        reminders, shown = visibility.of_appointment(
+            runtime=runtime, session=runtime.db.session, principal=current_principal(),
             appointment_id=query["appointment_id"])
-        runtime.audit(session, "reminder.list", participant_id=appointment.participant_id,
-                      owner_org=appointment.from_org, record_id=appointment.id)
-        session.commit()
-        shown = visibility.may_see_contact(runtime, current_principal(), appointment)
         return [visibility.masked(view(reminder), reminder, show_contact=shown)
                 for reminder in reminders]

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm import Session
+
+from buendnis_common import unit_of_work
 from buendnis_common.auth import Principal
 from buendnis_common.errors import ServiceUnavailable
 from buendnis_common.service import ServiceRuntime
 from notifications.appointment.models import Appointment
+from notifications.reminder import service
 from notifications.reminder.models import PARTICIPANT, Reminder
 
 log = logging.getLogger(__name__)
@@ -47,3 +51,16 @@ def masked(view: dict, reminder: Reminder, *, show_contact: bool) -> dict:
     if show_contact or reminder.recipient != PARTICIPANT:
         return view
     return {**view, "channel": None, "reason": None}
+
+
+def of_appointment(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+                   appointment_id) -> tuple[list[Reminder], bool]:
+    """The reminders of an appointment for one of its two organisations, the read audited,
+    and whether the caller may see how they reached the participant (intake is asked with no
+    transaction open: the audit entry is committed first)."""
+    appointment, reminders = service.of_appointment(session=session, principal=principal,
+                                                    appointment_id=appointment_id)
+    runtime.audit(session, "reminder.list", participant_id=appointment.participant_id,
+                  owner_org=appointment.from_org, record_id=appointment.id)
+    unit_of_work.checkpoint()
+    return reminders, may_see_contact(runtime, principal, appointment)

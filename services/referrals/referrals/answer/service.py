@@ -13,12 +13,13 @@ import logging
 import uuid
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from buendnis_common.answers import RESPONSES
 from buendnis_common.events import Event
 from buendnis_common.service import ServiceRuntime
-from referrals.appointment.models import BOOKED, Appointment
+from referrals.appointment.models import BOOKED, AnswerLinkUse, Appointment
 from referrals.appointment.service import _fields
 from referrals.referral.models import Referral
 
@@ -47,6 +48,22 @@ def record(runtime: ServiceRuntime, session: Session, *, appointment: Appointmen
                   participant_id=referral.participant_id, record_id=appointment.id)
     runtime.emit(session, "appointment.participant_responded", **_fields(referral, appointment),
                  response=response, responded_at=at, channel=channel)
+    return True
+
+
+def answer_by_link(runtime: ServiceRuntime, session: Session, *, appointment: Appointment,
+                   response: str, at: datetime) -> bool:
+    """The answer given through an e-mail reminder's link, each answer once: False (nothing
+    recorded) when the link gave this answer before — a replay."""
+    session.refresh(appointment, with_for_update=True)
+    try:
+        with session.begin_nested():
+            session.add(AnswerLinkUse(appointment_id=appointment.id, response=response,
+                                      used_at=at))
+            session.flush()
+    except IntegrityError:
+        return False
+    record(runtime, session, appointment=appointment, response=response, channel="link", at=at)
     return True
 
 

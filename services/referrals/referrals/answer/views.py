@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from buendnis_common import directory
 from buendnis_common.answers import RESPONSES, InvalidToken, link_key, read_token
@@ -68,7 +67,6 @@ def show(token: str):
     state = _state(link, appointment, utcnow())
     body = _view(session, link, appointment, state=state) if state == "open" else {
         "state": state, "language": link.language}
-    session.commit()
     response = jsonify(body)
     response.status_code = 200 if state == "open" else 410
     response.headers["Cache-Control"] = "no-store"
@@ -86,20 +84,10 @@ def answer(token: str):
     now = utcnow()
     state = _state(link, appointment, now)
     if state != "open":
-        session.rollback()
         return jsonify({"state": state, "language": link.language}), 410
-    session.refresh(appointment, with_for_update=True)
-    try:
-        with session.begin_nested():
-            session.add(AnswerLinkUse(appointment_id=appointment.id, response=response_code,
-                                      used_at=now))
-            session.flush()
-    except IntegrityError:
+    if not service.answer_by_link(current_runtime(), session, appointment=appointment,
+                                  response=response_code, at=now):
         result = _view(session, link, appointment, state="already_answered")
-        session.rollback()
         return jsonify({**result, "response": response_code}), 409
-    service.record(current_runtime(), session, appointment=appointment,
-                   response=response_code, channel="link", at=now)
     result = _view(session, link, appointment, state="answered")
-    session.commit()
     return jsonify({**result, "response": response_code}), 200

@@ -9,8 +9,7 @@ from flask.views import MethodView
 
 from buendnis_common.service import current_runtime
 from buendnis_common.web import Blueprint, current_principal
-from referrals.appointment import schemas, service
-from referrals.referral import service as referrals
+from referrals.appointment import schemas, service, use_cases
 
 blp = Blueprint("appointments", __name__, url_prefix="/api/v1", description="Appointments")
 
@@ -25,15 +24,8 @@ class ReferralAppointments(MethodView):
     def get(self, referral_id: uuid.UUID):
         """The referral's appointments, earliest first."""
         runtime = current_runtime()
-        session = runtime.db.session
-        referral = referrals.get_visible(session=session, principal=current_principal(),
-                                         referral_id=referral_id)
-        found = service.of_referral(session=session, referral=referral)
-        runtime.audit(session, "appointment.list", participant_id=referral.participant_id,
-                      owner_org=referral.from_org,
-                      record_id=referral.id)
-        session.commit()
-        return found
+        return use_cases.of_referral(runtime=runtime, session=runtime.db.session,
+                                     principal=current_principal(), referral_id=referral_id)
 
     @blp.etag
     @blp.arguments(schemas.AppointmentCreate)
@@ -41,13 +33,9 @@ class ReferralAppointments(MethodView):
     def post(self, data, referral_id: uuid.UUID):
         """Book an appointment (sender or receiver); not on a closed referral (409)."""
         runtime = current_runtime()
-        session = runtime.db.session
-        principal = current_principal()
-        referral = referrals.get_visible(session=session, principal=principal,
-                                         referral_id=referral_id)
-        appointment = service.book(runtime=runtime, session=session, principal=principal,
-                                   referral=referral, data=data)
-        session.commit()
+        appointment = use_cases.book(runtime=runtime, session=runtime.db.session,
+                                     principal=current_principal(), referral_id=referral_id,
+                                     data=data)
         blp.set_etag(etag_of(appointment))
         return appointment, 201, {"Location": f"/api/v1/appointments/{appointment.id}"}
 
@@ -61,19 +49,14 @@ class Appointments(MethodView):
         """The appointments on referrals the caller's organisation sent or received, from now
         (or ``from``) on, earliest first."""
         runtime = current_runtime()
-        session = runtime.db.session
-        found, total = service.list_visible(
-            session=session, principal=current_principal(), start=query.get("from_"),
-            end=query.get("to"), status=query.get("status"),
+        found, total = use_cases.list_visible(
+            runtime=runtime, session=runtime.db.session, principal=current_principal(),
+            start=query.get("from_"), end=query.get("to"), status=query.get("status"),
             participant_response=query.get("participant_response"),
             offset=pagination_parameters.first_item, limit=pagination_parameters.page_size,
         )
         pagination_parameters.item_count = total
-        for appointment, participant_id, owner in found:
-            runtime.audit(session, "appointment.list", participant_id=participant_id,
-                          owner_org=owner, record_id=appointment.id)
-        session.commit()
-        return [appointment for appointment, _participant_id, _owner in found]
+        return found
 
 
 @blp.route("/appointments/<uuid:appointment_id>")
@@ -81,15 +64,11 @@ class AppointmentById(MethodView):
     @blp.etag
     @blp.response(200, schemas.Appointment)
     def get(self, appointment_id: uuid.UUID):
+        """One appointment of a referral the caller's organisation sent or received."""
         runtime = current_runtime()
-        session = runtime.db.session
-        appointment, referral = service.get_visible(
-            session=session, principal=current_principal(), appointment_id=appointment_id
-        )
-        runtime.audit(session, "appointment.read", participant_id=referral.participant_id,
-                      owner_org=referral.from_org,
-                      record_id=appointment.id)
-        session.commit()
+        appointment = use_cases.read(runtime=runtime, session=runtime.db.session,
+                                     principal=current_principal(),
+                                     appointment_id=appointment_id)
         blp.set_etag(etag_of(appointment))
         return appointment
 
@@ -107,6 +86,5 @@ class AppointmentById(MethodView):
         blp.check_etag(etag_of(appointment))
         service.update(runtime=runtime, session=session, principal=principal,
                        appointment=appointment, referral=referral, data=data)
-        session.commit()
         blp.set_etag(etag_of(appointment))
         return appointment

@@ -6,15 +6,12 @@ import uuid
 from sqlalchemy.orm import Session
 
 from buendnis_common.events import Event
-from buendnis_common.service import EventHandlers
+from buendnis_common.service import ServiceRuntime
 from referrals.erasure.models import ParticipantErasure
 from referrals.referral import service as referrals
 
-handlers = EventHandlers()
 
-
-@handlers.on("participant.erased")
-def on_participant_erased(*, session: Session, event: Event) -> None:
+def on_participant_erased(runtime: ServiceRuntime, *, session: Session, event: Event) -> None:
     """Remember the erasure (new referrals for the person are refused) and drop what the
     referrals hold about the person."""
     participant_id = uuid.UUID(event.data["participant_id"])
@@ -28,5 +25,6 @@ def on_participant_erased(*, session: Session, event: Event) -> None:
             )
         )
     referrals.erase_participant(
-        session=session, participant_id=participant_id, owner_org=event.data["owner_org"]
+        runtime=runtime, session=session, participant_id=participant_id,
+        owner_org=event.data["owner_org"],
     )

@@ -12,9 +12,8 @@ from flask import Blueprint
 
 from buendnis_common.service import current_runtime
 from buendnis_common.web import current_principal
-from referrals.appointment import service as appointments
 from referrals.internal import schemas
-from referrals.referral import service as referrals
+from referrals.referral import use_cases
 
 blp = Blueprint("export", __name__, url_prefix="/internal/participants")
 
@@ -23,17 +22,7 @@ blp = Blueprint("export", __name__, url_prefix="/internal/participants")
 def export(participant_id: uuid.UUID):
     """The owner's referrals of the participant with history, messages and appointments."""
     runtime = current_runtime()
-    session = runtime.db.session
-    exported = []
-    for referral in referrals.of_participant(session=session, participant_id=participant_id):
-        exported.append({
-            **referrals.view_for(referral, "sender"),
-            "history": referral.history,
-            "messages": referrals.messages(session=session, referral=referral),
-            "appointments": appointments.of_referral(session=session, referral=referral),
-        })
-        runtime.audit(session, "referral.export", participant_id=participant_id,
-                      record_id=referral.id, actor=current_principal().username,
-                      actor_org=referral.from_org)
-    session.commit()
+    exported = use_cases.export_participant(runtime=runtime, session=runtime.db.session,
+                                            principal=current_principal(),
+                                            participant_id=participant_id)
     return schemas.Export().dump({"referrals": exported})

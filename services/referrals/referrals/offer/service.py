@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from buendnis_common.auth import Principal
 from buendnis_common.db import utcnow
 from buendnis_common.errors import Forbidden, NotFound, Unprocessable
+from buendnis_common.service import ServiceRuntime
+from referrals import intake
 from referrals.intake import Profile
 from referrals.offer.models import Offer, OfferLanguage
 from referrals.permissions import require_catalogue_editor
@@ -173,3 +175,18 @@ def update(*, session: Session, principal: Principal, offer: Offer, data: dict) 
     offer.updated_at = utcnow()
     session.flush()
     return offer
+
+
+def matching_participant(*, runtime: ServiceRuntime, session: Session, principal: Principal,
+                         participant_id: uuid.UUID, filters: Filters) -> list[tuple[Offer, Fit]]:
+    """The offers that fit the caller's participant, best first, as intake describes the
+    person now (no names); the read is audited. Another organisation's participant is 404."""
+    profile = None
+    if principal.org_alias and principal.alliance:
+        profile = intake.profile(runtime, participant_id=participant_id,
+                                 owner_org=principal.org_alias)
+    if profile is None:
+        raise NotFound("participant.not_found")
+    fitting = matching(session=session, principal=principal, profile=profile, filters=filters)
+    runtime.audit(session, "offer.match", participant_id=participant_id)
+    return fitting

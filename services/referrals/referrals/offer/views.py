@@ -6,10 +6,8 @@ import uuid
 
 from flask.views import MethodView
 
-from buendnis_common.errors import NotFound
 from buendnis_common.service import current_runtime
 from buendnis_common.web import Blueprint, current_principal
-from referrals import intake
 from referrals.offer import schemas, service
 
 blp = Blueprint("offers", __name__, url_prefix="/api/v1/offers", description="Offer catalogue")
@@ -44,18 +42,10 @@ class Offers(MethodView):
             )
             pagination_parameters.item_count = total
             return offers
-        profile = None
-        if principal.org_alias and principal.alliance:
-            profile = intake.profile(
-                runtime, participant_id=participant_id, owner_org=principal.org_alias
-            )
-        if profile is None:
-            raise NotFound("No such participant.")
-        fitting = service.matching(
-            session=session, principal=principal, profile=profile, filters=filters
+        fitting = service.matching_participant(
+            runtime=runtime, session=session, principal=principal,
+            participant_id=participant_id, filters=filters,
         )
-        runtime.audit(session, "offer.match", participant_id=participant_id)
-        session.commit()
         pagination_parameters.item_count = len(fitting)
         page = []
         for offer, fit in fitting[start:start + size]:
@@ -70,7 +60,6 @@ class Offers(MethodView):
         """Add an offer of the caller's organisation to the alliance's catalogue."""
         session = current_runtime().db.session
         offer = service.create(session=session, principal=current_principal(), data=data)
-        session.commit()
         blp.set_etag(etag_of(offer))
         return offer, 201, {"Location": f"/api/v1/offers/{offer.id}"}
 
@@ -98,6 +87,5 @@ class OfferById(MethodView):
         service.require_provider(principal=principal, offer=offer)
         blp.check_etag(etag_of(offer))
         service.update(session=session, principal=principal, offer=offer, data=data)
-        session.commit()
         blp.set_etag(etag_of(offer))
         return offer

@@ -88,7 +88,7 @@ def lapsed(referral: Referral, today: date | None = None) -> bool:
 
 def drop(runtime: ServiceRuntime, session: Session, referral: Referral, reason: str) -> None:
     """Drop the snapshot and tell both sides (through notifications)."""
-    _drop_snapshot(session, referral, reason, utcnow(), referral.from_org)
+    _drop_snapshot(runtime, session, referral, reason, utcnow(), referral.from_org)
     runtime.emit(session, "referral.snapshot_dropped", **event_fields(referral), reason=reason)
 
 
@@ -136,11 +136,11 @@ def _apply(runtime: ServiceRuntime, session: Session, referrals: list[Referral],
                 drop(runtime, session, referral, ended[referral.id])
 
 
-def confirm_after_commit(runtime: ServiceRuntime, session: Session,
-                         referral: Referral) -> None:
-    """The second question to intake, after the new referral is committed: drop the snapshot
-    if the consent ended meanwhile, else remember its last valid day. Commits. If intake cannot
-    answer now, the check on read still stands between the snapshot and the receiver."""
+def confirm_after_commit(runtime: ServiceRuntime, referral: Referral) -> None:
+    """The second question to intake, run once the new referral is committed (an after-commit
+    hook of the request's unit of work): drop the snapshot if the consent ended meanwhile,
+    else remember its last valid day, in a transaction of its own. If intake cannot answer
+    now, the check on read still stands between the snapshot and the receiver."""
     if not holds_snapshot(referral):
         return
     try:
@@ -148,15 +148,15 @@ def confirm_after_commit(runtime: ServiceRuntime, session: Session,
     except ServiceUnavailable:
         log.warning("intake could not confirm a new referral's consent; checked on read")
         return
-    session.add(referral)
-    # the event handler may be dropping it at this very moment: look again, locked
-    session.refresh(referral, with_for_update=True)
-    if holds_snapshot(referral):
+    with runtime.db.transaction() as session:
+        # the event handler may be dropping it at this very moment: look again, locked
+        stored = session.get(Referral, referral.id, with_for_update=True)
+        if stored is None or not holds_snapshot(stored):
+            return
         if status.valid:
-            referral.consent_valid_until = status.valid_until
+            stored.consent_valid_until = status.valid_until
         else:
-            drop(runtime, session, referral, _REASONS.get(status.ended, CONSENT_WITHDRAWN))
-    session.commit()
+            drop(runtime, session, stored, _REASONS.get(status.ended, CONSENT_WITHDRAWN))
 
 
 def drop_under_consent(runtime: ServiceRuntime, session: Session, referrals: list[Referral],

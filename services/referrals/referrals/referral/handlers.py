@@ -28,7 +28,7 @@ CONSENT_SWEEP_TASK = "referrals.consent_sweep"
 
 def on_consent_withdrawn(runtime: ServiceRuntime, *, session: Session, event: Event) -> None:
     dropped = service.drop_for_withdrawn_consent(
-        session=session,
+        runtime=runtime, session=session,
         participant_id=uuid.UUID(event.data["participant_id"]),
         owner_org=event.data["owner_org"],
         recipient_org=event.data["recipient_org"],

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from buendnis_common import audit, directory
+from buendnis_common import directory
 from buendnis_common.auth import Principal
 from buendnis_common.context import Context
 from buendnis_common.db import utcnow
@@ -22,7 +22,6 @@ from buendnis_common.messages import Label
 from buendnis_common.service import ServiceRuntime
 from referrals import intake
 from referrals.appointment.models import Appointment
-from referrals.db import AuditEntry
 from referrals.erasure.models import ParticipantErasure
 from referrals.offer.models import Offer
 from referrals.permissions import require_case_work
@@ -412,19 +411,20 @@ def mark_overdue(*, runtime: ServiceRuntime, session: Session, now: datetime | N
 
 # -- consent ends -----------------------------------------------------------------------------
 
-def _drop_snapshot(session: Session, referral: Referral, reason: str, at: datetime,
-                   owner_org: str | None) -> None:
+def _drop_snapshot(runtime: ServiceRuntime, session: Session, referral: Referral, reason: str,
+                   at: datetime, owner_org: str | None) -> None:
     referral.snapshot = None
     referral.shared_categories = []
     referral.snapshot_dropped_at = at
     referral.snapshot_dropped_reason = reason
     referral.updated_at = at
-    audit.record(session, AuditEntry, "referral.snapshot.drop",
-                 participant_id=referral.participant_id, record_id=referral.id, actor="system",
-                 actor_org=owner_org)
+    # The same path to the trail as every other entry (here, and as an event to the gateway).
+    runtime.audit(session, "referral.snapshot.drop", participant_id=referral.participant_id,
+                  record_id=referral.id, actor="system", actor_org=owner_org)
 
 
-def drop_for_withdrawn_consent(*, session: Session, participant_id: uuid.UUID, owner_org: str,
+def drop_for_withdrawn_consent(*, runtime: ServiceRuntime, session: Session,
+                               participant_id: uuid.UUID, owner_org: str,
                                recipient_org: str, consent_id: uuid.UUID | None,
                                withdrawn_at: datetime) -> list[Referral]:
     """Stop sharing at once: every snapshot held for the recipient made under this consent,
@@ -446,11 +446,12 @@ def drop_for_withdrawn_consent(*, session: Session, participant_id: uuid.UUID, o
     dropped = list(session.scalars(query.where(made_before).with_for_update()))
     now = utcnow()
     for referral in dropped:
-        _drop_snapshot(session, referral, CONSENT_WITHDRAWN, now, owner_org)
+        _drop_snapshot(runtime, session, referral, CONSENT_WITHDRAWN, now, owner_org)
     return dropped
 
 
-def erase_participant(*, session: Session, participant_id: uuid.UUID, owner_org: str) -> int:
+def erase_participant(*, runtime: ServiceRuntime, session: Session, participant_id: uuid.UUID,
+                      owner_org: str) -> int:
     """Art. 17: drop every snapshot and pseudonym of the participant and empty the free text
     written about them (notes, reasons, messages, appointment notes and places). What stays
     are ids, codes and times, for the alliance's figures."""
@@ -460,7 +461,7 @@ def erase_participant(*, session: Session, participant_id: uuid.UUID, owner_org:
     ))
     for referral in referrals:
         if referral.snapshot_dropped_reason != PARTICIPANT_ERASED:
-            _drop_snapshot(session, referral, PARTICIPANT_ERASED, now, owner_org)
+            _drop_snapshot(runtime, session, referral, PARTICIPANT_ERASED, now, owner_org)
         referral.pseudonym = None
         referral.note = None
         for change in referral.history:
