@@ -108,7 +108,13 @@ def request_language() -> str:
     """German or English, by the current request's ``Accept-Language``; English outside one."""
     if not has_request_context():
         return DEFAULT_LANGUAGE
-    return request.accept_languages.best_match(LANGUAGES, default=DEFAULT_LANGUAGE)
+    # werkzeug parses the header and orders it by weight; the first language we have wins
+    # (de-DE → de). Its best_match would prefer an exact "en;q=0.5" to "de-DE;q=0.8".
+    for value, quality in request.accept_languages:
+        primary = value.replace("_", "-").split("-")[0].lower()
+        if quality > 0 and primary in LANGUAGES:
+            return primary
+    return DEFAULT_LANGUAGE
 
 
 def _shown(value: Any, language: str) -> Any:

@@ -28,14 +28,16 @@ from .errors import DomainError, Forbidden, NotFound
 from .messages import AnyOf
 from .messages import AnyOf
 from .messages import AnyOf
+from .messages import AnyOf
 from .settings import SERVICE_PORTS, env_str
+from .vocabulary import ROLES
 
 CASE_WORK = frozenset({"case_worker"})
 CATALOGUE_READERS = frozenset({"case_worker", "coordinator", "core_group"})
 CATALOGUE_EDITORS = frozenset({"case_worker", "coordinator"})
 REPORT_READERS = frozenset({"core_group", "coordinator", "ministry"})
 AUDITORS = frozenset({"auditor"})
-EVERYONE = frozenset({"case_worker", "coordinator", "core_group", "ministry", "auditor"})
+EVERYONE = frozenset(ROLES)
 
 # (path, {method: roles}). Path segments in <> are ids.
 POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (

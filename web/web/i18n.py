@@ -14,11 +14,13 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
+from buendnis_common import vocabulary
+
 from .auth import signed_in
 
 UI_LANGUAGES = {"de": "Deutsch", "en": "English"}
 DEFAULT_LANGUAGE = "de"
-RTL_LANGUAGES = frozenset({"ar", "fa", "ps", "ku", "ur", "he", "dv", "ckb"})
+RTL_LANGUAGES = vocabulary.RTL_LANGUAGES
 
 blp = Blueprint("i18n", __name__)
 
@@ -45,34 +47,6 @@ def choose_language():
 
 
 LABELS = {
-    "need_category": {
-        "language_course": _l("Sprachkurs"),
-        "integration_course": _l("Integrationskurs"),
-        "identity_clarification": _l("Identitätsklärung"),
-        "school_qualification": _l("Schulabschluss"),
-        "vocational_training": _l("Berufsausbildung"),
-        "employment": _l("Arbeit"),
-        "internship": _l("Praktikum"),
-        "counselling": _l("Beratung"),
-        "housing": _l("Wohnen"),
-        "health": _l("Gesundheit"),
-        "legal_advice": _l("Rechtsberatung"),
-        "other": _l("Sonstiges"),
-    },
-    "need_status": {
-        "open": _l("offen"),
-        "in_progress": _l("in Arbeit"),
-        "met": _l("erfüllt"),
-        "dropped": _l("nicht mehr verfolgt"),
-    },
-    "residence_status": {
-        "aufenthaltsgestattung": _l("Aufenthaltsgestattung"),
-        "duldung": _l("Duldung"),
-        "aufenthaltserlaubnis": _l("Aufenthaltserlaubnis"),
-        "niederlassungserlaubnis": _l("Niederlassungserlaubnis"),
-        "other": _l("anderer Status"),
-        "unknown": _l("unbekannt"),
-    },
     "gender": {
         "female": _l("weiblich"),
         "male": _l("männlich"),
@@ -93,24 +67,6 @@ LABELS = {
         "higher": _l("Hochschulabschluss"),
         "unknown": _l("unbekannt"),
     },
-    "data_category": {
-        "identity": _l("Identität (Name, Geburtsdatum)"),
-        "contact": _l("Kontakt"),
-        "languages": _l("Sprachen"),
-        "residence": _l("Aufenthalt"),
-        "needs": _l("Bedarfe"),
-        "education": _l("Bildung"),
-    },
-    "referral_status": {
-        "requested": _l("angefragt"),
-        "accepted": _l("angenommen"),
-        "rejected": _l("abgelehnt"),
-        "cancelled": _l("zurückgezogen"),
-        "in-progress": _l("in Arbeit"),
-        "on-hold": _l("pausiert"),
-        "completed": _l("abgeschlossen"),
-        "failed": _l("gescheitert"),
-    },
     # The verbs on the buttons that move a referral to a status.
     "referral_action": {
         "accepted": _l("Annehmen"),
@@ -120,18 +76,6 @@ LABELS = {
         "on-hold": _l("Pausieren"),
         "completed": _l("Abschließen"),
         "failed": _l("Als gescheitert schließen"),
-    },
-    "appointment_status": {
-        "booked": _l("gebucht"),
-        "cancelled": _l("abgesagt"),
-        "fulfilled": _l("wahrgenommen"),
-        "noshow": _l("nicht erschienen"),
-    },
-    "mode": {
-        "in_person": _l("vor Ort"),
-        "phone": _l("telefonisch"),
-        "video": _l("per Video"),
-        "mixed": _l("gemischt"),
     },
     "notification_kind": {
         "referral.received": _l("Neue Vermittlung erhalten"),
@@ -209,14 +153,28 @@ LABELS = {
 
 
 def label(kind: str, code: str | None) -> str:
-    """The word for a code in the current language; the code itself if none is known."""
+    """The word for a code in the current language; the code itself if none is known. The
+    shared vocabulary's kinds (needs, statuses, modes …) come from the shared catalogue, so that
+    pages, the API's messages and the notifications name a code alike."""
     if code is None:
         return "–"
+    if kind in vocabulary.LABEL_KINDS:
+        return vocabulary.label(kind, code, str(get_locale() or DEFAULT_LANGUAGE))
     found = LABELS.get(kind, {}).get(code)
     return str(found) if found is not None else str(code)
 
 
+_CODES = {
+    "need_category": vocabulary.NEED_CATEGORIES, "need_status": vocabulary.NEED_STATUSES,
+    "residence_status": vocabulary.RESIDENCE_STATUSES,
+    "data_category": vocabulary.DATA_CATEGORIES, "referral_status": vocabulary.REFERRAL_STATUSES,
+    "appointment_status": vocabulary.APPOINTMENT_STATUSES, "mode": vocabulary.OFFER_MODES,
+}
+
+
 def choices(kind: str) -> list[tuple[str, str]]:
+    if kind in _CODES:
+        return [(code, label(kind, code)) for code in _CODES[kind]]
     return [(code, str(text)) for code, text in LABELS[kind].items()]
 
 

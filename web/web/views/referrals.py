@@ -17,6 +17,8 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
+from buendnis_common import vocabulary
+
 from .. import api, forms, i18n
 from ..auth import has_role
 
@@ -49,7 +51,7 @@ def _organisations() -> dict[str, str]:
 
 
 def _known_status(code: str | None) -> str | None:
-    return code if code in i18n.LABELS["referral_status"] else None
+    return code if code in vocabulary.REFERRAL_STATUSES else None
 
 
 # --- the list ------------------------------------------------------------------------------

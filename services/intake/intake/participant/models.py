@@ -7,12 +7,10 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from buendnis_common.db import UtcDateTime, new_id, utcnow
-from buendnis_common.vocabulary import NEED_CATEGORIES, RESIDENCE_STATUSES
+from buendnis_common.vocabulary import NEED_CATEGORIES, NEED_STATUSES, RESIDENCE_STATUSES
 from intake.db import Base
 
-__all__ = ["NEED_CATEGORIES", "RESIDENCE_STATUSES", "Need", "Participant"]
-
-NEED_STATUSES = ("open", "in_progress", "met", "dropped")
+__all__ = ["NEED_CATEGORIES", "NEED_STATUSES", "RESIDENCE_STATUSES", "Need", "Participant"]
 GENDERS = ("female", "male", "diverse", "unspecified")
 CHANNELS = ("sms", "email", "none")
 QUALIFICATIONS = (

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from buendnis_common import directory
+from buendnis_common import directory, vocabulary
 from buendnis_common.db import utcnow
 from notifications.delivery import mail
 from notifications.delivery.channels import (
@@ -37,36 +37,8 @@ from notifications.messages.texts import INBOX_LANGUAGES
 if TYPE_CHECKING:
     from notifications.delivery.dispatch import Dispatcher
 
-NEED_NAMES = {
-    "language_course": "Sprachkurs", "integration_course": "Integrationskurs",
-    "identity_clarification": "Identitätsklärung", "school_qualification": "Schulabschluss",
-    "vocational_training": "Ausbildung", "employment": "Arbeit", "internship": "Praktikum",
-    "counselling": "Beratung", "housing": "Wohnen", "health": "Gesundheit",
-    "legal_advice": "Rechtsberatung", "other": "Sonstiges",
-}
-
-STATUS_NAMES = {
-    "requested": "angefragt", "accepted": "angenommen", "rejected": "abgelehnt",
-    "in-progress": "in Arbeit", "on-hold": "pausiert", "completed": "abgeschlossen",
-    "failed": "gescheitert", "cancelled": "storniert",
-}
-
-
-NEED_NAMES_EN = {
-    "language_course": "language course", "integration_course": "integration course",
-    "identity_clarification": "identity clarification",
-    "school_qualification": "school qualification", "vocational_training": "vocational training",
-    "employment": "employment", "internship": "internship", "counselling": "counselling",
-    "housing": "housing", "health": "health", "legal_advice": "legal advice", "other": "other",
-}
-
-STATUS_NAMES_EN = {
-    "requested": "requested", "accepted": "accepted", "rejected": "declined",
-    "in-progress": "in progress", "on-hold": "on hold", "completed": "completed",
-    "failed": "unsuccessful", "cancelled": "withdrawn",
-}
-
-_NAMES = {"de": (NEED_NAMES, STATUS_NAMES), "en": (NEED_NAMES_EN, STATUS_NAMES_EN)}
+# Needs and statuses are named by the shared vocabulary's words (buendnis_common.vocabulary),
+# the same the web front end and the API's messages use.
 
 # Why a receiver no longer sees the participant's data (``referral.consent_ended``).
 REASON_NAMES = {
@@ -89,7 +61,6 @@ def describe(entry: InboxEntry, language: str = "de") -> str:
     """The entry in one sentence (the inbox's ``text``): German, or English when asked."""
     if language not in INBOX_LANGUAGES:
         language = "de"
-    need_names, status_names = _NAMES[language]
     data = entry.data or {}
     when = ""
     if data.get("start"):
@@ -97,8 +68,8 @@ def describe(entry: InboxEntry, language: str = "de") -> str:
     values = {
         "from_org_name": _org_name(data.get("from_org")),
         "to_org_name": _org_name(data.get("to_org")),
-        "need": need_names.get(data.get("need_category") or "", data.get("need_category") or ""),
-        "status": status_names.get(data.get("status") or "", data.get("status") or ""),
+        "need": vocabulary.label("need_category", data.get("need_category") or "", language),
+        "status": vocabulary.label("referral_status", data.get("status") or "", language),
         "when": when,
         "reason": REASON_NAMES[language].get(data.get("reason") or "", data.get("reason") or ""),
         "channel": _CHANNEL_NAMES[language].get(data.get("channel") or "", ""),

@@ -6,8 +6,11 @@ fallback for any other language. Right-to-left handling is done in ``messages.re
 """
 from __future__ import annotations
 
+from buendnis_common.vocabulary import RTL_LANGUAGES
+
+__all__ = ["DEFAULT_LANGUAGE", "INBOX_LANGUAGES", "LANGUAGES", "RTL_LANGUAGES", "TEXTS"]
+
 DEFAULT_LANGUAGE = "de"
-RTL_LANGUAGES = frozenset({"ar", "fa"})
 
 TEXTS: dict[str, dict[str, str]] = {
     "de": {
