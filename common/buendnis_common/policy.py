@@ -26,9 +26,6 @@ from werkzeug.routing import RequestRedirect as _RequestRedirect
 from .auth import Principal
 from .errors import DomainError, Forbidden, NotFound
 from .messages import AnyOf
-from .messages import AnyOf
-from .messages import AnyOf
-from .messages import AnyOf
 from .settings import SERVICE_PORTS, env_str
 from .vocabulary import ROLES
 

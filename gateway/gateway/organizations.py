@@ -8,7 +8,6 @@ from marshmallow import fields
 from buendnis_common.auth import Principal
 from buendnis_common.directory import Organization, organizations
 from buendnis_common.validation import Schema
-from buendnis_common.validation import Schema
 from buendnis_common.web import Blueprint, current_principal
 
 blp = Blueprint("organizations", __name__, url_prefix="/api/v1/organizations",
