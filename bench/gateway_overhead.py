@@ -9,6 +9,7 @@ Both paths of a request run in the same process, in alternating rounds, with CON
 threads. Prints median and 99th percentile latency, throughput, and the ratios.
 
     .venv/bin/python bench/gateway_overhead.py [--requests 2000] [--rounds 4] [--concurrency 8]
+        [--only me]
 """
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--only", choices=("me", "list of 50"), default=None,
+                        help="measure one of the two requests (quicker repeated runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         platform = PatientPlatform(Path(workdir), extra_env={"LOG_LEVEL": "WARNING"})
@@ -93,6 +96,8 @@ def main() -> int:
                     "birth_date": f"{date.today().year - 21}-05-05",
                     "residence_status": "duldung", "needs": [{"category": "housing"}]})
             paths = {"me": "/api/v1/me", "list of 50": "/api/v1/participants?page_size=50"}
+            if args.only:
+                paths = {args.only: paths[args.only]}
             results: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
             for _round in range(args.rounds):
                 # A fresh token per round: on a loaded machine a run outlasts a token's minutes.

@@ -136,6 +136,9 @@ def _map(table) -> Map:
 
 _MAP = _map(POLICY)
 _INTERNAL_MAP = _map(INTERNAL_POLICY)
+# Looked up on every request: built once.
+_ROLES = dict(POLICY)
+_INTERNAL_CALLERS = dict(INTERNAL_POLICY)
 _PUBLIC_MAP = Map(
     [Rule(_rule_path(path), endpoint=path, methods=sorted(methods))
      for path, methods in PUBLIC_POLICY],
@@ -190,7 +193,7 @@ def roles_for(path_template: str, method: str) -> frozenset[str] | None:
         (template, rule_method), _args = _MAP.bind("policy").match(concrete, method=method.upper())
     except (_RoutingMethodNotAllowed, _RoutingNotFound):
         return None
-    return dict(POLICY)[template][rule_method]
+    return _ROLES[template][rule_method]
 
 
 def _match(routes: Map, path: str, method: str) -> tuple[str, str] | Decision:
@@ -227,7 +230,7 @@ def decide(principal: Principal, path: str, method: str,
     if isinstance(matched, Decision):
         return matched
     template, rule_method = matched
-    needed = dict(POLICY)[template][rule_method]
+    needed = _ROLES[template][rule_method]
     if not principal.roles & needed:
         return Decision(False, 403, "policy.role_required", template,
                         refusal(principal, needed))
@@ -256,7 +259,7 @@ def decide_internal(principal: Principal, path: str, method: str) -> Decision:
     if isinstance(matched, Decision):
         return matched
     template, rule_method = matched
-    callers = dict(INTERNAL_POLICY)[template][rule_method]
+    callers = _INTERNAL_CALLERS[template][rule_method]
     if service_of(principal.client_id) not in callers:
         return Decision(False, 403, "policy.service_only", template,
                         {"services": AnyOf(sorted(callers))})
