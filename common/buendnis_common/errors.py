@@ -24,7 +24,7 @@ Field errors come from two places, and both end as ``{"code", "message", "params
 
 A ``DomainError`` raised with a sentence instead of a code (code written before codes existed)
 still answers, with ``error_code`` ``error.<status>`` and the sentence unchanged; the catalogue
-test (``tests/common/test_error_catalogue.py``) fails on any such raise site.
+test (``tests/test_error_codes.py``) fails on any such raise site.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
 """The API's messages in German and English: one gettext catalogue, looked up by error code.
+The same catalogue holds the words for the shared vocabulary's codes (``label.<kind>.<code>``,
+see ``buendnis_common.vocabulary``).
 
 Every error the API answers carries a stable dotted code (``participant.age_out_of_range``) and
 the values its message uses (``params``); the text a person reads comes from
