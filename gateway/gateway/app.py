@@ -74,7 +74,7 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     install_request_ids(app)
     # The token check and the rate limits (per address, per user, the open directory's) in one
     # hook, counted in one Redis round trip.
-    protection.install_rate_limits(
+    app.extensions["gateway"]["limits"] = protection.install_rate_limits(
         app, authenticate=authenticator(verifier, PUBLIC_PATHS, public_prefixes=(DOCS_PREFIX,)),
         storage_uri=settings.redis_url, per_address=settings.rate_limit_per_address,
         per_user=settings.rate_limit_per_user,
