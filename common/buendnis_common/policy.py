@@ -111,6 +111,8 @@ INTERNAL_POLICY: tuple[tuple[str, dict[str, frozenset[str]]], ...] = (
     ("/internal/participants/<participant_id>/profile", {"GET": frozenset({"referrals"})}),
     # intake, for notifications: how to reach the participant at the moment of sending
     ("/internal/participants/<participant_id>/contact", {"GET": frozenset({"notifications"})}),
+    # …and of many participants at once, when a burst of reminders falls due (ids in the body)
+    ("/internal/participants/contacts", {"POST": frozenset({"notifications"})}),
     # intake: does a consent hold now (ids and codes only) — checked at the moment of use
     ("/internal/consents/status", {"POST": frozenset({"referrals"})}),
     ("/internal/consents/current", {"GET": frozenset({"notifications"})}),

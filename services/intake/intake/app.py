@@ -13,6 +13,7 @@ from intake.db import MODELS
 from intake.importer import service as import_service
 from intake.importer.views import blp as imports
 from intake.internal.consents import blp as internal_consents
+from intake.internal.contacts import blp as internal_contacts
 from intake.internal.views import blp as internal
 from intake.participant import handlers as participant_handlers
 from intake.participant.matching import duplicate_match_key
@@ -35,5 +36,6 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     )
     app.register_blueprint(internal)  # not in the public API document
     app.register_blueprint(internal_consents)
+    app.register_blueprint(internal_contacts)
     context.install(app, runtime)
     return app
