@@ -11,15 +11,20 @@ SQLite, or PostgreSQL with BUENDNIS_TEST_PG_URL), with ``REMINDER_OFFSETS=10m``,
 4. reads the sink's Maildir: every Message-ID (the reminder's idempotency key) must be there
    exactly once; the delay of each message is the file's write time minus its due time.
 
-Prints the median and 99th percentile from due to delivered, and the throughput.
+Prints the median and 99th percentile from due to delivered, and the throughput; with several
+worker counts (``--workers 1,2,4``, each on a fresh platform) a table of them and each rate as a
+ratio to one worker's. The aim: p99 due → delivered ≤ 60 s with one worker, and 2 workers at
+least 1.7 × the rate of one — measure that with ``--spread 0`` (all due at once: the rate is the
+workers' capacity, not the rate at which reminders fall due).
 
-    .venv/bin/python bench/reminders.py [--appointments 10000] [--workers 1] [--threads 4]
+    .venv/bin/python bench/reminders.py [--appointments 10000] [--workers 1,2,4] [--threads 8]
 """
 from __future__ import annotations
 
 import argparse
 import email
 import email.policy
+import os
 import statistics
 import sys
 import tempfile
@@ -84,14 +89,34 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--appointments", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=1, help="notifications workers")
+    parser.add_argument("--workers", default="1",
+                        help="notifications workers, or several counts to compare: 1,2,4")
     parser.add_argument("--threads", type=int, default=8, help="REMINDER_SEND_CONCURRENCY")
     parser.add_argument("--spread", type=float, default=60.0,
                         help="seconds over which the reminders fall due (default: a minute)")
     parser.add_argument("--lead", type=int, default=0,
                         help="seconds from the events to the due minute (default: estimated)")
     args = parser.parse_args()
+    counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
+    results = []
+    for workers in counts:
+        args.workers = workers
+        results.append(one(args))
+        print()
+    if len(results) > 1:
+        base = results[0]["rate"]
+        print(f"{'workers':>7} {'median s':>9} {'p99 s':>7} {'e-mails/s':>10} "
+              f"{'× ' + str(counts[0]) + ' worker(s)':>14}  ok")
+        for result in results:
+            print(f"{result['workers']:>7} {result['median']:>9.1f} {result['p99']:>7.1f} "
+                  f"{result['rate']:>10.0f} {result['rate'] / base:>14.2f}  {result['ok']}")
+    return 0 if all(result["ok"] for result in results) else 1
+
+
+def one(args) -> dict:
     count = args.appointments
+    print(f"load average before ({args.workers} worker(s)): "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with tempfile.TemporaryDirectory() as workdir:
         platform = Platform(Path(workdir), extra_env={
             "REMINDER_OFFSETS": "10m",
@@ -198,7 +223,9 @@ def run(platform: Platform, count: int, args) -> int:
           f"({len(reminder_keys)} from the first due time to the last delivery in {span:.1f} s)")
     ok = len(reminder_keys) == count and twice == 0
     print("OK: all delivered, none twice" if ok else "FAILED")
-    return 0 if ok else 1
+    print("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    return {"workers": args.workers, "median": statistics.median(delays),
+            "p99": percentile(delays, 0.99), "rate": len(reminder_keys) / span, "ok": ok}
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Received:
     message: EmailMessage
     recipients: list[str]
     at: datetime
+    connection: str = ""  # the client's address and port: one per SMTP connection
 
     @property
     def key(self) -> str:
@@ -119,7 +120,8 @@ class MailCatcher:
             return behaviour.refuse
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
-            self.received.append(Received(message, list(envelope.rcpt_tos), now))
+            self.received.append(Received(message, list(envelope.rcpt_tos), now,
+                                          str(session.peer)))
         if behaviour and behaviour.delay_before_data_reply and behaviour.applies():
             behaviour.used()
             behaviour.arrived.set()

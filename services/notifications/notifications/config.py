@@ -70,6 +70,8 @@ class SmsSettings:
     # The provider honours the idempotency key (returns the first answer for a repeated key
     # instead of sending again): a message whose answer was lost may then be sent again safely.
     idempotent: bool
+    # SMS_PROVIDER_RATE_PER_SECOND: at most this many requests a second from one worker.
+    rate_per_second: float = 10.0
 
     @classmethod
     def from_env(cls) -> SmsSettings:
@@ -79,6 +81,8 @@ class SmsSettings:
             token=env_str("SMS_PROVIDER_TOKEN", "") or None,
             timeout_seconds=env_float("SMS_TIMEOUT_SECONDS", 10.0),
             idempotent=env_bool("SMS_PROVIDER_IDEMPOTENT", True),
+            # The provider's limit: SMS started per second by one worker (0: no limit).
+            rate_per_second=env_float("SMS_PROVIDER_RATE_PER_SECOND", 10.0),
         )
 
 
@@ -128,6 +132,8 @@ class NotificationsConfig:
     # CHANGE_NOTICE_INTERVAL like 30m.
     change_notice_interval: timedelta = timedelta(minutes=30)
     answers: AnswerSettings | None = None
+    # Rows one dispatcher claims at once: one contact request to intake, one claim transaction.
+    dispatch_batch: int = 200
 
     @classmethod
     def from_env(cls) -> NotificationsConfig:
@@ -160,4 +166,5 @@ class NotificationsConfig:
             sms=sms,
             change_notice_interval=env_durations("CHANGE_NOTICE_INTERVAL", "30m")[0],
             answers=AnswerSettings.from_env(),
+            dispatch_batch=max(1, env_int("REMINDER_DISPATCH_BATCH", 200)),
         )

@@ -62,6 +62,15 @@ def stopped(session: Session, *, key: str, number: str) -> bool:
     return session.get(SmsOptOut, number_hash(key, number)) is not None
 
 
+def stopped_numbers(session: Session, *, key: str, numbers: set[str]) -> set[str]:
+    """``stopped`` for many numbers in one query: those that sent STOP (and not START)."""
+    hashes = {number_hash(key, number): number for number in numbers}
+    if not hashes:
+        return set()
+    return {hashes[found] for found in session.scalars(
+        select(SmsOptOut.number_hash).where(SmsOptOut.number_hash.in_(list(hashes))))}
+
+
 def forget_participant(session: Session, participant_id: uuid.UUID) -> None:
     session.execute(delete(SmsRecipient).where(SmsRecipient.participant_id == participant_id)
                     .execution_options(synchronize_session=False))

@@ -196,11 +196,16 @@ class Claims:
         return row
 
     def hand_over(self, claim: Claim, *, now: datetime, delivery: dict[str, Any],
+                  also: Callable[[Session], None] | None = None,
                   **values: Any) -> uuid.UUID | None:
         """Record the point of no return and the delivery attempt; ``None`` if the claim is
-        lost or its lease about to run out (then nothing may be sent)."""
+        lost or its lease about to run out (then nothing may be sent). ``also`` writes in the
+        same transaction, whatever the outcome (the previous message's settlement on the
+        same connection: one commit per message)."""
         model = self.model
         with self.db.transaction() as session:
+            if also is not None:
+                also(session)
             result = session.execute(
                 update(model)
                 .where(model.id == claim.id, model.claim_token == claim.token,

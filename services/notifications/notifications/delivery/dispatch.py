@@ -1,5 +1,10 @@
 """The periodic dispatcher: claims what is due, sends it on a few threads, settles the outcome.
 
+A batch (``REMINDER_DISPATCH_BATCH`` rows, one claim) needs one request to intake for its
+contacts; its e-mails go over one SMTP connection per ``MAILS_PER_CONNECTION`` of them (at most
+one per sending thread), its SMS concurrently at the provider's rate
+(``SMS_PROVIDER_RATE_PER_SECOND``).
+
 One run (a beat-triggered task) first settles the rows of dead workers, then claims and sends
 batch after batch until nothing is due, its time budget is spent or the worker is told to stop.
 Several runs on several workers share the work through the claims (``delivery.claims``); while a
@@ -58,6 +63,31 @@ def worker_name() -> str:
 # Set when the worker is told to stop (``reminder.tasks``): runs give their claims back.
 STOPPING = threading.Event()
 
+# Up to this many e-mails go over one SMTP connection; a bigger batch is spread over up to
+# ``REMINDER_SEND_CONCURRENCY`` connections, one per sending thread (a slow server must not
+# hold a whole batch up behind one connection).
+MAILS_PER_CONNECTION = 5
+
+
+class Pace:
+    """At most ``rate`` starts a second across this worker's threads (an SMS provider's limit):
+    each caller takes the next free slot and sleeps until it. 0 or less: no limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
 
 class Dispatcher:
     def __init__(self, *, runtime: ServiceRuntime, config: NotificationsConfig,
@@ -76,6 +106,7 @@ class Dispatcher:
         self.copies = Claims(db=self.db, model=EmailCopy, lease=config.lease, margin=margin,
                              worker=worker)
         self._senders = Senders()
+        self.sms_pace = Pace(config.sms.rate_per_second)
         self._opened: list[Any] = []
         self._opened_lock = threading.Lock()
         self._held: dict[Claims, set[str]] = {self.reminders: set(), self.copies: set()}
@@ -157,7 +188,7 @@ class Dispatcher:
             log.warning("dispatch: %d row(s) of stopped workers scheduled again, %d marked "
                         "sent unconfirmed", stats.recovered, stats.unconfirmed)
         deadline = time.monotonic() + (budget_seconds or self.config.dispatch_budget_seconds)
-        size = batch or self.config.send_concurrency * 8
+        size = batch or self.config.dispatch_batch
         done = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(done,), daemon=True,
                                      name="dispatch-heartbeat")
@@ -169,27 +200,41 @@ class Dispatcher:
                     claims = self.reminders.claim(now=utcnow(), limit=size)
                     self._hold(self.reminders, claims[0].token if claims else None)
                     claimed = reminders.load(self, claims)
-                    work: list[tuple[Claims, Callable, Any]] = []
                     to_case_workers = [c for c in claimed if c.reminder.recipient == CASE_WORKER]
                     outcomes = reminders.remind_case_workers(self, to_case_workers)
                     for outcome in outcomes:
                         stats.count(outcome)
                     measure.settled(to_case_workers, outcomes)
-                    work += [(self.reminders, reminders.notify_participant, c) for c in claimed
-                             if c.reminder.recipient != CASE_WORKER]
+                    # Contacts for the whole batch in one request, STOP in one query; what is
+                    # not to be sent now is settled there.
+                    settled, ready = reminders.prepare_participants(
+                        self, [c for c in claimed if c.reminder.recipient != CASE_WORKER])
+                    for _item, outcome in settled:
+                        stats.count(outcome)
+                    measure.settled([item for item, _outcome in settled],
+                                    [outcome for _item, outcome in settled])
                     mail_copies = []
                     if len(claimed) < size:
                         copy_claims = self.copies.claim(now=utcnow(), limit=size - len(claimed))
                         self._hold(self.copies, copy_claims[0].token if copy_claims else None)
                         mail_copies = copies.load(self, copy_claims)
-                        work += [(self.copies, copies.send_copy, c) for c in mail_copies]
                     if not claimed and not mail_copies:
                         break
                     stats.claimed += len(claimed) + len(mail_copies)
-                    outcomes = list(pool.map(lambda item: self._send(*item), work))
-                    for outcome in outcomes:
-                        stats.count(outcome)
-                    measure.settled([item for _claims, _send, item in work], outcomes)
+                    jobs = [(group, pool.submit(self._send_emails, group))
+                            for group in self._connections(
+                                [p for p in ready if p.channel == "email"])]
+                    jobs += [([prepared], pool.submit(self._send_sms, prepared))
+                             for prepared in ready if prepared.channel == "sms"]
+                    jobs += [([copy], pool.submit(self._send, self.copies, copies.send_copy,
+                                                  copy)) for copy in mail_copies]
+                    for items, job in jobs:
+                        outcomes = job.result()
+                        outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
+                        for outcome in outcomes:
+                            stats.count(outcome)
+                        measure.settled([getattr(item, "item", item) for item in items],
+                                        outcomes)
                     self._let_go()
         finally:
             done.set()
@@ -199,6 +244,35 @@ class Dispatcher:
         if stats.claimed:
             log.info("dispatch: %d claimed, outcomes %s", stats.claimed, stats.outcomes)
         return stats
+
+    def _connections(self, emails: list) -> list[list]:
+        """The batch's e-mails split over SMTP connections: one per ``MAILS_PER_CONNECTION``
+        messages, at most one per sending thread; each group goes over one connection."""
+        if not emails:
+            return []
+        count = min(self.config.send_concurrency, -(-len(emails) // MAILS_PER_CONNECTION))
+        return [emails[index::count] for index in range(count)]
+
+    def _send_emails(self, group: list) -> list[str]:
+        from notifications.reminder import sending as reminders
+
+        try:
+            return reminders.send_emails(self, group)
+        except Exception:  # noqa: BLE001 - left in ``sending``: recovery settles them
+            log.exception("dispatch: sending a batch of e-mails failed unexpectedly")
+            return ["error"] * len(group)
+
+    def _send_sms(self, prepared) -> str:
+        from notifications.reminder import sending as reminders
+
+        if self.stopping.is_set():
+            self.reminders.give_back(prepared.claim, now=utcnow())
+            return "given_back"
+        try:
+            return reminders.send_sms(self, prepared, self.sms())
+        except Exception:  # noqa: BLE001 - one bad row must not stop the others
+            log.exception("dispatch: sending %s failed unexpectedly", prepared.claim.id)
+            return "error"
 
     def _send(self, claims: Claims, send: Callable, item: Any) -> str:
         if self.stopping.is_set():

@@ -1,10 +1,16 @@
-"""Sending one claimed reminder or notice: to the case worker's inbox, or to the participant by
-the channel they chose, in their language, fetched from intake now and kept nowhere."""
+"""Sending claimed reminders and notices: to the case worker's inbox, or to the participant by
+the channel they chose, in their language, fetched from intake now and kept nowhere.
+
+A dispatcher's batch goes in two halves. ``prepare_participants`` asks intake for the contacts
+of the whole batch in one request (consent decided per person there, at that moment), checks
+STOP in one query, and settles what is not to be sent now; ``send_emails`` then sends a group of
+e-mails over one SMTP connection, ``send_sms`` one SMS at the provider's pace."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -19,10 +25,12 @@ from notifications.delivery import contact as contacts
 from notifications.delivery import mail
 from notifications.delivery.calendar import appointment_calendar
 from notifications.delivery.channels import (
+    DeliveryError,
     HandOverRefused,
     PermanentFailure,
+    SmsSender,
+    SmtpSender,
     TemporaryFailure,
-    Unconfirmed,
     mask_email,
     mask_phone,
 )
@@ -125,18 +133,67 @@ def _settle(dispatcher: Dispatcher, claim: Claim, *, status: str, reason: str | 
     return reason or status
 
 
-def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
-    """By the channel the participant chose, in their language; the contact is fetched from
-    intake now and kept nowhere but as a masked address in the delivery record."""
+@dataclass
+class Prepared:
+    """A participant's message, rendered and ready to leave; nothing handed over yet."""
+
+    item: Claimed
+    channel: str
+    address: str
+    language: str
+    delivery: dict
+    message: Message | None = None  # e-mail
+    text: str | None = None  # SMS
+    answerable: bool = False
+
+    @property
+    def claim(self) -> Claim:
+        return self.item.claim
+
+
+def prepare_participants(dispatcher: Dispatcher, items: list[Claimed],
+                         ) -> tuple[list[tuple[Claimed, str]], list[Prepared]]:
+    """The first half of sending a batch to participants: their contacts from intake in one
+    request per ``contact.BATCH`` (consent checked there, per person, now), the STOP list in one
+    query, then per reminder the decision (quiet hours, too late, pacing's due time). What is
+    not sent is settled here (cancelled, given back for later, retried); the rest comes back
+    rendered, to be handed over by ``send_emails`` and ``send_sms``."""
+    if not items:
+        return [], []
+    wanted = {item: (item.appointment.participant_id, item.appointment.from_org,
+                     item.appointment.to_org) for item in items}
+    try:
+        found = contacts.fetch_many(dispatcher.runtime, list(dict.fromkeys(wanted.values())))
+    except TemporaryFailure as failure:
+        return [(item, _retry(dispatcher, item.claim, item.reminder, item.appointment,
+                              failure.code)) for item in items], []
+    answer_settings = dispatcher.config.answers
+    stopped: set[str] = set()
+    numbers = {contact.phone for contact in found.values()
+               if isinstance(contact, contacts.Contact) and contact.channel == "sms"
+               and contact.phone}
+    if numbers and answer_settings is not None:
+        with dispatcher.db.transaction() as session:
+            stopped = answers.stopped_numbers(session, key=answer_settings.link_key,
+                                              numbers=numbers)
+    settled: list[tuple[Claimed, str]] = []
+    ready: list[Prepared] = []
+    for item in items:
+        outcome = _prepare(dispatcher, item, found[wanted[item]], stopped)
+        if isinstance(outcome, Prepared):
+            ready.append(outcome)
+        else:
+            settled.append((item, outcome))
+    return settled, ready
+
+
+def _prepare(dispatcher: Dispatcher, item: Claimed, contact, stopped: set[str],
+             ) -> str | Prepared:
+    """By the channel the participant chose, in their language; the contact was fetched from
+    intake now and is kept nowhere but as a masked address in the delivery record."""
     claim, reminder, appointment = item.claim, item.reminder, item.appointment
     config = dispatcher.config
-    try:
-        contact = contacts.fetch(dispatcher.runtime, participant_id=appointment.participant_id,
-                                 owner_org=appointment.from_org,
-                                 recipient_org=appointment.to_org)
-    except TemporaryFailure as failure:
-        return _retry(dispatcher, claim, reminder, appointment, failure.code)
-    except contacts.NoConsent:
+    if isinstance(contact, contacts.NoConsent):
         return _settle(dispatcher, claim, status=CANCELLED, reason=r.NO_CONSENT)
     if contact is None:
         return _settle(dispatcher, claim, status=CANCELLED, reason=r.PARTICIPANT_UNKNOWN)
@@ -147,12 +204,10 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
     if not address:
         return _settle(dispatcher, claim, status=CANCELLED, reason=r.NO_ADDRESS, channel=channel)
     answer_settings = config.answers
-    if channel == "sms" and answer_settings is not None:
-        with dispatcher.db.transaction() as session:
-            stopped = answers.stopped(session, key=answer_settings.link_key, number=address)
-        if stopped:  # the participant sent STOP from this number: no SMS goes to it any more
-            return _settle(dispatcher, claim, status=CANCELLED, reason=r.SMS_STOPPED,
-                           channel=channel)
+    if channel == "sms" and address in stopped:
+        # The participant sent STOP from this number: no SMS goes to it any more.
+        return _settle(dispatcher, claim, status=CANCELLED, reason=r.SMS_STOPPED,
+                       channel=channel)
 
     now = utcnow()
     action, detail = send_decision(kind=reminder.kind, channel=channel, now=now,
@@ -186,70 +241,157 @@ def notify_participant(dispatcher: Dispatcher, item: Claimed) -> str:
         "attempt": reminder.attempts,
         "masked_address": mask_email(address) if channel == "email" else mask_phone(address),
     }
+    prepared = Prepared(item, channel, address, language, delivery, answerable=answerable)
+    if channel == "sms":
+        prepared.text = rendered.sms
+        return prepared
+    cancelled = reminder.kind == r.CANCELLATION
+    calendar = appointment_calendar(
+        uid=appointment.ical_uid, sequence=appointment.sequence,
+        start=appointment.start, end=appointment.end, summary=rendered.summary,
+        cancelled=cancelled, organizer=config.smtp.sender, attendee=address,
+        language=language, stamp=now,
+    )
+    prepared.message = mail.build(
+        key=reminder.idempotency_key, sender=config.smtp.sender, recipient=address,
+        subject=rendered.subject, text=rendered.text, html=rendered.html,
+        language=language, now=now, calendar=calendar,
+        calendar_method="CANCEL" if cancelled else "REQUEST",
+    )
+    return prepared
+
+
+def _sent(dispatcher: Dispatcher, session: Session, accepted: tuple[Prepared, Any, datetime],
+          ) -> None:
+    """The server said 250: ``sent`` and confirmed, in ``session``'s transaction."""
+    prepared, delivery_id, at = accepted
+    settle_delivery(session, delivery_id, outcome=ACCEPTED)
+    dispatcher.reminders.finish(session, prepared.claim, now=at, status=SENT, sent_at=at,
+                                confirmed=True, last_error=None)
+
+
+def send_emails(dispatcher: Dispatcher, batch: list[Prepared]) -> list[str]:
+    """E-mails to participants over one SMTP connection, one after another.
+
+    Each message is handed over (``Claims.hand_over``) after the server's 354 and before its
+    content leaves, as always. The message before it, answered 250, is settled as ``sent`` in
+    that same transaction: one commit per message instead of two, and still at most one
+    message per connection whose fate a crash leaves uncertain (handed over, answer not
+    recorded)."""
+    outcomes: list[str] = []
+    sender = SmtpSender(dispatcher.config.smtp)
+    accepted: tuple[Prepared, Any, datetime] | None = None
+
+    def settle_accepted() -> None:
+        nonlocal accepted
+        if accepted is not None:
+            with dispatcher.db.transaction() as session:
+                _sent(dispatcher, session, accepted)
+            accepted = None
+
+    try:
+        for prepared in batch:
+            if not dispatcher.may_hand_over():
+                settle_accepted()
+                dispatcher.reminders.give_back(prepared.claim, now=utcnow())
+                outcomes.append("given_back")
+                continue
+            handed: dict[str, Any] = {}
+
+            def hand_over(prepared=prepared, handed=handed) -> bool:
+                nonlocal accepted
+                if not dispatcher.may_hand_over():  # stopping: given back below
+                    return False
+                previous = accepted
+                handed["id"] = dispatcher.reminders.hand_over(
+                    prepared.claim, now=utcnow(), delivery=prepared.delivery,
+                    channel=prepared.channel,
+                    also=(lambda session: _sent(dispatcher, session, previous))
+                    if previous is not None else None)
+                accepted = None  # settled with the hand-over, whether or not that was refused
+                return handed["id"] is not None
+
+            try:
+                sender.send(prepared.message, recipient=prepared.address, hand_over=hand_over)
+            except DeliveryError as failure:
+                settle_accepted()
+                outcomes.append(_not_accepted(dispatcher, prepared, failure, handed.get("id")))
+                continue
+            except Exception:  # noqa: BLE001 - one bad row must not stop the others
+                log.exception("dispatch: sending %s failed unexpectedly", prepared.claim.id)
+                sender._abandon()  # it may be inside a DATA: never reuse it
+                settle_accepted()
+                outcomes.append("error")  # left in ``sending``: recovery settles it
+                continue
+            accepted = (prepared, handed.get("id"), utcnow())
+            outcomes.append("sent")
+        settle_accepted()
+    finally:
+        sender.close()
+    return outcomes
+
+
+def send_sms(dispatcher: Dispatcher, prepared: Prepared, sender: SmsSender) -> str:
+    """One SMS, at the provider's pace (``SMS_PROVIDER_RATE_PER_SECOND``, shared by the
+    sending threads of this worker)."""
+    item = prepared.item
+    reminder, appointment = item.reminder, item.appointment
+    answer_settings = dispatcher.config.answers
     handed: dict[str, Any] = {}
 
     def hand_over() -> bool:
-        if not dispatcher.may_hand_over():  # stopping: given back below
+        if not dispatcher.may_hand_over():
             return False
-        handed["id"] = dispatcher.reminders.hand_over(claim, now=utcnow(), delivery=delivery,
-                                                      channel=channel)
+        handed["id"] = dispatcher.reminders.hand_over(
+            prepared.claim, now=utcnow(), delivery=prepared.delivery, channel=prepared.channel)
         return handed["id"] is not None
 
     try:
-        if channel == "email":
-            cancelled = reminder.kind == r.CANCELLATION
-            calendar = appointment_calendar(
-                uid=appointment.ical_uid, sequence=appointment.sequence,
-                start=appointment.start, end=appointment.end, summary=rendered.summary,
-                cancelled=cancelled, organizer=config.smtp.sender, attendee=address,
-                language=language, stamp=now,
-            )
-            message = mail.build(
-                key=reminder.idempotency_key, sender=config.smtp.sender, recipient=address,
-                subject=rendered.subject, text=rendered.text, html=rendered.html,
-                language=language, now=now, calendar=calendar,
-                calendar_method="CANCEL" if cancelled else "REQUEST",
-            )
-            dispatcher.smtp().send(message, recipient=address, hand_over=hand_over)
-        else:
-            if answerable:
-                # A reply from this number may answer this appointment: its keyed hash (never
-                # the number) is kept before the SMS leaves, so a quick reply finds it.
-                with dispatcher.db.transaction() as session:
-                    answers.remember(session, key=answer_settings.link_key, number=address,
-                                     appointment=appointment, reminder_id=reminder.id,
-                                     language=language, at=utcnow())
-            dispatcher.sms().send(to=address, text=rendered.sms, key=reminder.idempotency_key,
-                                  hand_over=hand_over)
-    except HandOverRefused:
+        if prepared.answerable and answer_settings is not None:
+            # A reply from this number may answer this appointment: its keyed hash (never
+            # the number) is kept before the SMS leaves, so a quick reply finds it.
+            with dispatcher.db.transaction() as session:
+                answers.remember(session, key=answer_settings.link_key, number=prepared.address,
+                                 appointment=appointment, reminder_id=reminder.id,
+                                 language=prepared.language, at=utcnow())
+        dispatcher.sms_pace.wait()
+        sender.send(to=prepared.address, text=prepared.text, key=reminder.idempotency_key,
+                    hand_over=hand_over)
+    except DeliveryError as failure:
+        return _not_accepted(dispatcher, prepared, failure, handed.get("id"))
+    now = utcnow()
+    with dispatcher.db.transaction() as session:
+        _sent(dispatcher, session, (prepared, handed.get("id"), now))
+    return "sent"
+
+
+def _not_accepted(dispatcher: Dispatcher, prepared: Prepared, failure: DeliveryError,
+                  delivery_id) -> str:
+    claim, reminder, appointment = prepared.claim, prepared.item.reminder, prepared.item.appointment
+    channel, delivery = prepared.channel, prepared.delivery
+    config = dispatcher.config
+    if isinstance(failure, HandOverRefused):
         if not dispatcher.may_hand_over():
             dispatcher.reminders.give_back(claim, now=utcnow())
             return "given_back"
         dispatcher.reminders.release(claim, now=utcnow(), due_at=utcnow(), error=None)
         return "not_ours"
-    except TemporaryFailure as failure:
+    if isinstance(failure, TemporaryFailure):
         return _retry(dispatcher, claim, reminder, appointment, failure.code,
-                      delivery=delivery, delivery_id=handed.get("id"))
-    except PermanentFailure as failure:
+                      delivery=delivery, delivery_id=delivery_id)
+    if isinstance(failure, PermanentFailure):
         return _fail(dispatcher, claim, reminder, appointment, failure.code,
-                     delivery=delivery, delivery_id=handed.get("id"))
-    except Unconfirmed as failure:
-        if channel == "sms" and config.sms.idempotent:  # the provider de-duplicates
-            return _retry(dispatcher, claim, reminder, appointment, failure.code,
-                          delivery=delivery, delivery_id=handed.get("id"))
-        now = utcnow()
-        with dispatcher.db.transaction() as session:
-            settle_delivery(session, handed.get("id"), outcome=UNCONFIRMED, error=failure.code)
-            if dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
-                                           confirmed=False, last_error=failure.code):
-                _post_unconfirmed(session, reminder, appointment, now=now, channel=channel)
-        return "unconfirmed"
+                     delivery=delivery, delivery_id=delivery_id)
+    if channel == "sms" and config.sms.idempotent:  # Unconfirmed; the provider de-duplicates
+        return _retry(dispatcher, claim, reminder, appointment, failure.code,
+                      delivery=delivery, delivery_id=delivery_id)
     now = utcnow()
     with dispatcher.db.transaction() as session:
-        settle_delivery(session, handed.get("id"), outcome=ACCEPTED)
-        dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
-                                    confirmed=True, last_error=None)
-    return "sent"
+        settle_delivery(session, delivery_id, outcome=UNCONFIRMED, error=failure.code)
+        if dispatcher.reminders.finish(session, claim, now=now, status=SENT, sent_at=now,
+                                       confirmed=False, last_error=failure.code):
+            _post_unconfirmed(session, reminder, appointment, now=now, channel=channel)
+    return "unconfirmed"
 
 
 def _record(session: Session, *, outcome: str, error: str, delivery: dict | None,
