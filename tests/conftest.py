@@ -1,8 +1,32 @@
+"""The suite's shared fixtures: the whole platform once per session (``platform``), and the
+services in-process on copied databases (``world``). The suite runs twice in CI, on SQLite and
+on PostgreSQL (``BUENDNIS_TEST_PG_URL``); what cannot depend on the database runs once, on
+SQLite (``SQLITE_ONLY``)."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 
 from tests.support.platform import Platform
+
+TESTS = Path(__file__).resolve().parent
+# Browser, compose stack, identity provider, deployment files, the token check, `make run` (always
+# SQLite) and restart times: the same result whatever database the services use.
+SQLITE_ONLY = ("web/", "compose/", "idp/", "infra/", "test_token_verifier.py",
+               "test_make_run.py", "test_restarts.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("BUENDNIS_TEST_PG_URL"):
+        return
+    once = pytest.mark.skip(reason="runs once, on SQLite: its result does not depend on the "
+                                   "database (BUENDNIS_TEST_PG_URL is set)")
+    for item in items:
+        relative = Path(str(item.path)).resolve().relative_to(TESTS).as_posix()
+        if relative.startswith(SQLITE_ONLY):
+            item.add_marker(once)
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +42,34 @@ def platform(tmp_path_factory):
         raise
     yield running
     running.close()
+
+
+# -- in-process services (tests/support/inprocess.py) ---------------------------------------------
+
+@pytest.fixture(scope="session")
+def test_key():
+    """The session's signing key: tokens of demo users that in-process apps trust."""
+    from tests.support.identity import TestKey
+
+    return TestKey()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory):
+    """One migrated database per service, made once and copied for each ``world``."""
+    from tests.support.inprocess import Templates
+
+    made = Templates(tmp_path_factory.mktemp("templates"))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def world(templates, test_key):
+    """Intake, referrals and notifications in this process on fresh databases: ``as_user``
+    gives the same ``ApiClient`` as ``platform.as_user``."""
+    from tests.support.inprocess import World
+
+    built = World(templates, test_key)
+    yield built
+    built.close()

@@ -37,17 +37,17 @@ def person(**changes) -> dict:
     return body
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def jmd(platform):
     return platform.as_user("cw.jmd-leverkusen")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def caritas(platform):
     return platform.as_user("cw.caritas-leverkusen")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def meerbusch(platform):
     return platform.as_user("cw.stadt-meerbusch")
 

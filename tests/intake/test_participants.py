@@ -4,12 +4,9 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-
 from tests.intake.conftest import person, sql
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 from tests.support.platform import wait_for
-
-pytestmark = pytest.mark.platform
 
 
 def test_registration_answers_201_with_location_etag_and_a_pseudonym(jmd):

@@ -6,8 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from tests.intake.conftest import adult_birth_date, person
-
-pytestmark = pytest.mark.platform
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,8 @@ import pytest
 from tests.referrals.conftest import grant, query, refer, register, same_id
 from tests.referrals.test_appointments import book
 from tests.referrals.test_consent_ends import snapshot_dropped
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 from tests.support.platform import wait_for
-
-pytestmark = pytest.mark.platform
 
 BERLIN_SUMMER = timezone(timedelta(hours=2))
 # Each story books on days of its own, far ahead, so that other stories' appointments do not

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.referrals.conftest import events_of, set_status
-
-pytestmark = pytest.mark.platform
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 
 SLOT = {"start": "2031-03-03T10:00:00+01:00", "end": "2031-03-03T11:00:00+01:00",
         "mode": "in_person", "location": "Caritas, Raum 2", "note": "Dolmetscherin kommt"}

@@ -12,9 +12,8 @@ from fhir.resources.bundle import Bundle
 from referrals.referral.fhir import STATUS_MAPPING
 from tests.referrals.conftest import grant, refer, register, set_status
 from tests.referrals.test_appointments import book
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 from tests.support.platform import wait_for
-
-pytestmark = pytest.mark.platform
 
 
 def fhir_of(client, referral_id: str):

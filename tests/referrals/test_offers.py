@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-
 from tests.referrals.conftest import query, register, same_id
-
-pytestmark = pytest.mark.platform
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 
 
 def offer(**changes) -> dict:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.referrals.conftest import events_of, grant, query, refer, register, same_id
-
-pytestmark = pytest.mark.platform
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 
 
 def test_a_referral_without_consent_is_refused_and_nothing_is_stored(platform, jmd):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.referrals.conftest import events_of, grant, refer, register, set_status
-
-pytestmark = pytest.mark.platform
+from tests.support.inprocess import in_process_platform  # noqa: F401 - `platform`, in-process
 
 # How to bring a fresh referral to a status, as the receiver.
 PATH_TO = {
