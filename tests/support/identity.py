@@ -4,8 +4,8 @@ The claims are those the identity provider issues from the realm file (Keycloak'
 ``realm_access.roles``, the ``organization`` claim with id and attributes, ``azp``), so a service
 sees a demo user exactly as it sees them behind the gateway. The apps trust the key because the
 test replaces their key cache with ``TestJwks`` (nothing in the services reads a key from
-anywhere but the realm's JWKS URL: production is unchanged). ``tests/support/test_identity.py``
-compares the minted claims with the real identity provider's.
+anywhere but the realm's JWKS URL: production is unchanged). The claims are built from the realm
+files here; no test yet compares them with the real identity provider's tokens.
 """
 from __future__ import annotations
 
