@@ -33,7 +33,10 @@ import re
 from http import HTTPStatus
 from typing import Any
 
+import flask_smorest
+import marshmallow as ma
 from flask import Flask, jsonify
+from flask_smorest.error_handler import ErrorSchema as _SmorestErrorSchema
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -208,6 +211,19 @@ class PreconditionRequired(DomainError):
 
 class ServiceUnavailable(DomainError):
     status = 503
+
+
+class ErrorSchema(_SmorestErrorSchema):
+    """API.md's error body in the OpenAPI document (flask-smorest's, with the code)."""
+
+    error_code = ma.fields.String(metadata={"description": "Stable dotted code of the error"})
+    params = ma.fields.Dict(metadata={"description": "The values the message uses"})
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's ``Api`` documenting the error body with its code (``ERROR_SCHEMA``)."""
+
+    ERROR_SCHEMA = ErrorSchema
 
 
 def error_body(status: int, message: str | None = None, errors: dict[str, Any] | None = None,

@@ -14,7 +14,7 @@ from webargs.flaskparser import FlaskParser
 
 from . import logfilter, logformat, policy
 from .auth import PLATFORM_ROLES, Principal, TokenVerifier, bearer_token
-from .errors import Forbidden, register_error_handlers
+from .errors import Api, Forbidden, register_error_handlers
 
 MAX_PAGE = 1_000_000
 

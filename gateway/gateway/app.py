@@ -9,7 +9,7 @@ from flask_swagger_ui import get_swaggerui_blueprint
 
 from buendnis_common import metrics, policy, tracing
 from buendnis_common.auth import TokenVerifier
-from buendnis_common.errors import NotFound, register_error_handlers
+from buendnis_common.errors import Api, NotFound, register_error_handlers
 from buendnis_common.service import ServiceRuntime
 from buendnis_common.settings import env_str
 from buendnis_common.web import authenticator, configure_logging, install_request_ids

@@ -65,8 +65,8 @@ def test_valid_rows_mode_imports_what_it_can(jmd):
     assert response.status_code == 201
     report = response.json()
     assert [r["row"] for r in report["imported"]] == [2]
-    assert report["errors"] == [{"row": 3, "field": "birth_date",
-                                 "message": "Missing data for required field."}]
+    assert report["errors"] == [{"row": 3, "field": "birth_date", "code": "field.required",
+                                 "message": "Missing data for required field.", "params": {}}]
     assert len(jmd.get("/api/v1/participants", params={"q": f"half{marker}"}).json()) == 1
 
 

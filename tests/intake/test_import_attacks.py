@@ -254,9 +254,10 @@ def test_a_long_list_with_an_error_imports_nothing_and_reports_the_row(jmd):
     assert response.status_code == 202, response.text
     state, _seen = wait_for(jmd, response.headers["Location"])
     assert state["status"] == "failed"
-    assert state["message"].startswith("Nothing was imported: 1 of 1200 rows have errors.")
+    assert state["message"].startswith("Nothing was imported: 1 of 1,200 rows have errors.")
     assert state["errors"]["rows"] == [{"row": 702, "field": "birth_date",
-                                        "message": "Not a valid date."}]
+                                        "code": "field.date.invalid",
+                                        "message": "Not a valid date.", "params": {}}]
     assert jmd.get("/api/v1/participants", params={"q": f"long{marker}"}).json() == []
 
 
