@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 import flask_smorest
 import marshmallow as ma
 from flask import Flask, current_app, g, request
-from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
 
 from . import logfilter, logformat, policy

@@ -4,7 +4,6 @@ from __future__ import annotations
 import redis
 import requests
 from flask import Flask, Response, g, request
-from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from buendnis_common import metrics, policy, tracing
