@@ -283,14 +283,20 @@ def _referrals_in_process(platform):
 
 
 class Statements:
-    """Counts the statements an engine runs (SQLAlchemy's cursor event)."""
+    """Counts the statements an engine runs (SQLAlchemy's cursor event), but the outbox relay's
+    after the commit: it publishes whatever is pending on the shared platform, once per
+    transaction, not per row shown."""
 
     def __init__(self, engine) -> None:
         self.count = 0
         event.listen(engine, "before_cursor_execute", self._seen)
         self.engine = engine
 
-    def _seen(self, *_args) -> None:
+    def _seen(self, _conn, _cursor, statement: str, *_args) -> None:
+        flat = " ".join(statement.split()).upper()
+        if flat.startswith("UPDATE OUTBOX") or (flat.startswith("SELECT")
+                                                 and "FROM OUTBOX" in flat):
+            return
         self.count += 1
 
     def during(self, action) -> tuple[int, object]:
@@ -325,6 +331,7 @@ def test_lists_of_50_referrals_or_appointments_cost_the_queries_of_5_and_one_aud
                 shared_categories=[], snapshot={}, sender_user="cw.jmd-leverkusen",
                 sender_user_id="uow-test", created_at=at, updated_at=at,
                 due_at=at + timedelta(days=5)))
+            session.flush()  # the referral before its appointment (foreign key)
             start = week + timedelta(hours=index)
             session.add(Appointment(
                 referral_id=referral_id, start=start, end=start + timedelta(minutes=30),
@@ -359,8 +366,8 @@ def test_lists_of_50_referrals_or_appointments_cost_the_queries_of_5_and_one_aud
     print(f"statements per list: referrals {small}, appointments {booked5_cost} (5 or 50 rows)")
     # One audit event for the page of 50, naming each referral and its participant.
     (event,) = [data for data in _audit_events(platform, "referrals", headers["X-Request-ID"])
-                if len(data.get("participant_ids") or []) == 50]
-    assert event["action"] == "referral.list"
+                if data["action"] == "referral.list"
+                and len(data.get("participant_ids") or []) == 50]
     assert sorted(event["record_ids"]) == sorted(r["id"] for r in answer50.json)
     app.extensions["buendnis"].db.dispose()
 
