@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 PACKAGES := common services/intake services/referrals services/notifications gateway infra/idp infra/dev web
 # The browser tests drive Debian's Chromium (infra/dev/install-browser.sh): Playwright must never
 # download browsers of its own.
@@ -10,10 +11,18 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: venv migrate run test lint translations clean compose-up compose-down test-compose
 
+# The runtime set (make run, the image) and, for make test and make lint, the test tools on top:
+# `make run` never installs what only the tests use.
 $(STAMP): requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt $(addprefix -e ,$(PACKAGES))
+	# The platform's packages are built in this venv (no isolated build env per package).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "setuptools==80.9.0"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+		--no-build-isolation $(addprefix -e ,$(PACKAGES))
+	touch $@
+
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
 
 venv: $(STAMP)
@@ -29,12 +38,12 @@ run: migrate
 	@echo "  prometheus --config.file=infra/observability/prometheus-local.yml"
 	LOG_FORMAT="$${LOG_FORMAT:-text}" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m buendnis_dev.supervise Procfile
 
-test: venv
+test: $(TEST_STAMP)
 	infra/dev/install-browser.sh
 	infra/dev/install-prometheus.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: venv
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 # The pages' texts: German message ids from the code, the English catalogue updated and compiled.
@@ -60,7 +69,7 @@ compose-up: venv
 compose-down: venv
 	$(BIN)/python infra/compose/stack.py down
 
-test-compose: venv
+test-compose: $(TEST_STAMP)
 	infra/compose/install-podman.sh
 	BUENDNIS_COMPOSE_TEST=1 $(BIN)/python -m pytest tests/compose -q -s -p no:cacheprovider
 

