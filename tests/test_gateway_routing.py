@@ -73,6 +73,7 @@ def test_a_service_that_is_down_gives_502_with_the_error_body(platform):
     assert response.status_code == 502
     assert response.json == {
         "code": 502, "status": "Bad Gateway", "message": "The intake service is not reachable.",
+        "error_code": "gateway.service_unreachable", "params": {"service": "intake"},
     }
 
 

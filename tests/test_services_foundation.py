@@ -38,7 +38,8 @@ def test_each_service_answers_404_and_405_with_the_error_body(platform, service)
     base = platform.service_urls[service]
     missing = requests.get(f"{base}/api/v1/no-such-thing", headers=headers, timeout=5)
     assert missing.status_code == 404
-    assert set(missing.json()) == {"code", "status", "message"}
+    assert set(missing.json()) == {"code", "status", "message", "error_code", "params"}
+    assert missing.json()["error_code"] == "policy.no_such_endpoint"
     wrong = requests.delete(f"{base}/healthz", headers=headers, timeout=5)
     assert wrong.status_code == 405
     assert wrong.json()["code"] == 405
@@ -56,16 +57,15 @@ def test_an_unexpected_error_is_a_500_with_the_error_body_and_no_details():
 
     app = create_app()
 
-    @app.get("/boom")
     def boom():
         raise RuntimeError("secret detail about Samir Haddad")
 
-    app.before_request_funcs[None] = [
-        f for f in app.before_request_funcs[None] if f.__name__ != "_authenticate"
-    ]
-    response = app.test_client().get("/boom")
+    # A public route (no token, no policy refusal) whose view fails unexpectedly.
+    app.view_functions["healthz"] = boom
+    response = app.test_client().get("/healthz")
     assert response.status_code == 500
     assert response.json["status"] == "Internal Server Error"
+    assert response.json["error_code"] == "service.internal_error"
     assert "Samir" not in response.get_data(as_text=True)
 
 

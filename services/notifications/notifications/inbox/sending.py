@@ -65,10 +65,14 @@ def describe(entry: InboxEntry, language: str = "de") -> str:
     when = ""
     if data.get("start"):
         when = format_when(datetime.fromisoformat(data["start"]), language)
+    need = vocabulary.label("need_category", data.get("need_category") or "", language)
+    if language == "en":
+        # English writes the need in lower case inside the sentence; German nouns keep theirs.
+        need = need[:1].lower() + need[1:]
     values = {
         "from_org_name": _org_name(data.get("from_org")),
         "to_org_name": _org_name(data.get("to_org")),
-        "need": vocabulary.label("need_category", data.get("need_category") or "", language),
+        "need": need,
         "status": vocabulary.label("referral_status", data.get("status") or "", language),
         "when": when,
         "reason": REASON_NAMES[language].get(data.get("reason") or "", data.get("reason") or ""),
