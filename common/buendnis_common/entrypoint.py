@@ -12,7 +12,9 @@ answers Celery's ping; beat and a migration count as healthy while they run.
 Before a service's role starts, the entry point waits for its database to accept connections
 (``BUENDNIS_WAIT_SECONDS``, 120 by default): compose engines that ignore ``depends_on`` conditions
 (podman-compose) and Kubernetes start everything at once, and a migration that gives up at once
-would never run again. Celery retries the broker by itself.
+would never run again. If the database has not answered by then, the role does not start: the
+entry point says so (which database, how long, the error's class) and exits 1, so the engine's
+restart policy or the one-shot migration's failure shows it. Celery retries the broker by itself.
 """
 from __future__ import annotations
 
@@ -61,8 +63,8 @@ def command(component: str, role: str, extra: list[str]) -> list[str]:
 
 
 def wait_for_database(component: str, role: str) -> None:
-    """Until the component's database answers, or ``BUENDNIS_WAIT_SECONDS`` have passed (then
-    the role starts anyway and fails with the driver's own error)."""
+    """Until the component's database answers; after ``BUENDNIS_WAIT_SECONDS`` without an answer,
+    exit 1 with a message saying so (the role does not start)."""
     prefix = component.upper()
     url = (os.environ.get(f"{prefix}_MIGRATE_DATABASE_URL") if role == "migrate" else None) or (
         os.environ.get(f"{prefix}_DATABASE_URL"))
@@ -70,7 +72,8 @@ def wait_for_database(component: str, role: str) -> None:
         return
     from sqlalchemy import create_engine, text  # noqa: PLC0415 - only where a database is used
 
-    deadline = time.monotonic() + float(os.environ.get("BUENDNIS_WAIT_SECONDS", "120"))
+    limit = float(os.environ.get("BUENDNIS_WAIT_SECONDS", "120"))
+    deadline = time.monotonic() + limit
     engine = create_engine(url, pool_pre_ping=False)
     try:
         while True:
@@ -80,8 +83,11 @@ def wait_for_database(component: str, role: str) -> None:
                 return
             except Exception as exc:  # noqa: BLE001 - any failure to connect: wait and retry
                 if time.monotonic() > deadline:
-                    return
-                # The error's class only: the message may carry the host and the role's name.
+                    raise SystemExit(
+                        f"buendnis: the {component} database did not answer within {limit:.0f} s "
+                        f"({type(exc).__name__}); {component} {role} not started "
+                        "(BUENDNIS_WAIT_SECONDS sets the limit)") from None
+                # The error's class only: its message may carry the host and the role's name.
                 print(f"buendnis: waiting for the {component} database ({type(exc).__name__})",
                       file=sys.stderr, flush=True)
                 time.sleep(2)

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -864,6 +865,26 @@ def test_access_logs_leave_out_query_strings() -> None:
             words = [w for w in words[1:] if not re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", w)]
         assert words[:3] == ["buendnis", name, "web"], line
         assert "--access-logformat" not in words and "--access-logfile" not in words, line
+
+
+def test_a_role_waits_for_its_database_and_then_gives_up_saying_so(monkeypatch) -> None:
+    """podman-compose and Kubernetes start every role at once: the entry point waits for the
+    component's database, and when it has not answered within BUENDNIS_WAIT_SECONDS the role does
+    not start; the message names the database and the limit, not the address or the role's
+    password."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("REFERRALS_DATABASE_URL",
+                       f"postgresql+psycopg://referrals:s3cret-pw@127.0.0.1:{port}/referrals")
+    monkeypatch.setenv("BUENDNIS_WAIT_SECONDS", "1")
+    with pytest.raises(SystemExit) as gave_up:
+        entrypoint.wait_for_database("referrals", "worker")
+    message = str(gave_up.value.code)
+    assert message.startswith(
+        "buendnis: the referrals database did not answer within 1 s ("), message
+    assert "referrals worker not started" in message, message
+    assert "s3cret-pw" not in message and str(port) not in message, message
 
 
 def test_restart_policies(services: dict) -> None:
