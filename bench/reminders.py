@@ -4,7 +4,9 @@ Starts the real platform as the tests do (Redis, identity provider, services und
 Celery workers and beat, the gateway, the SMTP sink ``buendnis_dev.smtp`` writing a Maildir;
 SQLite, or PostgreSQL with BUENDNIS_TEST_PG_URL), with ``REMINDER_OFFSETS=10m``, then
 
-1. imports N participants who chose e-mail (intake's CSV import, through the gateway);
+1. imports N participants who chose e-mail (intake's CSV import, through the gateway) and
+   records each one's consent to share contact data with the appointments' organisation
+   (reminders go out only under a consent that holds when they are sent);
 2. puts N ``appointment.booked`` events on the notifications queue, as the referrals service
    publishes them, with starts spread over one minute, 10 minutes after the due minute;
 3. waits until every reminder is planned, then until every e-mail has reached the SMTP sink;
@@ -31,6 +33,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -42,9 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.events import raw_rate  # noqa: E402
 from bench.import_participants import import_list  # noqa: E402
 from buendnis_common.events import EVENTS_TASK, envelope_data, event_batch_size  # noqa: E402
-from tests.support.platform import Platform, wait_for  # noqa: E402
+from tests.support.platform import ApiClient, Platform, wait_for  # noqa: E402
 
 OFFSET = timedelta(minutes=10)
+RECIPIENT = "caritas-leverkusen"  # the organisation holding the appointments
 
 
 def participants_csv(count: int) -> bytes:
@@ -79,6 +83,23 @@ def utc(value: datetime | str) -> datetime:
     """A time as the database driver returns it (SQLite: text without offset, in UTC)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def grant_consents(platform: Platform, participant_ids: list[str], threads: int = 8) -> None:
+    """Each participant's consent to share contact data with ``RECIPIENT``, recorded through
+    the gateway as a case worker of the owner does (``threads`` requests at a time)."""
+    token = platform.token("cw.jmd-leverkusen")
+    body = {"recipient_org": RECIPIENT, "data_categories": ["identity", "contact", "languages"],
+            "purpose": "referral", "valid_until": (date.today() + timedelta(days=90)).isoformat()}
+
+    def grant(share: list[str]) -> None:
+        client = ApiClient(platform.gateway_url, token)
+        for participant_id in share:
+            response = client.post(f"/api/v1/participants/{participant_id}/consents", json=body)
+            assert response.status_code == 201, response.text[:500]
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(grant, [participant_ids[n::threads] for n in range(threads)]))
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -145,6 +166,9 @@ def run(platform: Platform, count: int, args) -> int:
     participant_ids = [row["id"] for row in report["imported"]]
     assert len(participant_ids) == count
     print(f"imported {count} participants in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    grant_consents(platform, participant_ids)
+    print(f"recorded {count} consents for {RECIPIENT} in {time.perf_counter() - started:.1f} s")
 
     # One worker consumes about 100 events/s on SQLite; give them time, then the minute.
     lead = args.lead or max(60, int(count / 60) + 30)
@@ -158,7 +182,7 @@ def run(platform: Platform, count: int, args) -> int:
         start = due_minute + OFFSET + timedelta(seconds=args.spread * i / count)
         data = envelope_data("appointment.booked", {
             "referral_id": uuid.uuid4(), "participant_id": participant_id,
-            "from_org": "jmd-leverkusen", "to_org": "caritas-leverkusen",
+            "from_org": "jmd-leverkusen", "to_org": RECIPIENT,
             "alliance": "leverkusen", "need_category": "language_course",
             "sender_user_id": sub, "appointment_id": uuid.uuid4(), "start": start,
             "end": start + timedelta(hours=1), "mode": "in_person", "status": "booked"})
@@ -185,9 +209,13 @@ def run(platform: Platform, count: int, args) -> int:
         print("WARNING: planning took longer than the lead; use --lead")
 
     maildir = Path(platform.env["BUENDNIS_VAR"]) / "mail" / "new"
+    # Done once no participant's reminder is waiting or being sent and every one sent is in the
+    # sink: a reminder cancelled or failed ends the wait too (and the run FAILS), not the timeout.
     wait_for(lambda: scalar(url, "SELECT count(*) FROM reminders WHERE recipient = "
                             "'participant' AND status IN ('scheduled', 'sending')") == 0
-             and sum(1 for _ in maildir.iterdir()) >= count,
+             and sum(1 for _ in maildir.iterdir()) >= scalar(
+                 url, "SELECT count(*) FROM reminders WHERE recipient = 'participant' "
+                 "AND status = 'sent'"),
              timeout=(due_minute - datetime.now(UTC)).total_seconds() + 1800,
              what="every reminder sent", interval=1)
     time.sleep(3)  # anything sent twice would arrive now
@@ -208,13 +236,22 @@ def run(platform: Platform, count: int, args) -> int:
         if key in due:
             delays.append((arrived - due[key]).total_seconds())
     statuses = dict(rows(url, "SELECT status, count(*) FROM reminders GROUP BY status"))
+    reasons = dict(rows(url, "SELECT coalesce(cancel_reason, last_error), count(*) FROM "
+                        "reminders WHERE recipient = 'participant' AND status <> 'sent' "
+                        "GROUP BY coalesce(cancel_reason, last_error)"))
     twice = sum(1 for n in keys.values() if n > 1)
     reminder_keys = [k for k in keys if k in due]
-    first_due = min(due.values())
-    span = (max(delivered_at) - first_due).total_seconds()
     print(f"database: {'PostgreSQL' if platform.postgres else 'SQLite'}; notifications "
           f"workers: {args.workers}, sending threads each: {args.threads}")
     print(f"reminders by status: {statuses}")
+    if reasons:
+        print(f"participants' reminders not sent, by reason: {reasons}")
+    if not delays:
+        print(f"e-mails in the SMTP sink: none of {count} reminders\nFAILED")
+        nan = float("nan")
+        return {"workers": args.workers, "median": nan, "p99": nan, "rate": nan, "ok": False}
+    first_due = min(due.values())
+    span = (max(delivered_at) - first_due).total_seconds()
     print(f"e-mails in the SMTP sink: {len(reminder_keys)} of {count} reminders, "
           f"sent twice: {twice}")
     print(f"due → delivered: median {statistics.median(delays):.1f} s, "
