@@ -168,8 +168,14 @@ def wait_healthy(timeout: float = 600) -> float:
                 pending.add(service)
                 continue
             if "hc" in state:
-                check = run("podman", "healthcheck", "run", name, check=False, capture=True,
-                            timeout=60)
+                # On a loaded machine (two cores, twenty containers starting) a worker's Celery
+                # ping can take longer than a minute: not yet healthy, asked again next round.
+                try:
+                    check = run("podman", "healthcheck", "run", name, check=False, capture=True,
+                                timeout=60)
+                except subprocess.TimeoutExpired:
+                    pending.add(service)
+                    continue
                 if check.returncode != 0:
                     pending.add(service)
                     continue
