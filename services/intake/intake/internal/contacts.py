@@ -26,8 +26,6 @@ from intake.participant.models import Participant
 blp = Blueprint("internal_contacts", __name__, url_prefix="/internal/participants")
 
 MAX_PAIRS = 500
-_SHAPE = (f"participants: a list of at most {MAX_PAIRS} "
-          "{\"participant_id\", \"recipient_org\"} objects.")
 
 
 def valid_consents(session, pairs: list[tuple[uuid.UUID, str]],
@@ -53,19 +51,23 @@ def valid_consents(session, pairs: list[tuple[uuid.UUID, str]],
     return found
 
 
+def _invalid() -> Unprocessable:
+    return Unprocessable("contact.batch_invalid", field="participants", max=MAX_PAIRS)
+
+
 def _pairs(body) -> list[tuple[uuid.UUID, str]]:
     items = body.get("participants") if isinstance(body, dict) else None
     if not isinstance(items, list) or len(items) > MAX_PAIRS:
-        raise Unprocessable(_SHAPE, errors={"participants": ["Not a list of pairs."]})
+        raise _invalid()
     pairs = []
     for item in items:
         try:
             pid = uuid.UUID(str(item["participant_id"]))
             org = str(item["recipient_org"]).strip()
         except (TypeError, KeyError, ValueError):
-            raise Unprocessable(_SHAPE, errors={"participants": ["Not a pair."]}) from None
+            raise _invalid() from None
         if not org:
-            raise Unprocessable(_SHAPE, errors={"participants": ["recipient_org missing."]})
+            raise _invalid()
         pairs.append((pid, org))
     return list(dict.fromkeys(pairs))
 
