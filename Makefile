@@ -71,6 +71,7 @@ compose-down: venv
 
 test-compose: $(TEST_STAMP)
 	infra/compose/install-podman.sh
+	$(BIN)/python infra/compose/stack.py check
 	BUENDNIS_COMPOSE_TEST=1 $(BIN)/python -m pytest tests/compose -q -s -p no:cacheprovider
 
 clean:

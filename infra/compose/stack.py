@@ -1,4 +1,4 @@
-"""The compose stack on this machine: ``python infra/compose/stack.py up|down|status``.
+"""The compose stack on this machine: ``python infra/compose/stack.py up|down|status|check``.
 
 ``up`` does what a user's ``docker compose up --build`` does, with podman: the local stand-ins
 for the public base images (``base/build.sh``: Python 3.11, PostgreSQL 15, Redis, built from
@@ -8,7 +8,9 @@ ones), ``podman-compose up -d`` with ``docker-compose.yml`` and the CI override
 (``docker-compose.ci.yml``: Keycloak and Mailpit replaced), and then waits until every container
 is healthy. podman runs no health checks by itself here (no systemd), and podman-compose ignores
 ``depends_on`` conditions, so this polls ``podman healthcheck run`` itself. It prints the times.
-``down`` removes containers, network and volumes.
+``down`` removes containers, network and volumes. ``check`` (and ``up`` first) says why podman
+cannot run here (not root, a tool missing, ``podman info`` failing, no container starting) and
+exits 1 instead of pretending.
 
 Used by ``make compose-up`` / ``make compose-down`` and ``tests/compose/test_compose_stack.py``.
 """
@@ -61,6 +63,11 @@ def compose(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 def check_engine() -> None:
     """Say why podman cannot run here, instead of pretending."""
+    if os.geteuid() != 0:
+        raise SystemExit(
+            f"stack: the compose stack runs under podman as root (debootstrap and chroot for the "
+            f"base images, runc with cgroupfs, the stack's own network); this is uid "
+            f"{os.geteuid()}. Run it as root (sudo make test-compose).")
     for tool in ("podman", "podman-compose", "debootstrap", "runc"):
         if not shutil.which(tool, path=env()["PATH"]):
             raise SystemExit(f"stack: {tool} is missing (infra/compose/install-podman.sh)")
@@ -68,6 +75,16 @@ def check_engine() -> None:
                 capture=True)
     if probe.returncode != 0:
         raise SystemExit(f"stack: podman cannot run here:\n{probe.stderr}")
+
+
+def check_containers_run() -> None:
+    """One throwaway container from the Python base image: where podman is installed but cannot
+    start a container (no cgroups to write, no namespaces), say so before building anything."""
+    probe = run("podman", "run", "--rm", "--network", "none", "docker.io/library/python:3.11-slim",
+                "python3", "-c", "print('ok')", check=False, capture=True, timeout=120)
+    if probe.returncode != 0 or probe.stdout.strip() != "ok":
+        raise SystemExit(f"stack: podman cannot start a container here "
+                         f"(exit {probe.returncode}):\n{probe.stderr.strip()[-2000:]}")
 
 
 def write_env() -> None:
@@ -117,6 +134,7 @@ def build_context() -> str:
 
 def build() -> None:
     run(str(HERE / "base" / "build.sh"))
+    check_containers_run()
     context = build_context()
     for target, image in IMAGES.items():
         # The docker format: OCI images have no HEALTHCHECK.
@@ -250,11 +268,14 @@ def main(argv: list[str]) -> int:
     if action == "down":
         down()
         return 0
+    if action == "check":
+        check_engine()
+        return 0
     if action == "status":
         for container in containers():
             print(service_of(container), container.get("State"), container.get("Status"))
         return 0
-    print("usage: python infra/compose/stack.py up|down|status", file=sys.stderr)
+    print("usage: python infra/compose/stack.py up|down|status|check", file=sys.stderr)
     return 2
 
 

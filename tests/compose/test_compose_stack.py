@@ -43,6 +43,8 @@ def running():
     began = time.monotonic()
     try:
         times = stack.up()
+    except SystemExit as cannot:  # podman cannot run here: say why, fail
+        pytest.fail(str(cannot.code), pytrace=False)
     except Exception:
         print(stack.logs(60))
         stack.down()

@@ -887,6 +887,20 @@ def test_a_role_waits_for_its_database_and_then_gives_up_saying_so(monkeypatch) 
     assert "s3cret-pw" not in message and str(port) not in message, message
 
 
+def test_make_test_compose_says_why_podman_cannot_run_instead_of_pretending(monkeypatch) -> None:
+    """Not root: `make test-compose` (infra/compose/stack.py check) fails with the reason."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("stack", ROOT / "infra" / "compose" / "stack.py")
+    stack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stack)
+    monkeypatch.setattr(stack.os, "geteuid", lambda: 1000)
+    with pytest.raises(SystemExit) as refused:
+        stack.main(["check"])
+    assert "runs under podman as root" in str(refused.value.code)
+    assert "this is uid 1000" in str(refused.value.code)
+
+
 def test_restart_policies(services: dict) -> None:
     for name, spec in services.items():
         restart = spec.get("restart")
