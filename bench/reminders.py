@@ -87,15 +87,19 @@ def utc(value: datetime | str) -> datetime:
 
 def grant_consents(platform: Platform, participant_ids: list[str], threads: int = 8) -> None:
     """Each participant's consent to share contact data with ``RECIPIENT``, recorded through
-    the gateway as a case worker of the owner does (``threads`` requests at a time)."""
-    token = platform.token("cw.jmd-leverkusen")
+    the gateway as a case worker of the owner does (``threads`` requests at a time; a new
+    token when the last one has expired, as a client refreshes it)."""
     body = {"recipient_org": RECIPIENT, "data_categories": ["identity", "contact", "languages"],
             "purpose": "referral", "valid_until": (date.today() + timedelta(days=90)).isoformat()}
 
     def grant(share: list[str]) -> None:
-        client = ApiClient(platform.gateway_url, token)
+        client = ApiClient(platform.gateway_url, platform.token("cw.jmd-leverkusen"))
         for participant_id in share:
-            response = client.post(f"/api/v1/participants/{participant_id}/consents", json=body)
+            path = f"/api/v1/participants/{participant_id}/consents"
+            response = client.post(path, json=body)
+            if response.status_code == 401:
+                client = ApiClient(platform.gateway_url, platform.token("cw.jmd-leverkusen"))
+                response = client.post(path, json=body)
             assert response.status_code == 201, response.text[:500]
 
     with ThreadPoolExecutor(threads) as pool:
