@@ -23,8 +23,13 @@ from pathlib import Path
 import pytest
 import requests
 
-pytestmark = pytest.mark.skipif(os.environ.get("BUENDNIS_COMPOSE_TEST") != "1",
-                                reason="make test-compose runs the compose stack")
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("BUENDNIS_COMPOSE_TEST") != "1",
+                       reason="make test-compose runs the compose stack"),
+    # From scratch the first test's setup builds every image (debootstrap, the wheels): about ten
+    # minutes on a loaded two-core machine, beyond the suite's 600 s per test.
+    pytest.mark.timeout(1500),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("stack", ROOT / "infra" / "compose" / "stack.py")
@@ -45,7 +50,7 @@ def running():
         times = stack.up()
     except SystemExit as cannot:  # podman cannot run here: say why, fail
         pytest.fail(str(cannot.code), pytrace=False)
-    except Exception:
+    except BaseException:  # pytest-timeout's and Ctrl-C's too: never leave the stack running
         print(stack.logs(60))
         stack.down()
         raise
