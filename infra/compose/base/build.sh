@@ -14,7 +14,7 @@ CACHE=${CACHE:-$(pwd)/var/compose-cache}
 MIRROR=${DEBIAN_MIRROR:-$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list \
   /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | tr -d ' ' || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-mkdir -p "$CACHE/debs"
+mkdir -p "$CACHE"
 
 build() {  # NAME TAG PACKAGES CHANGES...
   local name=$1 tag=$2 packages=$3; shift 3
@@ -26,10 +26,15 @@ build() {  # NAME TAG PACKAGES CHANGES...
   local root="$CACHE/rootfs-$name"
   local started=$SECONDS
   rm -rf "$root"
+  # A package cache of its own per image: the three debootstraps run at once, and debootstrap
+  # does not share a --cache-dir safely (one moved another's half-checked .deb away, and it
+  # stopped without a word).
+  mkdir -p "$CACHE/debs-$name"
   echo "base-images: debootstrap $name ($packages) from $MIRROR"
-  debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$packages" \
+  debootstrap --variant=minbase --cache-dir="$CACHE/debs-$name" --include="$packages" \
     bookworm "$root" "$MIRROR" >"$CACHE/debootstrap-$name.log" 2>&1 \
-    || { tail -n 30 "$CACHE/debootstrap-$name.log" >&2; exit 1; }
+    || { echo "base-images: debootstrap $name failed; the end of $CACHE/debootstrap-$name.log:" >&2
+         tail -n 30 "$CACHE/debootstrap-$name.log" >&2; exit 1; }
   chroot "$root" apt-get clean
   rm -rf "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
   local extra=()
