@@ -15,11 +15,12 @@ gateway answers 200 (a token from the local identity provider: cw.jmd-leverkusen
 buendnis-cli, as the README shows), (c) the ``demo`` process prints "demo data loaded". From the
 lines make echoes it also splits the time to (a) into creating the venv, installing, migrating
 (with make's own start on a second start) and the processes coming up, and it sums the CPU time
-all processes of the run have used by then (by Procfile process: what the start costs, apart
-from the machine's other load). Each start is then stopped as Ctrl-C would (SIGTERM to the process
-group, then waiting), and no process of it may be left (found by a marker in their
-environment). Prints each start, then the median and the spread (min–max) over ``--runs``, and
-the load average before and after.
+all processes of the run have used by then (by Procfile process, and venv plus pip apart: what
+the start costs, whatever else loads the machine). Whether pip's cache is warm is printed: on
+a cold one the fresh clone's time includes downloading. Each start is then stopped as Ctrl-C
+would (SIGTERM to the process group, then waiting), and no process of it may be left (found by
+a marker in their environment). Prints each start, then the median and the spread (min–max)
+over ``--runs`` as a table, and the load average before and after.
 
     .venv/bin/python bench/startup.py [--runs 3] [--timeout 600] [--logs DIR]
 """
@@ -135,13 +136,15 @@ def start(clone: Path, output: Path, timeout: float) -> dict[str, float]:
             for step, echoed in STEPS:
                 if step not in seen and echoed in text:
                     seen[step] = now
+                    if step == "install":  # venv and pip have ended: their CPU is make's
+                        seen["cpu:install"] = cpu_seconds(marker).get("make", 0.0)
             try:
                 if "healthz" not in seen:
                     if requests.get(f"{gateway}/healthz", timeout=5).status_code == 200:
                         seen["healthz"] = time.monotonic() - started
                         cpu = cpu_seconds(marker)
                         seen["cpu"] = sum(cpu.values())
-                        seen.update({f"cpu:{name}": value for name, value in cpu.items()})
+                        seen.update({f"cpu@{name}": value for name, value in cpu.items()})
                 elif "me" not in seen and signed_in_me(gateway, idp):
                     seen["me"] = time.monotonic() - started
             except requests.RequestException:
@@ -206,9 +209,11 @@ def spread(values: list[float]) -> str:
 def pip_source() -> str:
     links = os.environ.get("PIP_FIND_LINKS")
     cache = Path(os.environ.get("PIP_CACHE_DIR") or Path.home() / ".cache/pip")
-    said = [f"pip's cache {cache} {'present (warm)' if cache.exists() else 'absent'}"]
+    said = [f"pip's cache {cache}: " + (
+        "present (warm)" if cache.exists()
+        else "absent (cold): what the local indexes lack is downloaded on each fresh clone")]
     if links:
-        said.append(f"wheels from the local wheelhouse PIP_FIND_LINKS={links} (no download)")
+        said.append(f"PIP_FIND_LINKS={links}")
     return "; ".join(said)
 
 
@@ -249,9 +254,9 @@ def main() -> int:
                       + (f" | clone {cloned:.1f} s" if case == "fresh clone" else ""),
                       flush=True)
                 busiest = sorted(((value, key[4:]) for key, value in seen.items()
-                                  if key.startswith("cpu:")), reverse=True)
-                print(f"    CPU s until /healthz {seen['cpu']:.0f}: " + ", ".join(
-                    f"{name} {value:.1f}" for value, name in busiest[:8]), flush=True)
+                                  if key.startswith("cpu@")), reverse=True)
+                print(f"    CPU s until /healthz {seen['cpu']:.1f}: " + ", ".join(
+                    f"{name} {value:.1f}" for value, name in busiest), flush=True)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     print()
@@ -266,6 +271,7 @@ def main() -> int:
             ("signed-in `GET /api/v1/me` through the gateway 200", "me"),
             ("demo data loaded", "demo"),
             ("CPU seconds used until `/healthz` (all processes)", "cpu"),
+            ("… of which creating the venv and installing", "cpu:install"),
             ("stopping (SIGTERM until no process is left)", "stop")]
     print(f"| {'':<58} | {'fresh clone':<19} | {'second start':<19} |")
     print(f"|{'-' * 60}|{'-' * 21}|{'-' * 21}|")
