@@ -383,7 +383,16 @@ def test_killed_processes_lose_no_acknowledged_write_event_or_reminder(platform)
             row[2] not in ("scheduled", "sending") for row in rows) else None
 
     # The last appointments' reminders fall due 40 s after their booking.
-    rows = wait_for(settled, timeout=120, interval=0.5, what="every reminder settled")
+    try:
+        rows = wait_for(settled, timeout=120, interval=0.5, what="every reminder settled")
+    except TimeoutError:
+        found = reminders()
+        pytest.fail(f"reminders not settled: {len(found)} rows for {len(appointments)} "
+                    "appointments; unsettled: " + repr(sql(
+                        platform, "notifications",
+                        "SELECT status, attempts, due_at, lease_until, handed_over_at, "
+                        "claimed_by, last_error FROM reminders WHERE recipient = 'participant' "
+                        "AND status IN ('scheduled', 'sending')")) + f"; now {now()}")
     reminders_settled = time.monotonic() - settle_started
     time.sleep(1)
     mail = Counter(message["Message-ID"].strip().strip("<>").rsplit("@", 1)[0]

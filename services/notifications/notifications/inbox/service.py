@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from buendnis_common.auth import Principal
@@ -157,9 +158,16 @@ def remember(*, session: Session, principal: Principal, email: str | None,
     roles = sorted(principal.roles)
     member = session.get(StaffMember, principal.subject)
     if member is None:
-        session.add(StaffMember(sub=principal.subject, username=principal.username,
-                                email=email, org_alias=principal.org_alias, roles=roles,
-                                last_seen_at=now))
+        try:
+            with session.begin_nested():
+                session.add(StaffMember(sub=principal.subject, username=principal.username,
+                                        email=email, org_alias=principal.org_alias,
+                                        roles=roles, last_seen_at=now))
+                session.flush()
+        except IntegrityError:
+            # Another request of the same person (two tabs, a page's parallel calls) stored
+            # them a moment ago from the same token: their read goes on, not a 409.
+            return False
         return True
     same = (member.username, member.email, member.org_alias, sorted(member.roles or [])) == (
         principal.username, email, principal.org_alias, roles)
