@@ -94,6 +94,8 @@ def write_env() -> None:
     values = {name: secrets.token_urlsafe(32) for name in SECRETS}
     values["SMS_PROVIDER_URL"] = "http://mailpit:9/messages"  # no SMS in the story
     values.update(TEST_SETTINGS)
+    # The network's name for this run (docker-compose.ci.yml says why).
+    values["BUENDNIS_CI_RUN"] = f"{int(time.time())}_{secrets.token_hex(3)}"
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
     ENV_FILE.chmod(0o600)
 
