@@ -222,8 +222,9 @@ def up() -> dict[str, float]:
         started = compose("up", "-d", "--no-deps", capture=True, check=False)
         if started.returncode == 0:
             break
-        # Seen once in five runs: podman 4.3 answering 125 on one container's start. Say what
-        # it said, clear up, and try once more.
+        # Was seen once in five runs: podman 4.3 answering 125 on the web front end's start,
+        # its fixed address taken (fixed by a fresh network name per run, docker-compose.ci.yml).
+        # Kept as a guard: say what podman said, clear up, and try once more.
         print(f"stack: `up` failed ({started.returncode}), attempt {attempt}:\n"
               + "\n".join(line for line in started.stderr.splitlines()[-15:]
                            if "systemd" not in line), file=sys.stderr, flush=True)
