@@ -27,6 +27,7 @@ over ``--runs`` as a table, and the load average before and after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -138,7 +139,8 @@ def start(clone: Path, output: Path, timeout: float) -> dict[str, float]:
                     seen[step] = now
                     if step == "install":  # venv and pip have ended: their CPU is make's
                         seen["cpu:install"] = cpu_seconds(marker).get("make", 0.0)
-            try:
+            # Not answering yet is what the loop waits out: ask again at the next turn.
+            with contextlib.suppress(requests.RequestException):
                 if "healthz" not in seen:
                     if requests.get(f"{gateway}/healthz", timeout=5).status_code == 200:
                         seen["healthz"] = time.monotonic() - started
@@ -147,8 +149,6 @@ def start(clone: Path, output: Path, timeout: float) -> dict[str, float]:
                         seen.update({f"cpu@{name}": value for name, value in cpu.items()})
                 elif "me" not in seen and signed_in_me(gateway, idp):
                     seen["me"] = time.monotonic() - started
-            except requests.RequestException:
-                pass
             if "demo" not in seen and any("demo data loaded" in line
                                           for line in lines_of(output, "demo")):
                 seen["demo"] = time.monotonic() - started
@@ -173,10 +173,8 @@ def start(clone: Path, output: Path, timeout: float) -> dict[str, float]:
         seen["stop"] = time.monotonic() - stopping
         left = {pid: " ".join(command_line(pid))[:120] for pid in processes_with(marker)}
         for pid in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # ended meanwhile
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     if left:
         failure = f"{len(left)} processes left after stopping: {left}"
     if failure:
