@@ -17,16 +17,12 @@ from werkzeug.exceptions import HTTPException
 
 from . import browser
 from .claims import USERINFO, ClaimContext, apply_mappers, resolve_client_scopes
-from .oauth import AUTH_METHODS, KeycloakError, Server
+from .oauth import AUTH_METHODS, KeycloakError, Server, service_account_notes
 from .realm import Realm, Rep, load_realm
 from .tokens import REFRESH_TOKEN_TYPE, InvalidToken, SigningKey, TokenService
 
 log = logging.getLogger(__name__)
 EXTENSION = "buendnis_idp"
-
-
-class RealmNotFound(Exception):
-    """A realm other than the one of the realm file: 404 as Keycloak answers."""
 
 
 @dataclass
@@ -113,9 +109,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
         ("/realms/<realm>/login-actions/authenticate", browser.login_action, ["GET", "POST"]),
     ):
         app.add_url_rule(path, path, view, methods=methods)
-    app.register_error_handler(KeycloakError, _oauth_error)
-    app.register_error_handler(RealmNotFound,
-                               lambda _: (jsonify(error="Realm does not exist"), 404))
+    app.register_error_handler(KeycloakError, _error)
     app.register_error_handler(HTTPException, lambda exc: (jsonify(
         error="Unable to find matching target resource method" if exc.code == 404 else exc.name),
         exc.code or 500))
@@ -128,10 +122,15 @@ def _idp() -> IdentityProvider:
     return current_app.extensions[EXTENSION]
 
 
+def _error(exc: KeycloakError):
+    status, body, headers = exc()
+    return jsonify(body), status, headers
+
+
 def _check_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
     if values is not None and "realm" in values:
         if values.pop("realm") != _idp().realm.name or not _idp().realm.enabled:
-            raise RealmNotFound()
+            raise KeycloakError(404, "Realm does not exist")  # as Keycloak answers
 
 
 def _root():
@@ -178,22 +177,16 @@ def _userinfo():
     idp = _idp()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else request.form.get("access_token", "")
-
-    def refuse(error: str, description: str) -> KeycloakError:
-        exc = KeycloakError(401, error, description)
-        exc.www_authenticate = f'Bearer realm="{idp.realm.name}", error="{error}", ' \
-                               f'error_description="{description}"'
-        return exc
-
-    if not token:
-        raise refuse("invalid_request", "Token not provided")
     try:
         claims = idp.tokens.verify_access_token(token)
     except InvalidToken:
-        raise refuse("invalid_token", "Token verification failed") from None
+        claims = {}
     user, client = idp.token_user(claims), idp.realm.client(claims.get("azp"))
     if user is None or client is None or not idp.session_holds(claims):
-        raise refuse("invalid_token", "Token verification failed")
+        error, text = ("invalid_token", "Token verification failed") if token else (
+            "invalid_request", "Token not provided")
+        raise KeycloakError(401, error, text, [("WWW-Authenticate", f'Bearer realm="'
+                            f'{idp.realm.name}", error="{error}", error_description="{text}"')])
     if session := idp.tokens.active_session(claims.get("sid")):
         scopes, _, requested = idp.tokens.client_state(session, client.client_id)
         notes = session.notes
@@ -201,8 +194,7 @@ def _userinfo():
         known = {"openid", *client.default_scopes, *client.optional_scopes}
         requested = " ".join(s for s in claims.get("scope", "").split() if s in known)
         scopes = resolve_client_scopes(idp.realm, client, requested)[0]
-        notes = {"client_id": client.client_id, "clientHost": request.remote_addr,
-                 "clientAddress": request.remote_addr}
+        notes = service_account_notes(client)
     ctx = ClaimContext(idp.realm, client, user, scopes, requested, notes)
     return jsonify(apply_mappers(USERINFO, {"sub": user["id"]}, ctx))
 
@@ -228,13 +220,3 @@ def _logout():
     if idp.tokens.end_session(claims["sid"]) is not None:
         log.info("logout for client %s: session ended", client.client_id)
     return "", 204
-
-
-def _oauth_error(error: KeycloakError):
-    status, body, headers = error()
-    response = jsonify(body)
-    response.status_code = status
-    response.headers.update(dict(headers))
-    if www_authenticate := getattr(error, "www_authenticate", None):
-        response.headers["WWW-Authenticate"] = www_authenticate
-    return response

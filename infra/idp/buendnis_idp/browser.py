@@ -31,7 +31,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from . import pages
-from .realm import Client, check_password, not_set_up
+from .oauth import to_client
+from .realm import Client
 from .tokens import InvalidToken, Session
 
 log = logging.getLogger(__name__)
@@ -152,28 +153,6 @@ class BrowserState:
             return None
         return tx if hmac.compare_digest(tx.root_id.encode(), root_id.encode()) else None
 
-    def issue_code(self, session: Session, client: Client, data: dict[str, Any], acr: str) -> str:
-        code = f"{uuid.uuid4()}.{session.id}.{client.id}"  # Keycloak's code format
-        keys = ("redirect_uri", "scope", "nonce", "code_challenge", "code_challenge_method")
-        self.put(self.codes, code, {
-            **{k: data.get(k) for k in keys}, "scope": data.get("scope") or "", "acr": acr,
-            "session_id": session.id, "client_id": client.client_id,
-            "created": self.tokens.now(), "used": False})
-        return code
-
-    def redeem(self, code: str) -> tuple[Any, str]:
-        """(data, "ok" | "used" | "expired" | "unknown"): a code is redeemed once only."""
-        from .oauth import AuthorizationCode
-
-        with self.lock:
-            data = self.codes.get(code)
-            if data is None or data["used"]:
-                return data, "unknown" if data is None else "used"
-            data["used"] = True
-        lifespan = self.tokens.realm.setting("accessCodeLifespan", 60)
-        return AuthorizationCode(data), \
-            "expired" if data["created"] + lifespan <= self.tokens.now() else "ok"
-
     def identity_cookie(self, session: Session) -> str:
         claims = {"iat": self.tokens.now(), "jti": str(uuid.uuid4()), "iss": self.tokens.issuer,
                   "sub": session.user_id, "typ": "Serialized-ID", "sid": session.id}
@@ -207,15 +186,6 @@ def _cookie(response: Response, name: str, value: str | None) -> None:
         response.set_cookie(name, value, **options)
 
 
-def _to_client(idp: Any, client: Client, uri: str, params: list[tuple[str, str]],
-               fragment: bool = False) -> Response:
-    if client.attributes.get("exclude.issuer.from.auth.response") != "true":
-        params.append(("iss", idp.issuer))
-    response = redirect(add_params_to_uri(uri, params, fragment), code=302)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def authorize() -> Response:
     """`/auth`: errors before the redirect URI is known are pages, later ones go to the client."""
     idp = _idp()
@@ -236,7 +206,8 @@ def authorize() -> Response:
         log.info("authorization request of client %s refused: %s", client.client_id, error)
         answer = [("error", error)] + ([("error_description", description)] if description else [])
         answer += [("state", params["state"])] if params.get("state") is not None else []
-        return _to_client(idp, client, redirect_uri, answer, fragment or in_fragment)
+        return idp.server.handle_response(
+            *to_client(idp, client, redirect_uri, answer, fragment or in_fragment))
 
     types = set((params.get("response_type") or "").split())
     if not types:
@@ -318,14 +289,10 @@ def login_action() -> Response:
                           restart_url=f"{tx.auth_url}&ui_locales={locale}")
 
     username = tx.attempted_username = (request.form.get("username") or "").strip()
-    user = idp.realm.user_by_login(username) if username else None
-    if user is None or user.get("serviceAccountClientId") or \
-            not check_password(user, request.form.get("password") or ""):
-        log.info("browser login for client %s: invalid user credentials", client.client_id)
-        return _login_form(idp, tx, username, pages.text(locale, "invalid"))
-    if not user["enabled"] or not_set_up(user):  # Keycloak would ask for the required actions
-        return _login_form(idp, tx, username,
-                           pages.text(locale, "not_set_up" if user["enabled"] else "disabled"))
+    user, problem = idp.realm.check_login(username, request.form.get("password") or "")
+    if problem is not None:
+        log.info("browser login for client %s refused: %s", client.client_id, problem)
+        return _login_form(idp, tx, username, pages.text(locale, problem))
     session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if session is not None and session.user_id != user["id"]:
         other = idp.realm.user_by_id(session.user_id)

@@ -9,6 +9,7 @@ Keycloak adds: its per-client grant rules and error texts, sessions, and the tok
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -22,7 +23,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import request as flask_request
 
 from .claims import InvalidScope, resolve_client_scopes
-from .realm import Client, Rep, check_password, not_set_up
+from .realm import Client, Rep
 from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, Session
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,28 @@ _PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
 class KeycloakError(OAuth2Error):
     """An error answered with Keycloak's status, code and text."""
 
-    def __init__(self, status: int, error: str, description: str | None = None):
+    def __init__(self, status: int, error: str, description: str | None = None,
+                 headers: list[tuple[str, str]] | None = None):
         super().__init__(description, status_code=status, error=error)
+        self.headers = headers or []
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return super().get_headers() + self.headers
+
+
+def to_client(idp: Any, client: Client, uri: str, params: list[tuple[str, str]],
+              fragment: bool = False, code: str | None = None) -> tuple:
+    """A redirect to the client: `params`, then Keycloak's `iss`, then the code."""
+    if client.attributes.get("exclude.issuer.from.auth.response") != "true":
+        params = [*params, ("iss", idp.issuer)]
+    location = add_params_to_uri(uri, params + ([("code", code)] if code else []), fragment)
+    return 302, "", [("Location", location), ("Cache-Control", "no-store")]
+
+
+def service_account_notes(client: Client) -> dict[str, str]:
+    """The session notes of a client-credentials login (Keycloak's service_account scope)."""
+    address = flask_request.remote_addr or ""
+    return {"client_id": client.client_id, "clientHost": address, "clientAddress": address}
 
 
 class _Request(FlaskOAuth2Request):
@@ -142,13 +163,13 @@ class _KeycloakGrant:
 
 class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant):
     def authenticate_user(self, username: str, password: str) -> Rep:
-        user = self.server.idp.realm.user_by_login(username)
-        if user is None or user.get("serviceAccountClientId") or not check_password(user, password):
+        user, problem = self.server.idp.realm.check_login(username, password)
+        if problem == "invalid":
             log.info("password grant refused: invalid user credentials")
             raise KeycloakError(401, "invalid_grant", "Invalid user credentials")
-        if not user["enabled"] or not_set_up(user):
-            raise KeycloakError(400, "invalid_grant", "Account is not fully set up"
-                                if user["enabled"] else "Account disabled")
+        if problem is not None:
+            raise KeycloakError(400, "invalid_grant", "Account disabled" if problem == "disabled"
+                                else "Account is not fully set up")
         return user
 
     def generate_token(self, user: Rep, scope: str | None = None, **_: Any) -> dict[str, Any]:
@@ -162,13 +183,18 @@ class ClientCredentialsGrant(_KeycloakGrant, grants.ClientCredentialsGrant):
         user = self.server.idp.realm.service_account_user(client)
         if user is None or not user["enabled"]:
             raise KeycloakError(400, "invalid_grant", "Account disabled")
-        address = flask_request.remote_addr or ""
-        notes = {"client_id": client.client_id, "clientHost": address, "clientAddress": address}
-        return self.issue(user, scope, notes=notes)  # no session, so no refresh token
+        # No session, so no refresh token.
+        return self.issue(user, scope, notes=service_account_notes(client))
 
 
-class RefreshToken(dict):
-    """A verified refresh token, as Authlib's refresh grant asks about it."""
+class Stored(dict):
+    """A verified refresh token, or a code of the browser login, as Authlib's grants ask."""
+
+    def get_scope(self) -> str:
+        return self["scope"]
+
+    def get_redirect_uri(self) -> str | None:
+        return self["redirect_uri"]
 
     def check_client(self, client: Client) -> bool:
         if self["azp"] != client.client_id:
@@ -176,17 +202,14 @@ class RefreshToken(dict):
                                 "authorized client don't match")
         return True
 
-    def get_scope(self) -> str:
-        return self["scope"]
-
 
 class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken:
+    def authenticate_refresh_token(self, refresh_token: str) -> Stored:
         tokens, realm = self.server.idp.tokens, self.server.idp.realm
         try:
-            claims = RefreshToken(tokens.verify_refresh_token(refresh_token))
+            claims = Stored(tokens.verify_refresh_token(refresh_token))
         except InvalidToken as exc:
             raise KeycloakError(400, "invalid_grant", str(exc)) from None
         self.session = tokens.active_session(claims["sid"])
@@ -200,26 +223,16 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
                                 "Maximum allowed refresh token reuse exceeded")
         return claims
 
-    def authenticate_user(self, refresh_token: RefreshToken) -> Rep:
+    def authenticate_user(self, refresh_token: Stored) -> Rep:
         return self.session_user()
 
-    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+    def revoke_old_credential(self, refresh_token: Stored) -> None:
         if self.server.idp.realm.rep.get("revokeRefreshToken"):
             self.session.used_refresh_tokens.add(refresh_token["jti"])
 
     def generate_token(self, user: Rep, **_: Any) -> dict[str, Any]:
         client_id = self.request.client.client_id
         return self.issue(user, self.server.idp.tokens.client_state(self.session, client_id)[2])
-
-
-class AuthorizationCode(dict):
-    """A code of the browser login: Keycloak's `<uuid>.<session id>.<client uuid>`."""
-
-    def get_redirect_uri(self) -> str | None:
-        return self["redirect_uri"]
-
-    def get_scope(self) -> str:
-        return self["scope"]
 
 
 class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
@@ -230,38 +243,45 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
         """Keycloak's answer to a login: state, session_state, iss and code, in that order."""
         self.session, acr = login
         data, client, idp = self.request.payload.data, self.request.client, self.server.idp
-        idp.tokens.attach(self.session, client, *self.scopes(data.get("scope")),
-                          data.get("scope") or "")
+        scope = data.get("scope") or ""
+        idp.tokens.attach(self.session, client, *self.scopes(scope), scope)
+        code = f"{uuid.uuid4()}.{self.session.id}.{client.id}"  # Keycloak's code format
+        keys = ("redirect_uri", "nonce", "code_challenge", "code_challenge_method")
+        idp.browser.put(idp.browser.codes, code, Stored(
+            {k: data.get(k) for k in keys}, scope=scope, acr=acr, session_id=self.session.id,
+            client_id=client.client_id, created=idp.tokens.now(), used=False))
         params = [("state", data["state"])] if data.get("state") is not None else []
-        params.append(("session_state", self.session.id))
-        if client.attributes.get("exclude.issuer.from.auth.response") != "true":
-            params.append(("iss", idp.issuer))
-        params.append(("code", idp.browser.issue_code(self.session, client, data, acr)))
-        uri = add_params_to_uri(redirect_uri, params, data.get("response_mode") == "fragment")
-        return 302, "", [("Location", uri), ("Cache-Control", "no-store")]
+        return to_client(idp, client, redirect_uri, [*params, ("session_state", self.session.id)],
+                         data.get("response_mode") == "fragment", code)
 
-    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode:
-        tokens = self.server.idp.tokens
-        data, status = self.server.idp.browser.redeem(code)  # used once, even by a failed check
-        if status == "used" and (session := tokens.active_session(data["session_id"])):
+    def query_authorization_code(self, code: str, client: Client) -> Stored:
+        tokens, browser = self.server.idp.tokens, self.server.idp.browser
+        with browser.lock:  # a code is used up by its first exchange, even a failed one
+            data = browser.codes.get(code)
+            first = data is not None and not data["used"]
+            if data is not None:
+                data["used"] = True
+        session = tokens.active_session(data["session_id"]) if data else None
+        if data and not first and session and session.clients.pop(data["client_id"], None):
             # Keycloak: a code used twice detaches the client from the session, which revokes
             # the tokens issued for the first use.
-            if session.clients.pop(data["client_id"], None):
-                log.warning("code of client %s used twice: tokens revoked", data["client_id"])
-        self.session = tokens.active_session(data["session_id"]) if status == "ok" else None
+            log.warning("code of client %s used twice: tokens revoked", data["client_id"])
+        if first and data["created"] + tokens.realm.setting("accessCodeLifespan", 60) \
+                <= tokens.now():
+            raise KeycloakError(400, "invalid_grant", "Code is expired")
+        self.session = session if first else None
         if self.session is None:
-            raise KeycloakError(400, "invalid_grant",
-                                "Code is expired" if status == "expired" else "Code not valid")
+            raise KeycloakError(400, "invalid_grant", "Code not valid")
         if data["client_id"] != client.client_id:
             raise KeycloakError(400, "invalid_grant", "Auth error")
         if data["redirect_uri"] != self.request.payload.redirect_uri:
             raise KeycloakError(400, "invalid_grant", "Incorrect redirect_uri")
         return data
 
-    def authenticate_user(self, code: AuthorizationCode) -> Rep:
+    def authenticate_user(self, code: Stored) -> Rep:
         return self.session_user()
 
-    def delete_authorization_code(self, code: AuthorizationCode) -> None:
+    def delete_authorization_code(self, code: Stored) -> None:
         """Redeeming it used it up already."""
 
     def generate_token(self, user: Rep, scope: str | None = None, **_: Any) -> dict[str, Any]:
@@ -298,10 +318,10 @@ class KeycloakPKCE(CodeChallenge):
             raise KeycloakError(400, "invalid_grant", _PKCE_TEXTS.get(
                 exc.description, "PKCE verification failed")) from None
 
-    def get_authorization_code_challenge(self, code: AuthorizationCode) -> str | None:
+    def get_authorization_code_challenge(self, code: Stored) -> str | None:
         return code["code_challenge"]
 
-    def get_authorization_code_challenge_method(self, code: AuthorizationCode) -> str | None:
+    def get_authorization_code_challenge_method(self, code: Stored) -> str | None:
         return code["code_challenge_method"]
 
 

@@ -103,20 +103,6 @@ class Client(ClientMixin):
         return scope or ""  # the client scopes are checked by the grant
 
 
-def check_password(user: Rep, password: str) -> bool:
-    """Plain `value` credentials, as hand-written realm files have them (exported hashes are
-    not read: the realm file for production holds no passwords)."""
-    return any(c.get("value") is not None and
-               hmac.compare_digest(str(c["value"]).encode(), password.encode())
-               for c in user.get("credentials") or [] if c.get("type", "password") == "password")
-
-
-def not_set_up(user: Rep) -> bool:
-    """Required actions or a temporary password: Keycloak would ask for them first."""
-    return bool(user.get("requiredActions")) or any(
-        c.get("temporary") for c in user.get("credentials") or [])
-
-
 class Realm:
     def __init__(self, rep: Rep) -> None:
         self.rep, self.name = rep, rep["realm"]
@@ -148,6 +134,23 @@ class Realm:
         by_email = "@" in key and self.rep.get("loginWithEmailAllowed", True) is not False
         return next((u for u in self.users.values() if u["username"] == key or
                      (by_email and str(u.get("email", "")).lower() == key)), None)
+
+    def check_login(self, login: str, password: str) -> tuple[Rep | None, str | None]:
+        """The user, and what stops the sign-in: "invalid" (also for a service account),
+        "disabled", "not_set_up" (required actions or a temporary password, which Keycloak would
+        ask for first), or None. Only plain `value` credentials are read, as hand-written realm
+        files have them (the realm file for production holds no passwords)."""
+        user = self.user_by_login(login)
+        credentials = (user or {}).get("credentials") or []
+        if user is None or user.get("serviceAccountClientId") or not any(
+                c.get("value") is not None and c.get("type", "password") == "password" and
+                hmac.compare_digest(str(c["value"]).encode(), password.encode())
+                for c in credentials):
+            return None, "invalid"
+        if not user["enabled"]:
+            return user, "disabled"
+        not_set_up = user.get("requiredActions") or any(c.get("temporary") for c in credentials)
+        return user, "not_set_up" if not_set_up else None
 
     def service_account_user(self, client: Client) -> Rep | None:
         if not client.flag("serviceAccountsEnabled"):
