@@ -8,7 +8,6 @@ Token, introspection and the browser's code grant are Authlib's authorization se
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +18,22 @@ from . import browser
 from .claims import USERINFO, ClaimContext, apply_mappers, resolve_client_scopes
 from .oauth import AUTH_METHODS, KeycloakError, Server, service_account_notes
 from .realm import Realm, Rep, load_realm
-from .tokens import REFRESH_TOKEN_TYPE, InvalidToken, SigningKey, TokenService
+from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, SigningKey, TokenService
 
 log = logging.getLogger(__name__)
 EXTENSION = "buendnis_idp"
 
 
-@dataclass
-class IdentityProvider:
+class IdentityProvider(TokenService, browser.BrowserState):
     """What the app knows: `app.extensions["buendnis_idp"]`; item access works too."""
 
-    realm: Realm
-    signing_key: SigningKey
-    issuer_base: str
-    issuer: str
-    tokens: TokenService = field(init=False)
-    browser: browser.BrowserState = field(init=False)
-    server: Server = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tokens = TokenService(self.realm, self.signing_key, self.issuer)
-        self.browser = browser.BrowserState(self.tokens)
-        self.server = Server(self)
+    def __init__(self, realm: Realm, signing_key: SigningKey, issuer_base: str) -> None:
+        TokenService.__init__(self, realm, signing_key, f"{issuer_base}/realms/{realm.name}")
+        browser.BrowserState.__init__(self)
+        self.issuer_base, self.server = issuer_base, Server(self)
 
     private_key = property(lambda self: self.signing_key.private_key)
     kid = property(lambda self: self.signing_key.kid)
-    clock = property(lambda self: self.tokens.clock,
-                     lambda self, clock: setattr(self.tokens, "clock", clock))
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -55,17 +43,6 @@ class IdentityProvider:
 
     def endpoint(self, name: str) -> str:
         return f"{self.issuer}/protocol/openid-connect/{name}"
-
-    def issue_tokens(self, username: str, *, client_id: str = "buendnis-cli",
-                     scope: str = "openid") -> dict[str, Any]:
-        """Log a user in without a password: a shortcut for tests of other components."""
-        user, client = self.realm.user_by_login(username), self.realm.client(client_id)
-        if user is None or client is None:
-            raise KeyError(username if user is None else client_id)
-        scopes, openid = resolve_client_scopes(self.realm, client, scope)
-        session = self.tokens.start_session(user)
-        self.tokens.attach(session, client, scopes, openid, scope)
-        return self.tokens.issue(user, client, scopes, openid, scope, session)
 
     def token_user(self, claims: dict[str, Any]) -> Rep | None:
         """The enabled user a token names: a realm user, or its client's service account."""
@@ -78,7 +55,7 @@ class IdentityProvider:
         """A token of a session is valid only while the session holds the token's client."""
         if not claims.get("sid") and claims.get("typ") != REFRESH_TOKEN_TYPE:
             return True
-        session = self.tokens.active_session(claims.get("sid"))
+        session = self.active_session(claims.get("sid"))
         return session is not None and claims.get("azp") in session.clients
 
 
@@ -89,8 +66,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
     realm, base = load_realm(realm_file), issuer_base.rstrip("/")
     app = Flask(__name__)
     app.json.sort_keys = False  # keep Keycloak's field order in responses
-    app.extensions[EXTENSION] = IdentityProvider(
-        realm, SigningKey.load(signing_key_pem), base, f"{base}/realms/{realm.name}")
+    app.extensions[EXTENSION] = IdentityProvider(realm, SigningKey.load(signing_key_pem), base)
     app.url_value_preprocessor(_check_realm)
     oidc = "/realms/<realm>/protocol/openid-connect"
     for path, view, methods in (
@@ -178,7 +154,7 @@ def _userinfo():
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else request.form.get("access_token", "")
     try:
-        claims = idp.tokens.verify_access_token(token)
+        claims = idp.verify(token, ACCESS_TOKEN_TYPE)
     except InvalidToken:
         claims = {}
     user, client = idp.token_user(claims), idp.realm.client(claims.get("azp"))
@@ -187,8 +163,8 @@ def _userinfo():
             "invalid_request", "Token not provided")
         raise KeycloakError(401, error, text, [("WWW-Authenticate", f'Bearer realm="'
                             f'{idp.realm.name}", error="{error}", error_description="{text}"')])
-    if session := idp.tokens.active_session(claims.get("sid")):
-        scopes, _, requested = idp.tokens.client_state(session, client.client_id)
+    if session := idp.active_session(claims.get("sid")):
+        scopes, _, requested = idp.client_state(session, client.client_id)
         notes = session.notes
     else:  # a service account's token: the scopes the token names
         known = {"openid", *client.default_scopes, *client.optional_scopes}
@@ -211,12 +187,12 @@ def _logout():
     if not form.get("refresh_token"):
         raise KeycloakError(400, "invalid_request", "No refresh token")
     try:
-        claims = idp.tokens.verify_refresh_token(form["refresh_token"])
+        claims = idp.verify(form["refresh_token"], REFRESH_TOKEN_TYPE)
     except InvalidToken:
         raise KeycloakError(400, "invalid_grant", "Invalid refresh token") from None
     if claims.get("azp") != client.client_id:
         raise KeycloakError(400, "invalid_grant", "Invalid refresh token")
     # Keycloak answers 204 even when the session has already ended.
-    if idp.tokens.end_session(claims["sid"]) is not None:
+    if idp.end_session(claims["sid"]) is not None:
         log.info("logout for client %s: session ended", client.client_id)
     return "", 204

@@ -14,7 +14,6 @@ import hmac
 import logging
 import re
 import secrets
-import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from joserfc.jwk import OctKey
 from . import pages
 from .oauth import to_client
 from .realm import Client
-from .tokens import InvalidToken, Session
+from .tokens import ID_TOKEN_TYPE, InvalidToken, Session
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +122,17 @@ class LoginTransaction:
 
 
 class BrowserState:
-    """In-memory browser state: login transactions, authorization codes, logout confirmations,
-    and the key of the identity cookie."""
+    """The provider's browser state (in memory): login transactions, authorization codes,
+    logout confirmations, and the key of the identity cookie; mixed into IdentityProvider."""
 
-    def __init__(self, tokens: Any) -> None:
-        self.tokens = tokens
+    def __init__(self) -> None:
         self.transactions: dict[str, LoginTransaction] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.confirmations: dict[str, dict[str, Any]] = {}
         self.cookie_key = OctKey.import_key(secrets.token_bytes(64))
-        self.lock = threading.Lock()
 
     def put(self, store: dict[str, Any], key: str, item: Any) -> None:
-        now, setting = self.tokens.now(), self.tokens.realm.setting
+        now, setting = self.now(), self.realm.setting
         login, code = setting("accessCodeLifespanLogin", 1800), setting("accessCodeLifespan", 60)
         with self.lock:
             # Used codes are kept a while longer, so that a replay is recognised.
@@ -148,13 +145,13 @@ class BrowserState:
 
     def transaction(self, tab_id: str | None, root_id: str) -> LoginTransaction | None:
         tx = self.transactions.get(tab_id or "")
-        if tx is None or tx.created + self.tokens.realm.setting("accessCodeLifespanLogin", 1800) \
-                <= self.tokens.now():
+        if tx is None or tx.created + self.realm.setting("accessCodeLifespanLogin", 1800) \
+                <= self.now():
             return None
         return tx if hmac.compare_digest(tx.root_id.encode(), root_id.encode()) else None
 
     def identity_cookie(self, session: Session) -> str:
-        claims = {"iat": self.tokens.now(), "jti": str(uuid.uuid4()), "iss": self.tokens.issuer,
+        claims = {"iat": self.now(), "jti": str(uuid.uuid4()), "iss": self.issuer,
                   "sub": session.user_id, "typ": "Serialized-ID", "sid": session.id}
         return jwt.encode({"alg": "HS512"}, claims, self.cookie_key, algorithms=["HS512"])
 
@@ -163,9 +160,9 @@ class BrowserState:
             claims = jwt.decode(value or "", self.cookie_key, algorithms=["HS512"]).claims
         except (JoseError, ValueError, TypeError):
             return None
-        session = self.tokens.active_session(claims.get("sid"))
+        session = self.active_session(claims.get("sid"))
         if session is None or session.user_id != claims.get("sub") or not session.sso or \
-                claims.get("iss") != self.tokens.issuer:
+                claims.get("iss") != self.issuer:
             return None
         return session
 
@@ -230,10 +227,10 @@ def authorize() -> Response:
     if "none" in prompt and len(prompt) > 1:
         return refuse("invalid_request", "Invalid parameter: prompt")
     max_age = int(params["max_age"]) if params.get("max_age", "").isdigit() else None
-    session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     user = idp.realm.user_by_id(session.user_id) if session else None
     if session is not None and user is not None and user["enabled"] and "login" not in prompt and (
-            max_age is None or idp.tokens.now() - session.notes["AUTH_TIME"] <= max_age):
+            max_age is None or idp.now() - session.notes["AUTH_TIME"] <= max_age):
         log.info("client %s: user %s signed in by SSO cookie", client.client_id, user["id"])
         return _complete(idp, grant, session, "0")
     if "none" in prompt:
@@ -241,8 +238,8 @@ def authorize() -> Response:
     root_id = request.cookies.get(AUTH_SESSION_COOKIE) or secrets.token_urlsafe(24)
     kept = [(k, v) for k, v in params.items() if k != "ui_locales"]
     tx = LoginTransaction(secrets.token_urlsafe(8), root_id, grant, locale,
-                          f"{idp.endpoint('auth')}?{urlencode(kept)}", idp.tokens.now())
-    idp.browser.put(idp.browser.transactions, tx.tab_id, tx)
+                          f"{idp.endpoint('auth')}?{urlencode(kept)}", idp.now())
+    idp.put(idp.transactions, tx.tab_id, tx)
     response = _login_form(idp, tx, params.get("login_hint") or "")
     _cookie(response, AUTH_SESSION_COOKIE, root_id)
     return response
@@ -259,7 +256,7 @@ def _login_form(idp: Any, tx: LoginTransaction, username: str = "",
 
 def _complete(idp: Any, grant: Any, session: Session, acr: str) -> Response:
     """Authlib's authorization response, with Keycloak's parameters (see oauth.py)."""
-    session.last_refresh = idp.tokens.now()
+    session.last_refresh = idp.now()
     return idp.server.create_authorization_response(grant.request, (session, acr), grant)
 
 
@@ -272,7 +269,7 @@ def login_action() -> Response:
     if not root_id:
         return pages.error(locale, "Cookie not found. Please make sure cookies are enabled in your "
                       "browser.")
-    tx = idp.browser.transaction(args.get("tab_id"), root_id)
+    tx = idp.transaction(args.get("tab_id"), root_id)
     if tx is None:
         return pages.error(locale, "Your login attempt timed out. Login will start from the "
                            "beginning.")
@@ -293,20 +290,20 @@ def login_action() -> Response:
     if problem is not None:
         log.info("browser login for client %s refused: %s", client.client_id, problem)
         return _login_form(idp, tx, username, pages.text(locale, problem))
-    session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if session is not None and session.user_id != user["id"]:
         other = idp.realm.user_by_id(session.user_id)
         return pages.error(locale, f"You are already authenticated as different user "
                       f"'{other['username'] if other else session.user_id}' in this session. "
                       "Please sign out first.")
     if session is None:
-        session = idp.tokens.start_session(user, sso=True)
+        session = idp.start_session(user, sso=True)
     else:
-        session.notes["AUTH_TIME"] = idp.tokens.now()
-    idp.browser.transactions.pop(tx.tab_id, None)
+        session.notes["AUTH_TIME"] = idp.now()
+    idp.transactions.pop(tx.tab_id, None)
     log.info("browser login for client %s: user %s logged in", client.client_id, user["id"])
     response = _complete(idp, tx.grant, session, "1")
-    _cookie(response, IDENTITY_COOKIE, idp.browser.identity_cookie(session))
+    _cookie(response, IDENTITY_COOKIE, idp.identity_cookie(session))
     # KEYCLOAK_SESSION in Keycloak 26: a SHA-256 of the session id, not the id itself.
     digest = hashlib.sha256(session.id.encode()).digest()
     _cookie(response, SESSION_COOKIE, base64.urlsafe_b64encode(digest).decode().rstrip("="))
@@ -325,7 +322,7 @@ def logout() -> Response:
     claims = None
     if hint:
         try:
-            claims = idp.tokens.verify_id_token_hint(hint)
+            claims = idp.verify(hint, ID_TOKEN_TYPE, expiry=False)
         except InvalidToken:
             return pages.error(locale, "Invalid parameter: id_token_hint")
         if client_id and claims.get("azp") != client_id:
@@ -338,31 +335,31 @@ def logout() -> Response:
         redirect_uri = verify_redirect_uri(redirect_param, post_logout_redirect_uris(client))
         if redirect_uri is None:
             return pages.error(locale, "Invalid redirect uri")
-    cookie_session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    cookie_session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if claims is None:  # without a valid hint Keycloak asks the user to confirm
         code = secrets.token_urlsafe(32)
-        idp.browser.put(idp.browser.confirmations, code, {
+        idp.put(idp.confirmations, code, {
             "session_id": cookie_session.id if cookie_session else None, "state": state,
-            "redirect_uri": redirect_uri, "locale": locale, "created": idp.tokens.now()})
+            "redirect_uri": redirect_uri, "locale": locale, "created": idp.now()})
         return pages.page("message.html", locale, "logout_title", session_code=code,
                           action=idp.endpoint("logout/logout-confirm"))
-    hinted = idp.tokens.active_session(claims.get("sid"))
+    hinted = idp.active_session(claims.get("sid"))
     for session in (hinted if hinted and hinted.user_id == claims.get("sub") else None,
                     cookie_session):
-        if session is not None and idp.tokens.end_session(session.id):
+        if session is not None and idp.end_session(session.id):
             log.info("browser logout: session of user %s ended", session.user_id)
     return _logged_out(locale, redirect_uri, state)
 
 
 def logout_confirm() -> Response:
     idp = _idp()
-    conf = idp.browser.confirmations.pop(request.form.get("session_code") or "", None)
+    conf = idp.confirmations.pop(request.form.get("session_code") or "", None)
     if conf is None:
         return pages.error(pages.pick_locale(None, request.headers.get("Accept-Language")),
                       "Logout failed")
-    cookie_session = idp.browser.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    cookie_session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if cookie_session is not None and cookie_session.id == conf["session_id"]:
-        idp.tokens.end_session(cookie_session.id)
+        idp.end_session(cookie_session.id)
     return _logged_out(conf["locale"], conf["redirect_uri"], conf["state"])
 
 

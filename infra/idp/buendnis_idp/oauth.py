@@ -128,6 +128,7 @@ class _KeycloakGrant:
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     session: Session | None = None
+    idp = property(lambda self: self.server.idp)
 
     def authenticate_token_endpoint_client(self) -> Client:
         client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
@@ -141,29 +142,29 @@ class _KeycloakGrant:
 
     def scopes(self, scope: str | None) -> tuple[list[Rep], bool]:
         try:
-            return resolve_client_scopes(self.server.idp.realm, self.request.client, scope)
+            return resolve_client_scopes(self.idp.realm, self.request.client, scope)
         except InvalidScope:
             raise KeycloakError(400, "invalid_scope", f"Invalid scopes: {scope}") from None
 
     def session_user(self) -> Rep:
         assert self.session is not None
-        user = self.server.idp.realm.user_by_id(self.session.user_id)
+        user = self.idp.realm.user_by_id(self.session.user_id)
         if user is None or not user["enabled"]:
             raise KeycloakError(400, "invalid_grant", "User disabled")
         return user
 
     def issue(self, user: Rep, scope: str | None, **kwargs: Any) -> dict[str, Any]:
-        client, tokens = self.request.client, self.server.idp.tokens  # type: ignore[attr-defined]
+        client = self.request.client  # type: ignore[attr-defined]
         scopes, openid = self.scopes(scope)
         if self.session is not None:
-            tokens.attach(self.session, client, scopes, openid, scope or "")
+            self.idp.attach(self.session, client, scopes, openid, scope or "")
         log.info("%s grant for client %s: user %s", self.GRANT_TYPE, client.client_id, user["id"])
-        return tokens.issue(user, client, scopes, openid, scope or "", self.session, **kwargs)
+        return self.idp.issue(user, client, scopes, openid, scope or "", self.session, **kwargs)
 
 
 class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant):
     def authenticate_user(self, username: str, password: str) -> Rep:
-        user, problem = self.server.idp.realm.check_login(username, password)
+        user, problem = self.idp.realm.check_login(username, password)
         if problem == "invalid":
             log.info("password grant refused: invalid user credentials")
             raise KeycloakError(401, "invalid_grant", "Invalid user credentials")
@@ -173,14 +174,14 @@ class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant
         return user
 
     def generate_token(self, user: Rep, scope: str | None = None, **_: Any) -> dict[str, Any]:
-        self.session = self.server.idp.tokens.start_session(user)
+        self.session = self.idp.start_session(user)
         return self.issue(user, scope)
 
 
 class ClientCredentialsGrant(_KeycloakGrant, grants.ClientCredentialsGrant):
     def generate_token(self, scope: str | None = None, **_: Any) -> dict[str, Any]:
         client = self.request.client
-        user = self.server.idp.realm.service_account_user(client)
+        user = self.idp.realm.service_account_user(client)
         if user is None or not user["enabled"]:
             raise KeycloakError(400, "invalid_grant", "Account disabled")
         # No session, so no refresh token.
@@ -207,17 +208,16 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Stored:
-        tokens, realm = self.server.idp.tokens, self.server.idp.realm
         try:
-            claims = Stored(tokens.verify_refresh_token(refresh_token))
+            claims = Stored(self.idp.verify(refresh_token, REFRESH_TOKEN_TYPE))
         except InvalidToken as exc:
             raise KeycloakError(400, "invalid_grant", str(exc)) from None
-        self.session = tokens.active_session(claims["sid"])
+        self.session = self.idp.active_session(claims["sid"])
         if self.session is None:
             raise KeycloakError(400, "invalid_grant", "Session not active")
         if claims["azp"] not in self.session.clients:
             raise KeycloakError(400, "invalid_grant", "Session doesn't have required client")
-        if realm.rep.get("revokeRefreshToken") and \
+        if self.idp.realm.rep.get("revokeRefreshToken") and \
                 claims["jti"] in self.session.used_refresh_tokens:
             raise KeycloakError(400, "invalid_grant",
                                 "Maximum allowed refresh token reuse exceeded")
@@ -227,12 +227,12 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
         return self.session_user()
 
     def revoke_old_credential(self, refresh_token: Stored) -> None:
-        if self.server.idp.realm.rep.get("revokeRefreshToken"):
+        if self.idp.realm.rep.get("revokeRefreshToken"):
             self.session.used_refresh_tokens.add(refresh_token["jti"])
 
     def generate_token(self, user: Rep, **_: Any) -> dict[str, Any]:
         client_id = self.request.client.client_id
-        return self.issue(user, self.server.idp.tokens.client_state(self.session, client_id)[2])
+        return self.issue(user, self.idp.client_state(self.session, client_id)[2])
 
 
 class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
@@ -242,32 +242,31 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
     def create_authorization_response(self, redirect_uri: str, login: Any) -> tuple:
         """Keycloak's answer to a login: state, session_state, iss and code, in that order."""
         self.session, acr = login
-        data, client, idp = self.request.payload.data, self.request.client, self.server.idp
+        data, client, idp = self.request.payload.data, self.request.client, self.idp
         scope = data.get("scope") or ""
-        idp.tokens.attach(self.session, client, *self.scopes(scope), scope)
+        idp.attach(self.session, client, *self.scopes(scope), scope)
         code = f"{uuid.uuid4()}.{self.session.id}.{client.id}"  # Keycloak's code format
         keys = ("redirect_uri", "nonce", "code_challenge", "code_challenge_method")
-        idp.browser.put(idp.browser.codes, code, Stored(
+        idp.put(idp.codes, code, Stored(
             {k: data.get(k) for k in keys}, scope=scope, acr=acr, session_id=self.session.id,
-            client_id=client.client_id, created=idp.tokens.now(), used=False))
+            client_id=client.client_id, created=idp.now(), used=False))
         params = [("state", data["state"])] if data.get("state") is not None else []
         return to_client(idp, client, redirect_uri, [*params, ("session_state", self.session.id)],
                          data.get("response_mode") == "fragment", code)
 
     def query_authorization_code(self, code: str, client: Client) -> Stored:
-        tokens, browser = self.server.idp.tokens, self.server.idp.browser
-        with browser.lock:  # a code is used up by its first exchange, even a failed one
-            data = browser.codes.get(code)
+        idp = self.idp
+        with idp.lock:  # a code is used up by its first exchange, even a failed one
+            data = idp.codes.get(code)
             first = data is not None and not data["used"]
             if data is not None:
                 data["used"] = True
-        session = tokens.active_session(data["session_id"]) if data else None
+        session = idp.active_session(data["session_id"]) if data else None
         if data and not first and session and session.clients.pop(data["client_id"], None):
             # Keycloak: a code used twice detaches the client from the session, which revokes
             # the tokens issued for the first use.
             log.warning("code of client %s used twice: tokens revoked", data["client_id"])
-        if first and data["created"] + tokens.realm.setting("accessCodeLifespan", 60) \
-                <= tokens.now():
+        if first and data["created"] + idp.realm.setting("accessCodeLifespan", 60) <= idp.now():
             raise KeycloakError(400, "invalid_grant", "Code is expired")
         self.session = session if first else None
         if self.session is None:
@@ -335,11 +334,9 @@ class Introspection(IntrospectionEndpoint):
         return client
 
     def query_token(self, token: str, token_type_hint: str | None) -> dict[str, Any] | None:
-        tokens = self.server.idp.tokens
-        for verify, token_type in ((tokens.verify_access_token, ACCESS_TOKEN_TYPE),
-                                   (tokens.verify_refresh_token, REFRESH_TOKEN_TYPE)):
+        for token_type in (ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE):
             try:
-                return {**verify(token), "token_type": token_type}
+                return {**self.server.idp.verify(token, token_type), "token_type": token_type}
             except InvalidToken:
                 continue
         return None

@@ -70,8 +70,8 @@ class Session:
 class TokenService:
     """Issues and verifies the realm's tokens and keeps its sessions (in memory)."""
 
-    def __init__(self, realm: Realm, key: SigningKey, issuer: str) -> None:
-        self.realm, self.key, self.issuer = realm, key, issuer
+    def __init__(self, realm: Realm, signing_key: SigningKey, issuer: str) -> None:
+        self.realm, self.signing_key, self.issuer = realm, signing_key, issuer
         self.clock: Clock = time.time
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
@@ -115,7 +115,8 @@ class TokenService:
         return [self.realm.client_scopes[n] for n in names], openid, requested
 
     def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": self.key.kid}, claims, self.key.key)
+        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": self.signing_key.kid}, claims,
+                          self.signing_key.key)
 
     def issue(self, user: Rep, client: Client, scopes: list[Rep], openid: bool, requested: str,
               session: Session | None, notes: dict[str, Any] | None = None,
@@ -161,16 +162,18 @@ class TokenService:
         return {**response, "not-before-policy": 0,
                 **({"session_state": session.id} if session else {}), "scope": scope}
 
-    def _decode(self, token: str, token_type: str, expiry: bool = True) -> dict[str, Any]:
+    def verify(self, token: str, token_type: str, expiry: bool = True) -> dict[str, Any]:
+        """A token's claims; InvalidToken unless this realm issued it as `token_type` and, with
+        `expiry`, it has not expired (Keycloak takes an expired ID token as a logout hint)."""
         refresh = token_type == REFRESH_TOKEN_TYPE
         message = "Invalid refresh token" if refresh else "Token verification failed"
         try:
-            decoded = jwt.decode(token, self.refresh_key if refresh else self.key.key,
+            decoded = jwt.decode(token, self.refresh_key if refresh else self.signing_key.key,
                                  algorithms=["HS512" if refresh else "RS256"])
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidToken(message) from exc
         claims = decoded.claims
-        if (not refresh and decoded.header.get("kid") != self.key.kid) or \
+        if (not refresh and decoded.header.get("kid") != self.signing_key.kid) or \
                 claims.get("iss") != self.issuer or claims.get("typ") != token_type or \
                 not isinstance(claims.get("exp"), int) or (refresh and (
                     claims.get("aud") != self.issuer or not claims.get("sid")
@@ -179,13 +182,3 @@ class TokenService:
         if expiry and claims["exp"] <= self.now():
             raise InvalidToken("Token is not active")
         return claims
-
-    def verify_access_token(self, token: str) -> dict[str, Any]:
-        return self._decode(token, ACCESS_TOKEN_TYPE)
-
-    def verify_refresh_token(self, token: str) -> dict[str, Any]:
-        return self._decode(token, REFRESH_TOKEN_TYPE)
-
-    def verify_id_token_hint(self, token: str) -> dict[str, Any]:
-        """Like Keycloak, an expired ID token is still a valid hint for logout."""
-        return self._decode(token, ID_TOKEN_TYPE, expiry=False)
