@@ -16,13 +16,15 @@ buendnis-cli, as the README shows), (c) the ``demo`` process prints "demo data l
 lines make echoes it also splits the time to (a) into creating the venv, installing, migrating
 (with make's own start on a second start) and the processes coming up, and it sums the CPU time
 all processes of the run have used by then (by Procfile process, and venv plus pip apart: what
-the start costs, whatever else loads the machine). Whether pip's cache is warm is printed: on
-a cold one the fresh clone's time includes downloading. Each start is then stopped as Ctrl-C
+the start costs, whatever else loads the machine). The venv is installed with uv (Makefile):
+whether uv's cache is warm is printed, and on a cold one the fresh clone's time includes
+downloading; ``--cold-cache`` gives each fresh clone an empty cache of its own (what a new
+machine or a CI machine without the cache gets). Each start is then stopped as Ctrl-C
 would (SIGTERM to the process group, then waiting), and no process of it may be left (found by
 a marker in their environment). Prints each start, then the median and the spread (min–max)
 over ``--runs`` as a table, and the load average before and after.
 
-    .venv/bin/python bench/startup.py [--runs 3] [--timeout 600] [--logs DIR]
+    .venv/bin/python bench/startup.py [--runs 3] [--timeout 600] [--logs DIR] [--cold-cache]
 """
 from __future__ import annotations
 
@@ -117,10 +119,14 @@ def signed_in_me(gateway: str, idp: str) -> bool:
     return me.status_code == 200
 
 
-def start(clone: Path, output: Path, timeout: float) -> dict[str, float]:
-    """One `make run` in ``clone``: the seconds to each milestone and step, and to stop."""
+def start(clone: Path, output: Path, timeout: float,
+          uv_cache: Path | None = None) -> dict[str, float]:
+    """One `make run` in ``clone``: the seconds to each milestone and step, and to stop; with
+    ``uv_cache``, uv (the Makefile's installer) uses that cache instead of the machine's."""
     marker = str(uuid.uuid4())
     env, ports = environment(marker)
+    if uv_cache is not None:
+        env["UV_CACHE_DIR"] = str(uv_cache)
     gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
     idp = f"http://127.0.0.1:{ports['IDP_PORT']}"
     seen: dict[str, float] = {}
@@ -204,15 +210,13 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f})"
 
 
-def pip_source() -> str:
-    links = os.environ.get("PIP_FIND_LINKS")
-    cache = Path(os.environ.get("PIP_CACHE_DIR") or Path.home() / ".cache/pip")
-    said = [f"pip's cache {cache}: " + (
-        "present (warm)" if cache.exists()
-        else "absent (cold): what the local indexes lack is downloaded on each fresh clone")]
-    if links:
-        said.append(f"PIP_FIND_LINKS={links}")
-    return "; ".join(said)
+def uv_cache(cold: bool) -> str:
+    if cold:
+        return "uv's cache: a new empty one for each fresh clone (cold): everything is downloaded"
+    cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache/uv")
+    return f"uv's cache {cache}: " + (
+        "present (warm after the first run)" if cache.exists()
+        else "absent (cold): the first fresh clone downloads, the later ones use it")
 
 
 def main() -> int:
@@ -222,6 +226,8 @@ def main() -> int:
                         help="seconds a start may take before the run counts as failed")
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep each start's output of make run in this directory")
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="an empty uv cache for each fresh clone, as on a new machine")
     args = parser.parse_args()
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -230,7 +236,7 @@ def main() -> int:
     loads = [load()]
     print(f"make run from a clone of HEAD {head}, {args.runs} runs; {os.cpu_count()} cores, "
           f"load average before {loads[0]}", flush=True)
-    print(f"  {pip_source()}", flush=True)
+    print(f"  {uv_cache(args.cold_cache)}", flush=True)
     results: dict[str, list[dict[str, float]]] = {"fresh clone": [], "second start": []}
     for run in range(1, args.runs + 1):
         workdir = Path(tempfile.mkdtemp(prefix="buendnis-bench-startup."))
@@ -242,7 +248,8 @@ def main() -> int:
             for case in results:
                 output = (args.logs or workdir) / f"run{run}-{case.replace(' ', '-')}.log"
                 before = load()
-                seen = start(clone, output, args.timeout)
+                cache = workdir / "uv-cache" if args.cold_cache else None
+                seen = start(clone, output, args.timeout, cache)
                 results[case].append(seen)
                 print(f"run {run} {case:<12}: healthz {seen['healthz']:5.1f} s, me "
                       f"{seen['me']:5.1f} s, demo data {seen['demo']:5.1f} s | "
