@@ -30,7 +30,7 @@ from keycloak import KeycloakOpenID
 from keycloak.exceptions import KeycloakAuthenticationError, KeycloakGetError, KeycloakPostError
 
 from buendnis_idp import create_app, load_realm
-from buendnis_idp.realm import environment_resolver, replace_placeholders
+from buendnis_idp.realm import replace_placeholders
 
 PASSWORD = "demo"
 API_AUDIENCE = "buendnis-api"
@@ -262,7 +262,7 @@ def test_realm_file_every_client_maps_roles_organisation_and_audience(realm_rep)
     ],
 )
 def test_placeholders_resolve_like_keycloak(text, env, expected):
-    assert replace_placeholders(text, environment_resolver(env)) == expected
+    assert replace_placeholders(text, env.get) == expected
 
 
 def test_client_secret_comes_from_the_environment(realm_file, monkeypatch):

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("stopped")  # Ctrl-C: a normal end
     finally:
-        running.server.server_close()
+        running.server_close()
     return 0
 
 

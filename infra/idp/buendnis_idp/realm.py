@@ -20,7 +20,6 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-PropertyResolver = Callable[[str], "str | None"]
 Rep = dict[str, Any]  # a representation from the realm file
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 
@@ -29,13 +28,7 @@ class RealmFileError(ValueError):
     """The realm file cannot be read or does not describe a usable realm."""
 
 
-def environment_resolver(env: Mapping[str, str] | None = None) -> PropertyResolver:
-    """Resolve a placeholder name from the environment, like Keycloak's `System.getenv`."""
-    source = os.environ if env is None else env
-    return lambda name: source.get(name)
-
-
-def replace_placeholders(text: str, resolver: PropertyResolver) -> str:
+def replace_placeholders(text: str, resolver: Callable[[str], str | None]) -> str:
     """Keycloak's `StringPropertyReplacer`: `${p}` → p's value (unchanged if p is unknown),
     `${p:v}` → v if p is unknown, `${p1,p2:v}` → p1, else p2, else v; `${/}` and `${:}` are the
     separators; placeholders inside defaults or values are replaced too, innermost first."""
@@ -174,14 +167,6 @@ DEFAULT_DEMO_USERS_FILE = (
     Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm-demo-users.json")
 
 
-def demo_users_file(env: Mapping[str, str] | None = None) -> Path | None:
-    """``IDP_DEMO_USERS_FILE``, else the repository's file; ``none`` for no demo users."""
-    value = (os.environ if env is None else env).get("IDP_DEMO_USERS_FILE", "")
-    if value.strip().lower() == "none":
-        return None
-    return Path(value) if value else DEFAULT_DEMO_USERS_FILE
-
-
 def with_demo_users(rep: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     """The realm with the overlay's users and organisation members added; a user the realm
     already has (same id or username) keeps the realm's definition."""
@@ -199,13 +184,10 @@ def with_demo_users(rep: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[
             "organizations": organizations}
 
 
-def _read_json(path: Path, what: str, env: Mapping[str, str] | None | bool) -> dict[str, Any]:
+def _read_json(path: Path, what: str, env: Mapping[str, str] | None) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
-        if env is not False:
-            text = replace_placeholders(
-                text, environment_resolver(env if isinstance(env, Mapping) else None))
-        rep = json.loads(text)
+        rep = json.loads(text if env is None else replace_placeholders(text, env.get))
     except OSError as exc:
         raise RealmFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
@@ -220,15 +202,18 @@ def realm_representation(
     path: str | Path, *, demo_users: str | Path | None | bool = True,
     env: Mapping[str, str] | None | bool = None,
 ) -> dict[str, Any]:
-    """The realm file as JSON, with the demo users added (``demo_users=True``: the file of
-    :func:`demo_users_file`; a path; or ``None``/``False`` for none). ``env=False`` leaves the
-    ``${VAR:default}`` placeholders as they are written."""
-    rep = _read_json(Path(path), "realm file", env)
+    """The realm file as JSON, with the demo users added: ``demo_users=True`` reads the file
+    ``IDP_DEMO_USERS_FILE`` names (default :data:`DEFAULT_DEMO_USERS_FILE`, ``none``: none);
+    a path names it; ``None``/``False``: none. Placeholders are resolved from ``env`` (default
+    os.environ); ``env=False`` leaves them as they are written."""
+    source = env if isinstance(env, Mapping) else os.environ
+    rep = _read_json(Path(path), "realm file", None if env is False else source)
     if demo_users is True:
-        demo_users = demo_users_file(env if isinstance(env, Mapping) else None)
+        value = source.get("IDP_DEMO_USERS_FILE", "")
+        demo_users = None if value.strip().lower() == "none" else value or DEFAULT_DEMO_USERS_FILE
     if not demo_users:
         return rep
-    overlay = _read_json(Path(demo_users), "demo users file", env)
+    overlay = _read_json(Path(demo_users), "demo users file", None if env is False else source)
     if overlay["realm"] != rep["realm"]:
         raise RealmFileError(f"demo users file {demo_users} is for realm {overlay['realm']!r},"
                              f" not {rep['realm']!r}")
@@ -237,6 +222,5 @@ def realm_representation(
 
 def load_realm(path: str | Path, *, env: Mapping[str, str] | None = None,
                demo_users: str | Path | None | bool = True) -> Realm:
-    """Read a realm file, resolving `${VAR:default}` placeholders from `env` (or os.environ),
-    with the demo users of the development overlay (see :func:`realm_representation`)."""
+    """Read a realm file (see :func:`realm_representation`)."""
     return Realm(realm_representation(path, demo_users=demo_users, env=env))

@@ -6,12 +6,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from .app import EXTENSION, create_app
 
@@ -41,22 +39,15 @@ class _QuietRequestHandler(WSGIRequestHandler):
         log.info("%s %s %s", self.command, path, getattr(code, "value", code))
 
 
-@dataclass
-class RunningServer:
-    server: BaseWSGIServer
-    app: Flask
-    base_url: str
+class RunningServer(ThreadedWSGIServer):
+    """The werkzeug server of one provider, bound first: the issuer needs the port it got."""
+
     thread: threading.Thread | None = None
-
     idp = property(lambda self: self.app.extensions[EXTENSION])
-    port = property(lambda self: self.server.server_port)
-
-    def serve_forever(self) -> None:
-        self.server.serve_forever()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.shutdown()
+        self.server_close()
         if self.thread is not None:
             self.thread.join(timeout=5)
 
@@ -72,17 +63,15 @@ def build_server(realm_file: str | Path, *, host: str = "127.0.0.1", port: int =
                  signing_key_pem: bytes | None = None) -> RunningServer:
     """Bind a threaded werkzeug server on a loopback address (port 0: any free port)."""
     host = check_loopback(host)
-    apps: list[Flask] = []  # the server binds first: the issuer needs the port it got
-    server = make_server(host, port, lambda environ, start: apps[0](environ, start),
-                         threaded=True, request_handler=_QuietRequestHandler)
-    base_url = f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
+    server = RunningServer(host, port, None, _QuietRequestHandler)
+    server.base_url = f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
     try:
-        apps.append(create_app(realm_file, issuer_base=issuer_base or base_url,
-                               signing_key_pem=signing_key_pem))
+        server.app = create_app(realm_file, issuer_base=issuer_base or server.base_url,
+                                signing_key_pem=signing_key_pem)
     except BaseException:
         server.server_close()
         raise
-    return RunningServer(server=server, app=apps[0], base_url=base_url)
+    return server
 
 
 def start_in_thread(realm_file: str | Path, **kwargs: Any) -> RunningServer:
