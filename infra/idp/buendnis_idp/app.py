@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from authlib.oauth2 import OAuth2Error
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -18,7 +19,7 @@ from . import browser
 from .claims import USERINFO, ClaimContext, apply_mappers, resolve_client_scopes
 from .oauth import AUTH_METHODS, KeycloakError, Server, service_account_notes
 from .realm import Realm, Rep, load_realm
-from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, SigningKey, TokenService
+from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, TokenService
 
 log = logging.getLogger(__name__)
 EXTENSION = "buendnis_idp"
@@ -27,13 +28,10 @@ EXTENSION = "buendnis_idp"
 class IdentityProvider(TokenService, browser.BrowserState):
     """What the app knows: `app.extensions["buendnis_idp"]`; item access works too."""
 
-    def __init__(self, realm: Realm, signing_key: SigningKey, issuer_base: str) -> None:
-        TokenService.__init__(self, realm, signing_key, f"{issuer_base}/realms/{realm.name}")
+    def __init__(self, realm: Realm, signing_key_pem: bytes | None, issuer_base: str) -> None:
+        TokenService.__init__(self, realm, signing_key_pem, f"{issuer_base}/realms/{realm.name}")
         browser.BrowserState.__init__(self)
         self.issuer_base, self.server = issuer_base, Server(self)
-
-    private_key = property(lambda self: self.signing_key.private_key)
-    kid = property(lambda self: self.signing_key.kid)
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -66,7 +64,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
     realm, base = load_realm(realm_file), issuer_base.rstrip("/")
     app = Flask(__name__)
     app.json.sort_keys = False  # keep Keycloak's field order in responses
-    app.extensions[EXTENSION] = IdentityProvider(realm, SigningKey.load(signing_key_pem), base)
+    app.extensions[EXTENSION] = IdentityProvider(realm, signing_key_pem, base)
     app.url_value_preprocessor(_check_realm)
     oidc = "/realms/<realm>/protocol/openid-connect"
     for path, view, methods in (
@@ -74,7 +72,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
         ("/health/ready", lambda: jsonify(status="UP"), ["GET"]),
         ("/realms/<realm>", _realm_info, ["GET"]),
         ("/realms/<realm>/.well-known/openid-configuration", _discovery, ["GET"]),
-        (f"{oidc}/certs", lambda: jsonify(keys=[_idp().signing_key.jwk]), ["GET"]),
+        (f"{oidc}/certs", lambda: jsonify(keys=[_idp().jwk]), ["GET"]),
         (f"{oidc}/token", lambda: _idp().server.create_token_response(), ["POST"]),
         (f"{oidc}/token/introspect",
          lambda: _idp().server.create_endpoint_response("introspection"), ["POST"]),
@@ -85,7 +83,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
         ("/realms/<realm>/login-actions/authenticate", browser.login_action, ["GET", "POST"]),
     ):
         app.add_url_rule(path, path, view, methods=methods)
-    app.register_error_handler(KeycloakError, _error)
+    app.register_error_handler(OAuth2Error, _error)
     app.register_error_handler(HTTPException, lambda exc: (jsonify(
         error="Unable to find matching target resource method" if exc.code == 404 else exc.name),
         exc.code or 500))
@@ -98,7 +96,7 @@ def _idp() -> IdentityProvider:
     return current_app.extensions[EXTENSION]
 
 
-def _error(exc: KeycloakError):
+def _error(exc: OAuth2Error):
     status, body, headers = exc()
     return jsonify(body), status, headers
 
@@ -118,7 +116,7 @@ def _root():
 
 def _realm_info():
     idp = _idp()
-    return jsonify({"realm": idp.realm.name, "public_key": idp.signing_key.public_key_b64,
+    return jsonify({"realm": idp.realm.name, "public_key": idp.public_key_b64,
                     "token-service": f"{idp.issuer}/protocol/openid-connect",
                     "account-service": f"{idp.issuer}/account", "tokens-not-before": 0})
 

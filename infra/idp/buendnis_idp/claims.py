@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
+
 from .realm import Client, Realm, Rep
 
 log = logging.getLogger(__name__)
 
 ACCESS, ID, USERINFO = "access.token.claim", "id.token.claim", "userinfo.token.claim"
 ORGANIZATION_MAPPER = "oidc-organization-membership-mapper"
-
-
-class InvalidScope(Exception):
-    """The client asked for a scope it may not have."""
 
 
 @dataclass
@@ -46,7 +44,7 @@ def maps_organizations(scope: Rep) -> bool:
 def resolve_client_scopes(realm: Realm, client: Client, scope_param: str | None
                           ) -> tuple[list[Rep], bool]:
     """The client's default scopes plus the requested optional ones, and whether `openid` was
-    asked for; InvalidScope, as in Keycloak, for a scope the client has neither way."""
+    asked for; Keycloak's invalid_scope error for a scope the client has neither way."""
     active = [realm.client_scopes[n] for n in client.default_scopes if n in realm.client_scopes]
     for item in (scope_param or "").split():
         base, dynamic, _ = item.partition(":")
@@ -56,7 +54,7 @@ def resolve_client_scopes(realm: Realm, client: Client, scope_param: str | None
         # Only the organization scope takes a value ("organization:<alias>", "organization:*").
         if scope is None or base not in client.default_scopes + client.optional_scopes or (
                 dynamic and not maps_organizations(scope)):
-            raise InvalidScope(scope_param)
+            raise InvalidScopeError(f"Invalid scopes: {scope_param}")
         active += [] if scope in active else [scope]
     return active, "openid" in (scope_param or "").split()
 

@@ -22,7 +22,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import request as flask_request
 
-from .claims import InvalidScope, resolve_client_scopes
+from .claims import resolve_client_scopes
 from .realm import Client, Rep
 from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, Session
 
@@ -141,10 +141,7 @@ class _KeycloakGrant:
         self.scopes(self.request.payload.scope)  # type: ignore[attr-defined]
 
     def scopes(self, scope: str | None) -> tuple[list[Rep], bool]:
-        try:
-            return resolve_client_scopes(self.idp.realm, self.request.client, scope)
-        except InvalidScope:
-            raise KeycloakError(400, "invalid_scope", f"Invalid scopes: {scope}") from None
+        return resolve_client_scopes(self.idp.realm, self.request.client, scope)
 
     def session_user(self) -> Rep:
         assert self.session is not None
@@ -196,6 +193,9 @@ class Stored(dict):
 
     def get_redirect_uri(self) -> str | None:
         return self["redirect_uri"]
+
+    code_challenge = property(lambda self: self["code_challenge"])  # for Authlib's PKCE
+    code_challenge_method = property(lambda self: self["code_challenge_method"])
 
     def check_client(self, client: Client) -> bool:
         if self["azp"] != client.client_id:
@@ -316,12 +316,6 @@ class KeycloakPKCE(CodeChallenge):
         except OAuth2Error as exc:
             raise KeycloakError(400, "invalid_grant", _PKCE_TEXTS.get(
                 exc.description, "PKCE verification failed")) from None
-
-    def get_authorization_code_challenge(self, code: Stored) -> str | None:
-        return code["code_challenge"]
-
-    def get_authorization_code_challenge_method(self, code: Stored) -> str | None:
-        return code["code_challenge_method"]
 
 
 class Introspection(IntrospectionEndpoint):

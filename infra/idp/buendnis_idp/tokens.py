@@ -31,27 +31,6 @@ class InvalidToken(Exception):
     """A token failed verification; the message is safe to return to the client."""
 
 
-@dataclass(frozen=True)
-class SigningKey:
-    """The realm's RSA key as Keycloak publishes it: JWKS entry, realm `public_key`, `kid`."""
-
-    key: RSAKey
-
-    @classmethod
-    def load(cls, pem: bytes | None) -> SigningKey:
-        key = RSAKey.import_key(pem) if pem else RSAKey.generate_key(2048)
-        if not key.is_private or key.private_key.key_size < 2048:
-            raise ValueError("the signing key must be an RSA private key of at least 2048 bits")
-        return cls(key)
-
-    private_key = property(lambda self: self.key.private_key)  # cryptography's RSAPrivateKey
-    kid = property(lambda self: self.key.thumbprint())  # RFC 7638: the same across restarts
-    jwk = property(lambda self: {"kid": self.kid, "alg": "RS256", "use": "sig",
-                                 **self.key.as_dict(private=False)})
-    public_key_b64 = property(lambda self: base64.b64encode(self.key.as_der(private=False))
-                              .decode("ascii"))
-
-
 @dataclass
 class Session:
     """A user session with Keycloak's client sessions in it: client id -> (scope names, openid,
@@ -70,13 +49,24 @@ class Session:
 class TokenService:
     """Issues and verifies the realm's tokens and keeps its sessions (in memory)."""
 
-    def __init__(self, realm: Realm, signing_key: SigningKey, issuer: str) -> None:
-        self.realm, self.signing_key, self.issuer = realm, signing_key, issuer
+    def __init__(self, realm: Realm, signing_key_pem: bytes | None, issuer: str) -> None:
+        key = RSAKey.import_key(signing_key_pem) if signing_key_pem else RSAKey.generate_key(2048)
+        if not key.is_private or key.private_key.key_size < 2048:
+            raise ValueError("the signing key must be an RSA private key of at least 2048 bits")
+        self.realm, self.signing_key, self.issuer = realm, key, issuer
         self.clock: Clock = time.time
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
         # Keycloak signs refresh tokens with the realm's HMAC key; clients never verify them.
         self.refresh_key = OctKey.import_key(secrets.token_bytes(64))
+
+    # The signing key as Keycloak publishes it: JWKS entry, realm `public_key`, `kid`.
+    private_key = property(lambda self: self.signing_key.private_key)  # cryptography's key
+    kid = property(lambda self: self.signing_key.thumbprint())  # RFC 7638: same across restarts
+    jwk = property(lambda self: {"kid": self.kid, "alg": "RS256", "use": "sig",
+                                 **self.signing_key.as_dict(private=False)})
+    public_key_b64 = property(lambda self: base64.b64encode(
+        self.signing_key.as_der(private=False)).decode("ascii"))
 
     def now(self) -> int:
         return int(self.clock())
@@ -115,8 +105,7 @@ class TokenService:
         return [self.realm.client_scopes[n] for n in names], openid, requested
 
     def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": self.signing_key.kid}, claims,
-                          self.signing_key.key)
+        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": self.kid}, claims, self.signing_key)
 
     def issue(self, user: Rep, client: Client, scopes: list[Rep], openid: bool, requested: str,
               session: Session | None, notes: dict[str, Any] | None = None,
@@ -168,12 +157,12 @@ class TokenService:
         refresh = token_type == REFRESH_TOKEN_TYPE
         message = "Invalid refresh token" if refresh else "Token verification failed"
         try:
-            decoded = jwt.decode(token, self.refresh_key if refresh else self.signing_key.key,
+            decoded = jwt.decode(token, self.refresh_key if refresh else self.signing_key,
                                  algorithms=["HS512" if refresh else "RS256"])
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidToken(message) from exc
         claims = decoded.claims
-        if (not refresh and decoded.header.get("kid") != self.signing_key.kid) or \
+        if (not refresh and decoded.header.get("kid") != self.kid) or \
                 claims.get("iss") != self.issuer or claims.get("typ") != token_type or \
                 not isinstance(claims.get("exp"), int) or (refresh and (
                     claims.get("aud") != self.issuer or not claims.get("sid")
