@@ -289,7 +289,7 @@ def login_action() -> Response:
     user, problem = idp.realm.check_login(username, request.form.get("password") or "")
     if problem is not None:
         log.info("browser login for client %s refused: %s", client.client_id, problem)
-        return _login_form(idp, tx, username, pages.text(locale, problem))
+        return _login_form(idp, tx, username, pages.TEXT[locale][problem])
     session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
     if session is not None and session.user_id != user["id"]:
         other = idp.realm.user_by_id(session.user_id)

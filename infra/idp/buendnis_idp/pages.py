@@ -25,10 +25,6 @@ HEADERS = {
 }
 
 
-def text(locale: str, key: str) -> str:
-    return TEXT.get(locale, TEXT[DEFAULT_LOCALE])[key]
-
-
 def pick_locale(ui_locales: str | None, accept_language: str | None) -> str:
     """The first of `ui_locales`, else of Accept-Language, that the pages speak."""
     for source in (ui_locales or "", accept_language or ""):
