@@ -31,18 +31,6 @@ log = logging.getLogger(__name__)
 logging.getLogger("authlib").setLevel(logging.INFO)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-#: Keycloak's checks of the client for each grant: (allowed?, error text).
-GRANT_RULES = {
-    "password": [(lambda c: c.flag("directAccessGrantsEnabled"),
-                  "Client not allowed for direct access grants")],
-    "client_credentials": [
-        (lambda c: not c.public, "Public client not allowed to retrieve service account"),
-        (lambda c: c.flag("serviceAccountsEnabled"),
-         "Client not enabled to retrieve service account")],
-    "authorization_code": [(lambda c: c.flag("standardFlowEnabled", True),
-                            "Client not allowed to exchange code")],
-    "refresh_token": [],
-}
 # Authlib's PKCE texts, as Keycloak words them.
 _PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
                "Invalid 'code_verifier'": "PKCE invalid code verifier",
@@ -124,18 +112,11 @@ class Server(AuthorizationServer):
 
 
 class _KeycloakGrant:
-    """What every grant adds to Authlib's: Keycloak's client rules, scopes and tokens."""
+    """What every grant adds to Authlib's: Keycloak's scopes, sessions and tokens."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     session: Session | None = None
     idp = property(lambda self: self.server.idp)
-
-    def authenticate_token_endpoint_client(self) -> Client:
-        client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
-        for allowed, text in GRANT_RULES[self.GRANT_TYPE]:  # type: ignore[attr-defined]
-            if not allowed(client):
-                raise KeycloakError(400, "unauthorized_client", text)
-        return client
 
     def validate_requested_scope(self) -> None:
         self.scopes(self.request.payload.scope)  # type: ignore[attr-defined]

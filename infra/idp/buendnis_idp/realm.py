@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 
 Rep = dict[str, Any]  # a representation from the realm file
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
@@ -48,6 +49,19 @@ def replace_placeholders(text: str, resolver: Callable[[str], str | None]) -> st
             return text
         text = replaced
     raise RealmFileError("placeholders in the realm file refer to each other in a loop")
+
+
+#: Keycloak's checks of a client for each grant: (allowed?, error text).
+GRANT_RULES: dict[str, list[tuple[Callable[[Client], bool], str]]] = {
+    "password": [(lambda c: c.flag("directAccessGrantsEnabled"),
+                  "Client not allowed for direct access grants")],
+    "client_credentials": [
+        (lambda c: not c.public, "Public client not allowed to retrieve service account"),
+        (lambda c: c.flag("serviceAccountsEnabled"),
+         "Client not enabled to retrieve service account")],
+    "authorization_code": [(lambda c: c.flag("standardFlowEnabled", True),
+                            "Client not allowed to exchange code")],
+}
 
 
 class Client(ClientMixin):
@@ -90,7 +104,10 @@ class Client(ClientMixin):
         return self.flag("standardFlowEnabled", True) and response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return True  # Keycloak's per-grant rules and texts: oauth.GRANT_RULES
+        for allowed, text in GRANT_RULES.get(grant_type, []):  # with Keycloak's texts
+            if not allowed(self):
+                raise UnauthorizedClientError(text)
+        return True
 
     def get_allowed_scope(self, scope: str | None) -> str:
         return scope or ""  # the client scopes are checked by the grant
