@@ -11,19 +11,22 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: venv migrate run test lint translations clean compose-up compose-down test-compose
 
-# The installer: uv, pinned, put into the venv by the venv's own pip. It downloads in parallel and
-# keeps what it downloaded in its cache (~/.cache/uv, UV_CACHE_DIR), so a second clone on the same
-# machine installs without downloading; a new machine downloads from PyPI once.
+# The installer: uv, pinned, put beside the venv's packages ($(VENV)/uv) by the machine's pip. It
+# downloads in parallel and keeps what it downloaded in its cache (~/.cache/uv, UV_CACHE_DIR), so a
+# second clone on the same machine installs without downloading; a new machine downloads once.
+# The venv is made without pip (ensurepip costs seconds); uv puts pip into it, pinned.
 UV_VERSION := 0.13.8
-UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
+UV := $(VENV)/uv/bin/uv
+UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python
 
 # The runtime set (make run, the image) and, for make test and make lint, the test tools on top:
 # `make run` never installs what only the tests use.
 $(STAMP): requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	$(UV) --version 2>/dev/null | grep -q "^uv $(UV_VERSION) " || $(PYTHON) -m pip install \
+		--quiet --disable-pip-version-check --upgrade --target $(VENV)/uv "uv==$(UV_VERSION)"
 	# The platform's packages are built in this venv (no isolated build env per package).
-	$(UV_INSTALL) "setuptools==80.9.0"
+	$(UV_INSTALL) "pip==23.2.1" "setuptools==80.9.0"
 	$(UV_INSTALL) -r requirements.txt --no-build-isolation $(addprefix -e ,$(PACKAGES))
 	touch $@
 
