@@ -135,12 +135,14 @@ class SmtpSender:
                     raise TemporaryFailure(f"smtp_envelope_{type(exc).__name__}") from None
         raise AssertionError("unreachable")
 
-    def send(self, message: Message, *, recipient: str, hand_over: HandOver) -> None:
+    def send(self, message: Message | bytes, *, recipient: str, hand_over: HandOver) -> None:
+        """``message``: built, or its bytes with CRLF line ends (``mail.wire``)."""
         connection = self._envelope(recipient)
         if not hand_over():
             self._abandon()
             raise HandOverRefused("claim_lost")
-        payload = message.as_bytes(policy=_SMTP_LINES)
+        payload = message if isinstance(message, bytes) else message.as_bytes(
+            policy=_SMTP_LINES)
         payload = re.sub(rb"(?m)^\.", b"..", payload)
         if not payload.endswith(b"\r\n"):
             payload += b"\r\n"

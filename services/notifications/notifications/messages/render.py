@@ -13,6 +13,7 @@ import html
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from babel.dates import format_datetime, get_date_format, get_datetime_format, get_time_format
 
@@ -33,8 +34,10 @@ def language_for(preferred: str | None, spoken: list[str] | None = None) -> str:
     return DEFAULT_LANGUAGE
 
 
+@lru_cache(maxsize=4096)
 def format_when(moment: datetime, language: str) -> str:
-    """Weekday, date and time in Europe/Berlin, as the language writes them."""
+    """Weekday, date and time in Europe/Berlin, as the language writes them (remembered: the
+    reminders of a burst share a few start times and seven languages)."""
     pattern = get_datetime_format("long", locale=language).format(
         get_time_format("short", locale=language).pattern,
         get_date_format("full", locale=language).pattern,

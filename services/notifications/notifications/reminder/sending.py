@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import Message
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -142,7 +141,7 @@ class Prepared:
     address: str
     language: str
     delivery: dict
-    message: Message | None = None  # e-mail
+    message: bytes | None = None  # e-mail, as it goes over SMTP
     text: str | None = None  # SMS
     answerable: bool = False
 
@@ -252,7 +251,7 @@ def _prepare(dispatcher: Dispatcher, item: Claimed, contact, stopped: set[str],
         cancelled=cancelled, organizer=config.smtp.sender, attendee=address,
         language=language, stamp=now,
     )
-    prepared.message = mail.build(
+    prepared.message = mail.wire(
         key=reminder.idempotency_key, sender=config.smtp.sender, recipient=address,
         subject=rendered.subject, text=rendered.text, html=rendered.html,
         language=language, now=now, calendar=calendar,
