@@ -6,7 +6,8 @@ one per sending thread), its SMS concurrently at the provider's rate
 (``SMS_PROVIDER_RATE_PER_SECOND``).
 
 One run (a beat-triggered task) first settles the rows of dead workers, then claims and sends
-batch after batch until nothing is due, its time budget is spent or the worker is told to stop.
+batch after batch until nothing is due, its time budget is spent or the worker is told to stop;
+while one batch is being sent, the next is claimed and prepared (two batches in flight at most).
 Several runs on several workers share the work through the claims (``delivery.claims``); while a
 run holds claims, a heartbeat thread renews their lease, so that only a dead worker's claims
 run out. Told to stop (SIGTERM, Celery's warm shutdown), a run gives back every claim it has
@@ -158,10 +159,22 @@ class Dispatcher:
             with self._held_lock:
                 self._held[claims].add(token)
 
-    def _let_go(self) -> None:
+    def _let_go(self, tokens: list[str | None]) -> None:
         with self._held_lock:
-            for tokens in self._held.values():
-                tokens.clear()
+            for held in self._held.values():
+                held.difference_update(tokens)
+
+    def _collect(self, jobs: list, tokens: list[str | None], stats: Stats) -> None:
+        """Wait for a batch's sending jobs, count their outcomes, stop renewing its claims."""
+        from notifications import metrics as measure
+
+        for items, job in jobs:
+            outcomes = job.result()
+            outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
+            for outcome in outcomes:
+                stats.count(outcome)
+            measure.settled([getattr(item, "item", item) for item in items], outcomes)
+        self._let_go(tokens)
 
     def renew(self) -> None:
         with self._held_lock:
@@ -196,9 +209,13 @@ class Dispatcher:
         try:
             with ThreadPoolExecutor(self.config.send_concurrency,
                                     thread_name_prefix="dispatch") as pool:
+                # While the sending threads send one batch, this thread claims and prepares the
+                # next (contacts, STOP, rendering): the senders do not wait for it.
+                sending: tuple[list, list[str | None]] | None = None
                 while time.monotonic() < deadline and not self.stopping.is_set():
                     claims = self.reminders.claim(now=utcnow(), limit=size)
-                    self._hold(self.reminders, claims[0].token if claims else None)
+                    tokens = [claims[0].token if claims else None]
+                    self._hold(self.reminders, tokens[0])
                     claimed = reminders.load(self, claims)
                     to_case_workers = [c for c in claimed if c.reminder.recipient == CASE_WORKER]
                     outcomes = reminders.remind_case_workers(self, to_case_workers)
@@ -216,11 +233,14 @@ class Dispatcher:
                     mail_copies = []
                     if len(claimed) < size:
                         copy_claims = self.copies.claim(now=utcnow(), limit=size - len(claimed))
-                        self._hold(self.copies, copy_claims[0].token if copy_claims else None)
+                        tokens.append(copy_claims[0].token if copy_claims else None)
+                        self._hold(self.copies, tokens[-1])
                         mail_copies = copies.load(self, copy_claims)
                     if not claimed and not mail_copies:
                         break
                     stats.claimed += len(claimed) + len(mail_copies)
+                    if sending is not None:
+                        self._collect(*sending, stats)
                     jobs = [(group, pool.submit(self._send_emails, group))
                             for group in self._connections(
                                 [p for p in ready if p.channel == "email"])]
@@ -228,14 +248,9 @@ class Dispatcher:
                              for prepared in ready if prepared.channel == "sms"]
                     jobs += [([copy], pool.submit(self._send, self.copies, copies.send_copy,
                                                   copy)) for copy in mail_copies]
-                    for items, job in jobs:
-                        outcomes = job.result()
-                        outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
-                        for outcome in outcomes:
-                            stats.count(outcome)
-                        measure.settled([getattr(item, "item", item) for item in items],
-                                        outcomes)
-                    self._let_go()
+                    sending = (jobs, tokens)
+                if sending is not None:
+                    self._collect(*sending, stats)
         finally:
             done.set()
             self.close()
