@@ -47,10 +47,16 @@ run: migrate
 	@echo "  prometheus --config.file=infra/observability/prometheus-local.yml"
 	LOG_FORMAT="$${LOG_FORMAT:-text}" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m buendnis_dev.supervise Procfile
 
+# Most tests wait on processes (workers, due reminders), not on the CPU: the files run on
+# TEST_WORKERS pytest-xdist workers at once (a file's tests together, on one worker), with every
+# wait twice as patient; then the fault suite, which measures what load does, runs on its own.
+TEST_WORKERS ?= 4
 test: $(TEST_STAMP)
 	infra/dev/install-browser.sh
 	infra/dev/install-prometheus.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	BUENDNIS_TEST_PATIENCE=2 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
+		-m "not alone" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m alone $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

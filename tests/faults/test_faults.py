@@ -30,7 +30,8 @@ from sqlalchemy import create_engine, text
 from tests.notifications.conftest import REMINDER_ENV, maildir_messages, person, sql
 from tests.support.platform import BIN, REPO, ApiClient, Platform, wait_for
 
-pytestmark = pytest.mark.platform
+# It measures what is lost under load and kills: `make test` runs it alone, after the rest.
+pytestmark = [pytest.mark.platform, pytest.mark.alone]
 
 THREADS = 3
 CLIENT_TIMEOUT = 20  # a request without an answer by then has hung

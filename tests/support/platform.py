@@ -40,7 +40,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Every wait is an upper bound: a test goes on as soon as what it waits for has happened. When
+# `make test` runs several files at once on the machine's cores, processes answer later, and the
+# bounds are multiplied by BUENDNIS_TEST_PATIENCE (what a test measures, it asserts by itself).
+PATIENCE = float(os.environ.get("BUENDNIS_TEST_PATIENCE", "1"))
+
+
 def wait_for(check, *, timeout: float, what: str, interval: float = 0.1):
+    timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -197,6 +204,8 @@ class Platform:
             "WEB_RATE_LIMIT_SIGN_IN": "100000/minute",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # How long the gateway waits for a service's answer (15 s), as patient as the waits.
+            "GATEWAY_READ_TIMEOUT_SECONDS": str(15 * PATIENCE),
             **{f"{s.upper()}_PORT": str(self.ports[s]) for s in SERVICES},
             **{f"{s.upper()}_DATABASE_URL": url for s, url in self.database_urls.items()},
             **gateway_roles,
