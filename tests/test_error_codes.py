@@ -182,3 +182,15 @@ def _placeholders(text: str) -> list[str]:
     import re
 
     return re.findall(r"%\((\w+)\)s", text)
+
+
+def test_an_error_raised_with_a_sentence_fails_where_it_is_raised():
+    with pytest.raises(ValueError, match="code from the catalogue"):
+        errors.NotFound("No such thing.")
+    with pytest.raises(ValueError, match="code from the catalogue"):
+        errors.Unprocessable("Too old.", field="birth_date")
+    coded = errors.Unprocessable("participant.age_out_of_range", field="birth_date",
+                                 min=18, max=27, age=31)
+    assert (coded.code, coded.params) == ("participant.age_out_of_range",
+                                          {"min": 18, "max": 27, "age": 31})
+    assert coded.errors["birth_date"][0].code == "participant.age_out_of_range"

@@ -83,7 +83,7 @@ def small_app(tmp_path):
     def raise_404(name):
         db.session.add(Row(name=name))
         db.session.flush()
-        raise NotFound("No such thing.")
+        raise NotFound("http.not_found")
 
     @app.post("/twice/<name>")
     def twice(name):

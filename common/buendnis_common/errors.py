@@ -22,9 +22,8 @@ Field errors come from two places, and both end as ``{"code", "message", "params
   coded by marshmallow's own error keys (``required``, ``null``, ``invalid``; ``Length``'s
   ``min``/``max``/``all``). No message is ever parsed back into a code.
 
-A ``DomainError`` raised with a sentence instead of a code (code written before codes existed)
-still answers, with ``error_code`` ``error.<status>`` and the sentence unchanged; the catalogue
-test (``tests/test_error_codes.py``) fails on any such raise site.
+A ``DomainError`` takes a code and nothing else: raised with a sentence, it is a ``ValueError``
+where it is raised (and the catalogue test, ``tests/test_error_codes.py``, names the raise site).
 """
 from __future__ import annotations
 
@@ -143,24 +142,17 @@ class DomainError(Exception):
         field: str | None = None,
         **params: Any,
     ) -> None:
+        if not is_code(code):
+            raise ValueError(f"an error is raised with a code from the catalogue, not {code!r}")
         if field is not None:
-            error = Coded(code, **params) if is_code(code) else code
-            errors = {field: [error], **(errors or {})}
-        if is_code(code):
-            self.code = code
-            self.params = params
-            self._legacy_message = None
-        else:  # a sentence from code written before codes existed
-            self.code = f"error.{self.status}"
-            self.params = params
-            self._legacy_message = code
+            errors = {field: [Coded(code, **params)], **(errors or {})}
+        self.code = code
+        self.params = params
         self.errors = errors
         self.headers = headers or {}
         super().__init__(self.english)
 
     def text(self, language: str | None = None) -> str:
-        if self._legacy_message is not None:
-            return self._legacy_message
         return messages.text(self.code, public_params(self.params), language)
 
     @property
