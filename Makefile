@@ -18,19 +18,22 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 UV_VERSION := 0.13.8
 UV := $(VENV)/uv/bin/uv
 UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python
+# Both installing rules start with it: a venv made before uv (or with another version) gets it too.
+ENSURE_UV := $(UV) --version 2>/dev/null | grep -q "^uv $(UV_VERSION) " || $(PYTHON) -m pip \
+	install --quiet --disable-pip-version-check --upgrade --target $(VENV)/uv "uv==$(UV_VERSION)"
 
 # The runtime set (make run, the image) and, for make test and make lint, the test tools on top:
 # `make run` never installs what only the tests use.
 $(STAMP): requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
-	$(UV) --version 2>/dev/null | grep -q "^uv $(UV_VERSION) " || $(PYTHON) -m pip install \
-		--quiet --disable-pip-version-check --upgrade --target $(VENV)/uv "uv==$(UV_VERSION)"
+	$(ENSURE_UV)
 	# The platform's packages are built in this venv (no isolated build env per package).
 	$(UV_INSTALL) "pip==23.2.1" "setuptools==80.9.0"
 	$(UV_INSTALL) -r requirements.txt --no-build-isolation $(addprefix -e ,$(PACKAGES))
 	touch $@
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(ENSURE_UV)
 	$(UV_INSTALL) -r requirements-test.txt
 	touch $@
 
