@@ -11,9 +11,15 @@ SQLite, or PostgreSQL with BUENDNIS_TEST_PG_URL), with ``REMINDER_OFFSETS=10m``,
    publishes them, with starts spread over one minute, 10 minutes after the due minute;
 3. waits until every reminder is planned, then until every e-mail has reached the SMTP sink;
 4. reads the sink's Maildir: every Message-ID (the reminder's idempotency key) must be there
-   exactly once; the delay of each message is the file's write time minus its due time.
+   exactly once; the delay of each message is the file's write time minus its due time;
+5. the baseline: one of those e-mails, as it arrived, sent again and again into the same sink by
+   bare ``smtplib`` (no database, no rendering, no intake) — on one connection, and on
+   ``--threads`` connections at once as the dispatcher's sending threads do; the workers' rate is
+   printed as a ratio to the latter.
 
-Prints the median and 99th percentile from due to delivered, and the throughput; with several
+Prints the median and 99th percentile from due to delivered, and the throughput, and — as the
+baseline from the same run — how many e-mails/s a bare ``smtplib`` loop gets into the same sink
+(5. below: the floor no dispatcher can beat on this machine); with several
 worker counts (``--workers 1,2,4``, each on a fresh platform) a table of them and each rate as a
 ratio to one worker's. The aim: p99 due → delivered ≤ 60 s with one worker, and 2 workers at
 least 1.7 × the rate of one — measure that with ``--spread 0`` (all due at once: the rate is the
@@ -27,6 +33,7 @@ import argparse
 import email
 import email.policy
 import os
+import smtplib
 import statistics
 import sys
 import tempfile
@@ -106,6 +113,29 @@ def grant_consents(platform: Platform, participant_ids: list[str], threads: int 
         list(pool.map(grant, [participant_ids[n::threads] for n in range(threads)]))
 
 
+def smtp_floor(port: int, payload: bytes, count: int, threads: int) -> float:
+    """E-mails/s a bare smtplib loop gets into the sink: ``count`` messages over ``threads``
+    connections, each kept open for all of its share (no connection set-up per message)."""
+    def share(n: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as connection:
+            for _ in range(n):
+                connection.sendmail("bench@example.org", ["floor@example.org"], payload)
+
+    shares = [count // threads + (1 if n < count % threads else 0) for n in range(threads)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(share, shares))
+    return count / (time.perf_counter() - started)
+
+
+def sample_payload(path: Path) -> bytes:
+    """A delivered reminder as it left the dispatcher: the file's bytes without the sink's own
+    X- headers, with CRLF line ends as on the wire (smtplib sends bytes as they are)."""
+    own = (b"X-Peer:", b"X-MailFrom:", b"X-RcptTo:")
+    lines = path.read_bytes().replace(b"\r\n", b"\n").split(b"\n")
+    return b"\r\n".join(line for line in lines if not line.startswith(own))
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
@@ -131,10 +161,13 @@ def main() -> int:
     if len(results) > 1:
         base = results[0]["rate"]
         print(f"{'workers':>7} {'median s':>9} {'p99 s':>7} {'e-mails/s':>10} "
-              f"{'× ' + str(counts[0]) + ' worker(s)':>14}  ok")
+              f"{'× ' + str(counts[0]) + ' worker(s)':>14} {'bare smtplib/s':>15} "
+              f"{'× bare':>7}  ok")
         for result in results:
             print(f"{result['workers']:>7} {result['median']:>9.1f} {result['p99']:>7.1f} "
-                  f"{result['rate']:>10.0f} {result['rate'] / base:>14.2f}  {result['ok']}")
+                  f"{result['rate']:>10.0f} {result['rate'] / base:>14.2f} "
+                  f"{result['floor']:>15.0f} {result['rate'] / result['floor']:>7.2f}  "
+                  f"{result['ok']}")
     return 0 if all(result["ok"] for result in results) else 1
 
 
@@ -253,7 +286,8 @@ def run(platform: Platform, count: int, args) -> int:
     if not delays:
         print(f"e-mails in the SMTP sink: none of {count} reminders\nFAILED")
         nan = float("nan")
-        return {"workers": args.workers, "median": nan, "p99": nan, "rate": nan, "ok": False}
+        return {"workers": args.workers, "median": nan, "p99": nan, "rate": nan, "floor": nan,
+                "ok": False}
     first_due = min(due.values())
     span = (max(delivered_at) - first_due).total_seconds()
     print(f"e-mails in the SMTP sink: {len(reminder_keys)} of {count} reminders, "
@@ -264,9 +298,18 @@ def run(platform: Platform, count: int, args) -> int:
           f"({len(reminder_keys)} from the first due time to the last delivery in {span:.1f} s)")
     ok = len(reminder_keys) == count and twice == 0
     print("OK: all delivered, none twice" if ok else "FAILED")
+    rate = len(reminder_keys) / span
+    # The baseline, now that every reminder is counted: the same e-mail into the same sink.
+    payload = sample_payload(next(maildir.iterdir()))
+    sends = min(count, 2000)
+    single = smtp_floor(platform.ports["smtp"], payload, sends // 4, 1)
+    floor = smtp_floor(platform.ports["smtp"], payload, sends, args.threads)
+    print(f"baseline, bare smtplib into the same sink ({len(payload)} bytes a message): "
+          f"{single:.0f} e-mails/s on one connection, {floor:.0f}/s on {args.threads}; "
+          f"the workers: {rate / floor:.2f} × that")
     print("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return {"workers": args.workers, "median": statistics.median(delays),
-            "p99": percentile(delays, 0.99), "rate": len(reminder_keys) / span, "ok": ok}
+            "p99": percentile(delays, 0.99), "rate": rate, "floor": floor, "ok": ok}
 
 
 if __name__ == "__main__":
