@@ -30,6 +30,11 @@ _counter = itertools.count(1)
 
 # -- a real SMTP server that the tests can watch and steer -----------------------------------------
 
+def message_key(message: EmailMessage) -> str:
+    """The reminder's idempotency key, which its Message-ID carries."""
+    return str(message["Message-ID"] or "").strip().strip("<>").rsplit("@", 1)[0]
+
+
 @dataclass
 class Received:
     message: EmailMessage
@@ -39,7 +44,7 @@ class Received:
 
     @property
     def key(self) -> str:
-        return self.message["Message-ID"].strip().strip("<>").rsplit("@", 1)[0]
+        return message_key(self.message)
 
     def calendar(self) -> str | None:
         for part in self.message.walk():
@@ -78,7 +83,8 @@ class MailCatcher:
     def __init__(self, port: int) -> None:
         self.port = port
         self.received: list[Received] = []
-        self.attempts: list[tuple[str, datetime]] = []  # every DATA, accepted or not
+        # Every DATA, accepted or not: recipients, when, the message's key (its Message-ID).
+        self.attempts: list[tuple[str, datetime, str]] = []
         self.behaviours: dict[str, Behaviour] = {}
         self._lock = threading.Lock()
         self.controller = Controller(self, hostname="127.0.0.1", port=port)
@@ -113,8 +119,10 @@ class MailCatcher:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         now = datetime.now(UTC)
         behaviour = self._behaviour(envelope.rcpt_tos)
+        key = message_key(email.message_from_bytes(envelope.content,
+                                                   policy=email.policy.default))
         with self._lock:
-            self.attempts.append((",".join(envelope.rcpt_tos), now))
+            self.attempts.append((",".join(envelope.rcpt_tos), now, key))
         if behaviour and behaviour.refuse and behaviour.applies():
             behaviour.used()
             return behaviour.refuse
@@ -133,9 +141,14 @@ class MailCatcher:
             return [r for r in self.received if address.lower() in
                     (a.lower() for a in r.recipients)]
 
-    def attempts_to(self, address: str) -> list[datetime]:
+    def tries_to(self, address: str) -> dict[str, list[datetime]]:
+        """Each message's tries to ``address`` (by its key), in order."""
+        tries: dict[str, list[datetime]] = {}
         with self._lock:
-            return [at for to, at in self.attempts if address.lower() in to.lower()]
+            for to, at, key in self.attempts:
+                if address.lower() in to.lower():
+                    tries.setdefault(key, []).append(at)
+        return {key: sorted(times) for key, times in tries.items()}
 
 
 class SmsProvider(sms_sink.SmsSink):

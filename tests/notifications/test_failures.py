@@ -39,9 +39,13 @@ def test_a_mail_server_that_keeps_refusing_fails_the_reminder_and_tells_the_case
     assert {r["recipient"] for r in failed} == {"participant"}
     first = next(r for r in failed if r["offset"] == "8s")
     assert first["attempts"] == 3  # REMINDER_MAX_ATTEMPTS
-    tries = sorted(reminders.mail.attempts_to(address))[:3]
-    gaps = [(b - a).total_seconds() for a, b in zip(tries, tries[1:], strict=False)]
-    assert gaps[0] >= 0.8 and gaps[1] >= 1.7, gaps  # backoff: about 1 s, then 2 s
+    # The two reminders' tries interleave on a crowded machine: each message's own, in order.
+    tries = reminders.mail.tries_to(address)
+    assert len(tries) == 2 and max(len(times) for times in tries.values()) == 3, tries
+    for times in tries.values():
+        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        # backoff: about 1 s, then 2 s
+        assert all(gap >= floor for gap, floor in zip(gaps, (0.8, 1.7), strict=False)), gaps
     assert reminders.mail.to(address) == []
 
     entries = wait_for(
