@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.platform import SERVICES, Platform, wait_for
+from tests.support.platform import PATIENCE, SERVICES, Platform, wait_for
 
 pytestmark = pytest.mark.platform
 
@@ -72,8 +72,10 @@ def test_the_gateway_answers_within_seconds_of_starting(tmp_path):
         print(f"\ngateway answered {answered:.2f} s after its start, {cpu:.2f} s CPU "
               f"(load average {load:.1f} on {os.cpu_count()} cores)")
         # The work before the first answer, whatever else the machine does: on a quiet
-        # machine, CPU seconds are wall seconds.
-        assert cpu < 1.6, cpu
+        # machine, CPU seconds are wall seconds. Where several test files run at once, the two
+        # cores' caches are shared and the same work costs more CPU time (2.9 s seen): the
+        # bound grows with the suite's patience.
+        assert cpu < 1.6 * PATIENCE, cpu
         if quiet():
             assert answered < 3, answered
 

@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
 from buendnis_dev import sms as sms_sink
-from tests.support.platform import REPO, SERVICES, ApiClient, Platform, free_port, wait_for
+from tests.support.platform import REPO, ApiClient, Platform, free_port, wait_for
 
 _counter = itertools.count(1)
 
@@ -220,21 +220,8 @@ class ReminderPlatform:
         self._extra = itertools.count(2)
 
     def start(self) -> None:
-        platform = self.platform
         self.mail.start()
-        platform.migrate()
-        for name in ("redis", "web-redis", "idp", *SERVICES, "gateway"):
-            platform.start(name)
-        for service in SERVICES:
-            platform.start(f"{service}-worker")
-            platform.start(f"{service}-beat")
-        platform.wait_redis()
-        platform.wait_http(f"{platform.idp_url}/realms/buendnis")
-        for service in SERVICES:
-            platform.wait_http(f"{platform.service_urls[service]}/healthz")
-        platform.wait_http(f"{platform.gateway_url}/healthz")
-        for service in SERVICES:
-            platform.wait_log(f"{service}-worker", "ready.")
+        self.platform.start_all(own_sinks=True)
 
     def start_extra(self, role: str) -> str:
         """Another notifications worker or beat, beside the ones running; returns its name."""

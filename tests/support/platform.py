@@ -7,6 +7,7 @@ server). Every process runs in its own session and is stopped at teardown.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -14,7 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -59,6 +63,21 @@ def wait_for(check, *, timeout: float, what: str, interval: float = 0.1):
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} did not happen within {timeout} s (last error: {last_error!r})")
+
+
+@contextmanager
+def starting_alone() -> Iterator[None]:
+    """One platform starts at a time on this machine. When `make test` runs files on several
+    workers, each starts a platform of its own (some twenty processes importing Flask, Celery and
+    SQLAlchemy); all at once they kept two cores busy for minutes and a service could not answer
+    its first health check in time. One after another, each start takes its usual seconds, and the
+    workers already started run their tests meanwhile."""
+    with open(Path(tempfile.gettempdir()) / "buendnis-test-platform-start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def access_log_options() -> list[str]:
@@ -308,7 +327,7 @@ class Platform:
             client = redis.Redis.from_url(url, socket_timeout=1)
             wait_for(client.ping, timeout=timeout, what=f"Redis at {url} answering")
 
-    def wait_http(self, url: str, timeout: float = 30) -> None:
+    def wait_http(self, url: str, timeout: float = 60) -> None:
         wait_for(lambda: requests.get(url, timeout=1).status_code == 200, timeout=timeout,
                  what=f"{url} answering")
 
@@ -320,23 +339,24 @@ class Platform:
         subprocess.run([str(BIN / "python"), "-m", "buendnis_common.migrate", "all"], cwd=REPO,
                        env=self.env, check=True, capture_output=True)
 
-    def start_all(self) -> None:
-        self.migrate()
-        for name in ("redis", "web-redis", "idp", "smtp", "sms", *SERVICES, "gateway", "web"):
-            self.start(name)
-        for service in SERVICES:
-            self.start(f"{service}-worker")
-            self.start(f"{service}-beat")
-        self.start("gateway-worker")
-        self.start("gateway-beat")
-        self.wait_redis()
-        self.wait_http(f"{self.idp_url}/realms/buendnis")
-        for service in SERVICES:
-            self.wait_http(f"{self.service_urls[service]}/healthz")
-        self.wait_http(f"{self.gateway_url}/healthz")
-        self.wait_http(f"{self.web_url}/healthz")
-        for service in (*SERVICES, "gateway"):
-            self.wait_log(f"{service}-worker", "ready.")
+    def start_all(self, *, own_sinks: bool = False) -> None:
+        """Every process, then wait until each answers. ``own_sinks``: the test brings its own
+        SMTP and SMS servers (the reminder stories) and needs neither the web pages nor the
+        gateway's worker and beat."""
+        extras = () if own_sinks else ("smtp", "sms", "web")
+        with starting_alone():
+            self.migrate()
+            for name in ("redis", "web-redis", "idp", *extras, *SERVICES, "gateway"):
+                self.start(name)
+            for service in (*SERVICES, *(() if own_sinks else ("gateway",))):
+                self.start(f"{service}-worker")
+                self.start(f"{service}-beat")
+            self.wait_redis()
+            self.wait_http(f"{self.idp_url}/realms/buendnis")
+            for service in (*SERVICES, "gateway", *(() if own_sinks else ("web",))):
+                self.wait_http(f"http://127.0.0.1:{self.ports[service]}/healthz")
+            for service in (*SERVICES, *(() if own_sinks else ("gateway",))):
+                self.wait_log(f"{service}-worker", "ready.")
 
     def close(self) -> None:
         for name in list(self.processes):
