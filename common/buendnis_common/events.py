@@ -7,6 +7,24 @@ could not (Redis down, process killed). A row may therefore be published more th
 consumer records each event id it has handled in the same transaction as the handler's work and
 skips an id it has seen, so that every event takes effect exactly once.
 
+Delivery is confirmed end to end. A broker that accepted a message may still lose it: kombu's
+Redis transport pops a message (BRPOP) and only then, in a second round trip, writes it to its
+``unacked`` hash, so Redis or the worker killed between the two loses it for good, and no Redis
+setting closes that window. So a row counts as delivered only once every subscribing service has
+recorded the event: after its transaction committed, a consumer adds ``"<event id>:<service>"``
+to the Redis set of the event's source (``Confirmations``, one ``SADD`` per batch and source; ids
+only) for each event it handled, skipped as a duplicate or ignored, never for one that failed. A
+confirmation that cannot be written is logged and dropped, never undoes the handling: the event
+comes again and is confirmed then. The producer's sweep (``Outbox.relay_all``) pops the
+confirmations (``SPOP``), notes on each row who confirmed (``confirmed_by``) and sets
+``confirmed_at`` once every subscriber has (an event without subscribers is confirmed when it is
+published). A row published but not confirmed by ``confirm_due_at`` — ``EVENT_CONFIRM_SECONDS``
+(120) after the publish, doubling with each re-publish up to an hour, so that a consumer down for
+hours does not find its queue flooded — is published again, to the queues that have not confirmed
+only. Everything lost on the way (the message, the confirmation, the sweep's pop) thus ends in one
+more delivery, which the consumer's dedupe absorbs. An in-process publisher (``Outbox.publisher``
+set by tests) delivers as it publishes: its rows are confirmed when published.
+
 Events carry ids, codes and times only. ``CATALOGUE`` is the one place that says which fields an
 event type may carry and which services receive it; ``emit`` refuses anything else.
 """
@@ -19,10 +37,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Uuid, insert, select, update
+from sqlalchemy import JSON, Integer, String, Uuid, case, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
@@ -37,6 +55,17 @@ EVENT_TASK = "buendnis.event"
 # sends. ``EVENT_TASK`` (one envelope) is still received, one by one.
 EVENTS_TASK = "buendnis.events"
 TRACEPARENT = "traceparent"
+
+
+def event_confirm_seconds() -> int:
+    """``EVENT_CONFIRM_SECONDS`` (120): how long a published event may wait for its subscribers'
+    confirmations before it is published again (doubled with each re-publish, up to
+    ``CONFIRM_MAX_SECONDS``). Longer than a busy consumer's backlog takes, or every event of a
+    burst would be sent twice."""
+    return max(1, env_int("EVENT_CONFIRM_SECONDS", 120))
+
+
+CONFIRM_MAX_SECONDS = 3600
 
 
 def event_batch_size() -> int:
@@ -160,6 +189,13 @@ class OutboxMixin:
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(120))
+    # Delivery confirmed by every subscriber (module docstring); ``confirmed_by`` the subscribers
+    # that have, comma-separated; ``confirm_due_at`` when an unconfirmed row is published again
+    # (NULL once confirmed); ``republished`` how often it was.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    confirmed_by: Mapped[str | None] = mapped_column(String(200))
+    confirm_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    republished: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def envelope(self) -> dict[str, Any]:
         data = dict(self.data or {})
@@ -216,6 +252,65 @@ BatchSend = Callable[[list[dict[str, Any]], str], None]
 BatchPublisher = Callable[[], AbstractContextManager[BatchSend]]
 
 
+class Confirmations:
+    """The consumers' confirmations on their way to the producers, in Redis: per producing
+    service a set ``buendnis:event_confirmations:<source>`` of ``"<event id>:<service>"`` (ids
+    and service names only). ``client`` returns a ``redis.Redis``."""
+
+    PREFIX = "buendnis:event_confirmations:"
+
+    def __init__(self, client: Callable[[], Any]) -> None:
+        self._client = client
+
+    @classmethod
+    def from_url(cls, url: str) -> Confirmations:
+        """One client, made at first use, that fails at once when Redis is away (no retries
+        with backoff: a consumer must not wait on a confirmation)."""
+        clients: list[Any] = []
+
+        def client():
+            if not clients:
+                import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
+
+                clients.append(redis.Redis.from_url(url, socket_timeout=2,
+                                                    socket_connect_timeout=2,
+                                                    retry=Retry(NoBackoff(), 0)))
+            return clients[0]
+
+        return cls(client)
+
+    def key(self, source: str) -> str:
+        return f"{self.PREFIX}{source}"
+
+    def confirm(self, consumer: str, events: Iterable[Event]) -> None:
+        """One ``SADD`` per producing source, in one round trip; raises if Redis does."""
+        by_source: dict[str, list[str]] = {}
+        for event in events:
+            if event.source:
+                by_source.setdefault(event.source, []).append(f"{event.id}:{consumer}")
+        if not by_source:
+            return
+        pipeline = self._client().pipeline(transaction=False)
+        for source, members in by_source.items():
+            pipeline.sadd(self.key(source), *members)
+        pipeline.execute()
+
+    def take(self, source: str, count: int) -> list[tuple[uuid.UUID, str]]:
+        """Up to ``count`` confirmations of ``source``'s events, removed as they are read
+        (``SPOP``: a second reader never gets the same ones)."""
+        taken = []
+        for member in self._client().spop(self.key(source), count) or []:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            event_id, _, consumer = text.rpartition(":")
+            try:
+                taken.append((uuid.UUID(event_id), consumer))
+            except ValueError:
+                continue
+        return taken
+
+
 class Outbox:
     """Writing and relaying the events of one service.
 
@@ -224,19 +319,28 @@ class Outbox:
     envelopes in order, all batches of a relay over one broker connection. A batch's rows are
     marked published only once every queue has its message; at the first failure the relay
     stops and leaves that batch and the rest for the next sweep (each event may then arrive
-    twice, which the consumers absorb). Without one, rows go one message each."""
+    twice, which the consumers absorb). Without one, rows go one message each.
+
+    With ``confirmations`` a published row waits for its subscribers' confirmations and is
+    published again to those that have not confirmed by its ``confirm_due_at`` (module
+    docstring); without, it counts as confirmed once published."""
 
     PENDING_KEY = "buendnis_outbox_pending"
+    CONFIRMATIONS_PER_READ = 1000
 
     def __init__(self, *, source: str, db: Database, model: type, publisher: Publisher,
                  batch_publisher: BatchPublisher | None = None,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None,
+                 confirmations: Confirmations | None = None,
+                 confirm_seconds: int | None = None) -> None:
         self.source = source
         self.db = db
         self.model = model
         self._publisher = publisher
         self.batch_publisher = batch_publisher
         self.batch_size = batch_size or event_batch_size()
+        self.confirmations = confirmations
+        self.confirm_seconds = confirm_seconds or event_confirm_seconds()
 
     @property
     def publisher(self) -> Publisher:
@@ -245,9 +349,11 @@ class Outbox:
     @publisher.setter
     def publisher(self, publisher: Publisher) -> None:
         """Another publisher (tests deliver events in-process so) takes every event, one by
-        one: it replaces the batch publisher too."""
+        one: it replaces the batch publisher too, and delivers as it publishes (its rows are
+        confirmed when published)."""
         self._publisher = publisher
         self.batch_publisher = None
+        self.confirmations = None
 
     def emit(self, session: Session, event_type: str, **data: Any) -> uuid.UUID:
         """Add an event to the session's transaction; it is published after the commit."""
@@ -282,10 +388,27 @@ class Outbox:
         )
         session.info[self.PENDING_KEY] = True
 
-    def publish(self, row: Any) -> None:
+    def publish(self, row: Any, *, again: bool = False) -> None:
         envelope = row.envelope()
-        for queue in CATALOGUE[row.type].subscribers:
+        for queue in self._queues(row, again):
             self.publisher(envelope, queue)
+
+    def _queues(self, row: Any, again: bool) -> tuple[str, ...]:
+        """The subscribers' queues; published ``again``, only those that have not confirmed."""
+        subscribers = CATALOGUE[row.type].subscribers
+        if not again:
+            return subscribers
+        confirmed = set((row.confirmed_by or "").split(","))
+        return tuple(queue for queue in subscribers if queue not in confirmed)
+
+    def _confirm_due(self, republished: int, now: datetime) -> datetime:
+        """When a row published ``republished`` times before is published again if still
+        unconfirmed: ``confirm_seconds``, doubled per re-publish, at most an hour."""
+        seconds = min(CONFIRM_MAX_SECONDS, self.confirm_seconds * 2 ** min(republished, 20))
+        return now + timedelta(seconds=seconds)
+
+    def _awaits_confirmation(self, row: Any) -> bool:
+        return self.confirmations is not None and bool(CATALOGUE[row.type].subscribers)
 
     def relay(self, *, limit: int = 200) -> int:
         """Publish pending events in order; stop at the first failure (the broker is likely
@@ -301,8 +424,13 @@ class Outbox:
                 query = self._pending(limit).with_for_update(skip_locked=True)
                 rows = list(session.scalars(query))
                 done = self._publish_in_order(rows)
+                now = utcnow()
                 for row in rows[:done]:
-                    row.published_at = utcnow()
+                    row.published_at = now
+                    if not self._awaits_confirmation(row):
+                        row.confirmed_at = row.confirmed_at or now
+                    elif row.confirmed_at is None:
+                        row.confirm_due_at = self._confirm_due(0, now)
                 return done
         with self.db.transaction() as session:
             rows = list(session.scalars(self._pending(limit)))
@@ -310,17 +438,104 @@ class Outbox:
         if rows:
             with self.db.transaction() as session:
                 if done:
-                    session.execute(
-                        update(self.model)
-                        .where(self.model.seq.in_([row.seq for row in rows[:done]]))
-                        .values(published_at=utcnow())
-                    )
+                    self._mark_published(session, rows[:done])
                 if done < len(rows):
                     failed = rows[done]
                     session.execute(
                         update(self.model).where(self.model.seq == failed.seq).values(
                             attempts=self.model.attempts + 1, last_error=failed.last_error)
                     )
+        return done
+
+    def _mark_published(self, session: Session, rows: list) -> None:
+        """SQLite's relay marks what it published in a transaction of its own, after the
+        broker answered; a confirmation may have been noted on a row meanwhile."""
+        model, now = self.model, utcnow()
+        waiting = [row.seq for row in rows if self._awaits_confirmation(row)]
+        done = [row.seq for row in rows if not self._awaits_confirmation(row)]
+        if waiting:
+            session.execute(
+                update(model).where(model.seq.in_(waiting)).values(
+                    published_at=now,
+                    confirm_due_at=case((model.confirmed_at.is_(None),
+                                         self._confirm_due(0, now)), else_=None)),
+                execution_options={"synchronize_session": False})
+        if done:
+            session.execute(
+                update(model).where(model.seq.in_(done)).values(
+                    published_at=now,
+                    confirmed_at=case((model.confirmed_at.is_(None), now),
+                                      else_=model.confirmed_at)),
+                execution_options={"synchronize_session": False})
+
+    # -- confirmations ------------------------------------------------------------------------
+    def take_confirmations(self, *, deadline: float | None = None) -> int:
+        """Read (and so remove) the confirmations of this service's events from Redis, note
+        them on their rows and confirm the rows every subscriber has confirmed; returns how
+        many were confirmed. A confirmation read but not written (the database failed) is
+        lost: its row is published again, and the consumer confirms it again."""
+        if self.confirmations is None:
+            return 0
+        seen: dict[uuid.UUID, set[str]] = {}
+        try:
+            while True:
+                taken = self.confirmations.take(self.source, self.CONFIRMATIONS_PER_READ)
+                for event_id, consumer in taken:
+                    seen.setdefault(event_id, set()).add(consumer)
+                if len(taken) < self.CONFIRMATIONS_PER_READ or (
+                        deadline is not None and time.monotonic() > deadline):
+                    break
+        except Exception as exc:  # noqa: BLE001 - Redis away: the next sweep reads them
+            log.warning("outbox sweep: confirmations not read (%s)", type(exc).__name__)
+        ids, confirmed, now = list(seen), 0, utcnow()
+        for start in range(0, len(ids), 500):
+            with self.db.transaction() as session:
+                query = (select(self.model).where(self.model.event_id.in_(ids[start:start + 500]))
+                         .order_by(self.model.seq))
+                if self.db.is_postgres:  # waits for a relay publishing the row, then notes
+                    query = query.with_for_update()
+                for row in session.scalars(query):
+                    subscribers = set(CATALOGUE[row.type].subscribers)
+                    by = (set((row.confirmed_by or "").split(",")) | seen[row.event_id])
+                    by &= subscribers
+                    row.confirmed_by = ",".join(sorted(by))
+                    if row.confirmed_at is None and by >= subscribers:
+                        row.confirmed_at = now
+                        row.confirm_due_at = None
+                        confirmed += 1
+        return confirmed
+
+    def republish(self, *, limit: int = 200) -> int:
+        """Publish again, in order, the rows whose confirmations are overdue, each to the
+        queues that have not confirmed it, and set when the next try is due (doubled); stop
+        at the first failure as ``relay`` does. Returns how many were published again."""
+        if self.confirmations is None:
+            return 0
+        model, now = self.model, utcnow()
+        query = (select(model).where(model.confirm_due_at <= now, model.confirmed_at.is_(None))
+                 .order_by(model.seq).limit(limit))
+        if self.db.is_postgres:
+            with self.db.transaction() as session:
+                rows = list(session.scalars(query.with_for_update(skip_locked=True)))
+                done = self._publish_in_order(rows, again=True)
+                for row in rows[:done]:
+                    row.republished = (row.republished or 0) + 1
+                    row.confirm_due_at = self._confirm_due(row.republished, now)
+                return done
+        with self.db.transaction() as session:
+            rows = list(session.scalars(query))
+        done = self._publish_in_order(rows, again=True)
+        if done:
+            with self.db.transaction() as session:
+                for row in rows[:done]:
+                    again = (row.republished or 0) + 1
+                    session.execute(
+                        update(model).where(model.seq == row.seq, model.confirmed_at.is_(None))
+                        .values(republished=again, confirm_due_at=self._confirm_due(again, now)),
+                        execution_options={"synchronize_session": False})
+        if done:
+            log.warning("outbox sweep: %d events of %s published again (not confirmed in time)",
+                        done, self.source)
         return done
 
     def _pending(self, limit: int):
@@ -331,13 +546,13 @@ class Outbox:
             .limit(limit)
         )
 
-    def _publish_in_order(self, rows: list) -> int:
+    def _publish_in_order(self, rows: list, *, again: bool = False) -> int:
         """How many of ``rows`` were published before the first failure."""
         if self.batch_publisher is not None:
-            return self._publish_batches(rows)
+            return self._publish_batches(rows, again=again)
         for done, row in enumerate(rows):
             try:
-                self.publish(row)
+                self.publish(row, again=again)
             except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row
                 row.attempts += 1
                 row.last_error = type(exc).__name__[:120]
@@ -345,7 +560,7 @@ class Outbox:
                 return done
         return len(rows)
 
-    def _publish_batches(self, rows: list) -> int:
+    def _publish_batches(self, rows: list, *, again: bool = False) -> int:
         done = 0
         try:
             with self.batch_publisher() as send:
@@ -354,7 +569,7 @@ class Outbox:
                     by_queue: dict[str, list[dict[str, Any]]] = {}
                     for row in chunk:
                         envelope = row.envelope()
-                        for queue in CATALOGUE[row.type].subscribers:
+                        for queue in self._queues(row, again):
                             by_queue.setdefault(queue, []).append(envelope)
                     for queue, envelopes in by_queue.items():
                         send(envelopes, queue)
@@ -369,14 +584,20 @@ class Outbox:
         return done
 
     def relay_all(self, *, max_seconds: float = 30.0, limit: int = 500) -> int:
-        """The sweep: relay batch after batch until nothing is pending, a publish fails, or
-        ``max_seconds`` have passed (the next sweep goes on from there)."""
+        """The sweep: note the confirmations that came in, relay batch after batch until
+        nothing is pending, a publish fails, or ``max_seconds`` have passed (the next sweep goes
+        on from there), then publish again what waited too long for its confirmations.
+        Returns how many events were published for the first time."""
         deadline = time.monotonic() + max_seconds
+        self.take_confirmations(deadline=deadline)
         total = 0
         while time.monotonic() < deadline:
             published = self.relay(limit=limit)
             total += published
             if published < limit:
+                break
+        while time.monotonic() < deadline:
+            if self.republish(limit=limit) < limit:
                 break
         return total
 
@@ -419,12 +640,26 @@ class Consumer:
     ``around(envelope)``, if given, is a context around each handler call (a tracing span)."""
 
     def __init__(self, *, db: Database, model: type,
-                 around: Callable[[dict[str, Any]], AbstractContextManager] | None = None
-                 ) -> None:
+                 around: Callable[[dict[str, Any]], AbstractContextManager] | None = None,
+                 name: str = "", confirmations: Confirmations | None = None) -> None:
         self.db = db
         self.model = model
         self.handlers: dict[str, Handler] = {}
         self.around = around or (lambda _envelope: nullcontext())
+        self.name = name
+        self.confirmations = confirmations
+
+    def confirm(self, events: list[Event]) -> None:
+        """Tell the producers that these events are recorded here (after the commit). A
+        confirmation that fails is logged, never raised: the event comes again, is skipped as
+        a duplicate and confirmed then."""
+        if self.confirmations is None or not self.name or not events:
+            return
+        try:
+            self.confirmations.confirm(self.name, events)
+        except Exception as exc:  # noqa: BLE001 - the handling stands; redelivery repairs
+            log.warning("%d events recorded but not confirmed to their producer (%s); they "
+                        "will come again", len(events), type(exc).__name__)
 
     def handles(self, event_type: str) -> Callable[[Handler], Handler]:
         if event_type not in CATALOGUE:
@@ -442,12 +677,15 @@ class Consumer:
         handler = self.handlers.get(event.type)
         if handler is None:
             log.info("no handler for %s; ignored", event.type)
+            self.confirm([event])
             return False
         try:
             self._handle_one(event, handler)
         except DuplicateEvent:
             log.info("event %s (%s) already handled; skipped", event.id, event.type)
+            self.confirm([event])
             return False
+        self.confirm([event])
         return True
 
     def _handle_one(self, event: Event, handler: Handler) -> None:
@@ -507,6 +745,8 @@ class Consumer:
             else:
                 batch.append(index)
         self._handle_batch(batch, events, envelopes, outcomes)
+        self.confirm([event for event, outcome in zip(events, outcomes, strict=True)
+                      if event is not None and outcome != FAILED])
         return outcomes
 
     def _handle_batch(self, batch: list[int], events: list, envelopes: list,

@@ -24,7 +24,16 @@ from . import audit, metrics, tracing, unit_of_work
 from .auth import TokenVerifier
 from .clients import ServiceClient
 from .db import Database, utcnow
-from .events import EVENT_TASK, EVENTS_TASK, FAILED, HANDLED, Consumer, Handler, Outbox
+from .events import (
+    EVENT_TASK,
+    EVENTS_TASK,
+    FAILED,
+    HANDLED,
+    Confirmations,
+    Consumer,
+    Handler,
+    Outbox,
+)
 from .settings import ServiceSettings, env_int, env_str
 from .signing import EventSigner, RefusedEvent, record_refusal
 from .web import configure_logging, create_flask_app
@@ -70,12 +79,16 @@ class ServiceRuntime:
         tracing.instrument_engine(self.db.engine)
         self.verifier = verifier or TokenVerifier(settings.oidc)
         self.celery = make_celery(settings)
+        # Consumers confirm the events they recorded; the producer's sweep reads them and
+        # publishes again what stays unconfirmed (buendnis_common.events).
+        self.confirmations = Confirmations.from_url(settings.redis_url)
         self.outbox = Outbox(
             source=self.name, db=self.db, model=models.outbox, publisher=self._publish,
-            batch_publisher=self._batch_publisher,
+            batch_publisher=self._batch_publisher, confirmations=self.confirmations,
         )
         self.consumer = Consumer(db=self.db, model=models.processed_event,
-                                 around=tracing.consuming)
+                                 around=tracing.consuming, name=self.name,
+                                 confirmations=self.confirmations)
         self.signer = EventSigner.from_env()
         self._redis = None
         self.own_queues: list[str] = []
@@ -102,6 +115,12 @@ class ServiceRuntime:
                             "Events in the outbox not yet published", pending, labels)
         yield metrics.gauge("buendnis_outbox_oldest_pending_age_seconds",
                             "Age of the oldest unpublished event (0 when none)", age, labels)
+        with self.db.Session() as session:
+            unconfirmed = session.scalar(select(func.count()).select_from(model)
+                                         .where(model.confirm_due_at.is_not(None)))
+        yield metrics.gauge("buendnis_outbox_unconfirmed_events",
+                            "Events published but not yet confirmed by every subscriber",
+                            unconfirmed, labels)
 
     def _queue_reading(self):
         for queue in (self.name, *self.own_queues):
