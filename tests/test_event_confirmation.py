@@ -37,8 +37,14 @@ from buendnis_common.events import (
     Outbox,
 )
 from buendnis_dev.redis import server_command
-from tests.support.platform import free_port, wait_for
-from tests.test_event_batches import booking, counts, database_url, settings  # noqa: F401
+from tests.support.platform import Platform, free_port, wait_for
+from tests.test_event_batches import (  # noqa: F401 - database_url: a fixture
+    booking,
+    counts,
+    database_url,
+    scalar,
+    settings,
+)
 
 CONFIRM = 120
 
@@ -342,3 +348,48 @@ def test_rows_from_an_in_process_publisher_are_confirmed_when_published(
                                       "OR confirm_due_at IS NOT NULL"))
     assert pending == 0
     outbox.db.dispose()
+
+
+# -- the real thing: Celery workers, beat's sweep, Redis --------------------------------------
+
+@pytest.mark.platform
+def test_a_message_lost_on_the_real_platform_comes_back_through_the_sweep(tmp_path):
+    from referrals.db import MODELS
+
+    platform = Platform(tmp_path, extra_env={
+        "REMINDER_OFFSETS": "10m", "EVENT_CONFIRM_SECONDS": "4", "LOG_LEVEL": "WARNING"})
+    try:
+        platform.migrate()
+        for name in ("redis", "web-redis", "referrals-worker", "referrals-beat"):
+            platform.start(name)
+        platform.wait_redis()
+        platform.wait_log("referrals-worker", "ready.")
+        referrals, notifications = (platform.database_urls[s]
+                                    for s in ("referrals", "notifications"))
+        db = Database(referrals)
+        outbox = Outbox(source="referrals", db=db, model=MODELS.outbox, publisher=None)
+        with db.transaction() as session:  # the beat's sweep relays them: one message
+            outbox.emit_many(session, "appointment.booked",
+                             [booking()["data"] for _ in range(3)])
+        db.dispose()
+        broker = redis.Redis.from_url(platform.redis_url)
+        # No notifications worker yet: the message waits, and is lost as in the BRPOP window.
+        wait_for(lambda: broker.llen("notifications") == 1, timeout=30, interval=0.02,
+                 what="the relay's message in the queue")
+        assert len(envelopes(broker.rpop("notifications"))) == 3
+        # ... and its rows marked published all the same (on SQLite just after the send).
+        wait_for(lambda: scalar(referrals, "SELECT count(*) FROM outbox WHERE published_at IS "
+                                           "NULL") == 0, timeout=30, what="the rows marked")
+
+        platform.start("notifications-worker")
+        wait_for(lambda: scalar(referrals, "SELECT count(*) FROM outbox WHERE confirmed_at "
+                                           "IS NULL") == 0,
+                 timeout=90, interval=0.5, what="every booking confirmed by notifications")
+        assert scalar(referrals, "SELECT min(republished) FROM outbox") >= 1
+        assert scalar(notifications, "SELECT count(*) FROM processed_events") == 3
+        assert scalar(notifications, "SELECT count(*) FROM appointments") == 3
+        assert scalar(notifications, "SELECT count(*) FROM reminders") == 6
+        assert scalar(referrals, "SELECT count(*) FROM outbox WHERE confirm_due_at IS NOT "
+                                 "NULL") == 0
+    finally:
+        platform.close()
