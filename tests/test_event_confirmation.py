@@ -277,6 +277,30 @@ def test_republishing_backs_off_while_a_consumer_stays_away(pair, broker, clock)
     assert rows(referrals.runtime)[str(event_id)].republished == 8
 
 
+def test_a_burst_still_waiting_in_its_queue_is_not_sent_twice(pair, broker, clock):
+    referrals, notifications = pair
+    booked = [str(i) for i in book(referrals, 3)]
+    outbox = referrals.runtime.outbox
+    # The consumer is slower than EVENT_CONFIRM_SECONDS: all three still wait in the queue.
+    clock.advance(CONFIRM + 1)
+    outbox.relay_all()
+    assert ids_in(messages(broker, "notifications")) == booked  # nothing added
+    state = rows(referrals.runtime)
+    assert [state[i].republished for i in booked] == [0, 0, 0]
+    # Once it has caught up, whatever it did not confirm (here: one lost) goes again.
+    broker.rpop("notifications")
+    assert work(broker, notifications) == [1, 1]
+    clock.advance(CONFIRM + 1)
+    outbox.relay_all()
+    assert ids_in(messages(broker, "notifications")) == booked[:1]
+    # A queue that never empties still gets a lost event once it is an hour old.
+    broker.lpush("notifications", b"a message of someone else's")
+    clock.advance(CONFIRM_MAX_SECONDS)
+    outbox.relay_all()
+    assert broker.llen("notifications") == 3
+    assert rows(referrals.runtime)[booked[0]].republished == 2
+
+
 # -- several subscribers, none, and the in-process publisher -------------------------------------
 
 def intake_outbox(url: str, redis_url: str):

@@ -21,9 +21,12 @@ confirmations (``SPOP``), notes on each row who confirmed (``confirmed_by``) and
 published). A row published but not confirmed by ``confirm_due_at`` — ``EVENT_CONFIRM_SECONDS``
 (120) after the publish, doubling with each re-publish up to an hour, so that a consumer down for
 hours does not find its queue flooded — is published again, to the queues that have not confirmed
-only. Everything lost on the way (the message, the confirmation, the sweep's pop) thus ends in one
-more delivery, which the consumer's dedupe absorbs. An in-process publisher (``Outbox.publisher``
-set by tests) delivers as it publishes: its rows are confirmed when published.
+only, and not to a queue that still holds messages (a burst its consumer is still working
+through would otherwise be sent twice) unless the event is more than an hour old. Everything
+lost on the way (the message, the confirmation, the sweep's pop) thus ends in one more delivery,
+which the consumer's dedupe absorbs. An event whose handler fails is not confirmed and so comes
+again, hourly at most. An in-process publisher (``Outbox.publisher`` set by tests) delivers as it
+publishes: its rows are confirmed when published.
 
 Events carry ids, codes and times only. ``CATALOGUE`` is the one place that says which fields an
 event type may carry and which services receive it; ``emit`` refuses anything else.
@@ -297,6 +300,15 @@ class Confirmations:
             pipeline.sadd(self.key(source), *members)
         pipeline.execute()
 
+    def busy(self, queues: Iterable[str]) -> set[str]:
+        """The queues that hold messages now (``LLEN``, one round trip)."""
+        queues = sorted(set(queues))
+        pipeline = self._client().pipeline(transaction=False)
+        for queue in queues:
+            pipeline.llen(queue)
+        return {queue for queue, length in zip(queues, pipeline.execute(), strict=True)
+                if length}
+
     def take(self, source: str, count: int) -> list[tuple[uuid.UUID, str]]:
         """Up to ``count`` confirmations of ``source``'s events, removed as they are read
         (``SPOP``: a second reader never gets the same ones)."""
@@ -388,18 +400,23 @@ class Outbox:
         )
         session.info[self.PENDING_KEY] = True
 
-    def publish(self, row: Any, *, again: bool = False) -> None:
+    def publish(self, row: Any, *, queues: Iterable[str] | None = None) -> None:
         envelope = row.envelope()
-        for queue in self._queues(row, again):
+        for queue in CATALOGUE[row.type].subscribers if queues is None else queues:
             self.publisher(envelope, queue)
 
-    def _queues(self, row: Any, again: bool) -> tuple[str, ...]:
-        """The subscribers' queues; published ``again``, only those that have not confirmed."""
-        subscribers = CATALOGUE[row.type].subscribers
-        if not again:
-            return subscribers
+    def _queues_again(self, row: Any, busy: set[str], now: datetime) -> tuple[str, ...]:
+        """Where an overdue row goes again: the subscribers that have not confirmed it, but
+        not to a queue that still holds messages (``busy``: its consumer is behind or away,
+        and the event may well be among them) unless the row was first published more than
+        ``CONFIRM_MAX_SECONDS`` ago — a burst that takes its consumer longer than
+        ``EVENT_CONFIRM_SECONDS`` is not sent twice, and a queue that never empties still
+        gets a lost event within the hour."""
         confirmed = set((row.confirmed_by or "").split(","))
-        return tuple(queue for queue in subscribers if queue not in confirmed)
+        patient = (row.published_at is None
+                   or (now - row.published_at).total_seconds() < CONFIRM_MAX_SECONDS)
+        return tuple(queue for queue in CATALOGUE[row.type].subscribers
+                     if queue not in confirmed and not (patient and queue in busy))
 
     def _confirm_due(self, republished: int, now: datetime) -> datetime:
         """When a row published ``republished`` times before is published again if still
@@ -507,35 +524,59 @@ class Outbox:
 
     def republish(self, *, limit: int = 200) -> int:
         """Publish again, in order, the rows whose confirmations are overdue, each to the
-        queues that have not confirmed it, and set when the next try is due (doubled); stop
-        at the first failure as ``relay`` does. Returns how many were published again."""
+        queues that have not confirmed it (``_queues_again``), and set when the next try is
+        due (doubled); a row with nowhere to go now (its queues busy) waits
+        ``confirm_seconds`` more without counting as re-published. Stops at the first failure
+        as ``relay`` does. Returns how many rows were dealt with."""
         if self.confirmations is None:
             return 0
         model, now = self.model, utcnow()
         query = (select(model).where(model.confirm_due_at <= now, model.confirmed_at.is_(None))
                  .order_by(model.seq).limit(limit))
+
+        def plan(rows: list) -> dict[int, tuple[str, ...]] | None:
+            wanted = {queue for row in rows for queue in CATALOGUE[row.type].subscribers}
+            try:
+                busy = self.confirmations.busy(wanted)
+            except Exception as exc:  # noqa: BLE001 - Redis away: the next sweep tries
+                log.warning("outbox sweep: queues not read (%s)", type(exc).__name__)
+                return None
+            return {row.seq: self._queues_again(row, busy, now) for row in rows}
+
+        def next_try(row: Any, sent: bool) -> dict[str, Any]:
+            again = (row.republished or 0) + (1 if sent else 0)
+            due = self._confirm_due(again, now) if sent else self._confirm_due(0, now)
+            return {"republished": again, "confirm_due_at": due}
+
         if self.db.is_postgres:
             with self.db.transaction() as session:
                 rows = list(session.scalars(query.with_for_update(skip_locked=True)))
-                done = self._publish_in_order(rows, again=True)
+                targets = plan(rows) if rows else {}
+                if targets is None:
+                    return 0
+                done = self._publish_in_order(rows, queues=targets.get)
                 for row in rows[:done]:
-                    row.republished = (row.republished or 0) + 1
-                    row.confirm_due_at = self._confirm_due(row.republished, now)
-                return done
-        with self.db.transaction() as session:
-            rows = list(session.scalars(query))
-        done = self._publish_in_order(rows, again=True)
-        if done:
+                    for name, value in next_try(row, bool(targets[row.seq])).items():
+                        setattr(row, name, value)
+        else:
             with self.db.transaction() as session:
-                for row in rows[:done]:
-                    again = (row.republished or 0) + 1
-                    session.execute(
-                        update(model).where(model.seq == row.seq, model.confirmed_at.is_(None))
-                        .values(republished=again, confirm_due_at=self._confirm_due(again, now)),
-                        execution_options={"synchronize_session": False})
-        if done:
+                rows = list(session.scalars(query))
+            targets = plan(rows) if rows else {}
+            if targets is None:
+                return 0
+            done = self._publish_in_order(rows, queues=targets.get)
+            if done:
+                with self.db.transaction() as session:
+                    for row in rows[:done]:
+                        session.execute(
+                            update(model)
+                            .where(model.seq == row.seq, model.confirmed_at.is_(None))
+                            .values(**next_try(row, bool(targets[row.seq]))),
+                            execution_options={"synchronize_session": False})
+        sent = sum(1 for row in rows[:done] if targets[row.seq])
+        if sent:
             log.warning("outbox sweep: %d events of %s published again (not confirmed in time)",
-                        done, self.source)
+                        sent, self.source)
         return done
 
     def _pending(self, limit: int):
@@ -546,13 +587,16 @@ class Outbox:
             .limit(limit)
         )
 
-    def _publish_in_order(self, rows: list, *, again: bool = False) -> int:
-        """How many of ``rows`` were published before the first failure."""
+    def _publish_in_order(self, rows: list, *,
+                          queues: Callable[[int], Iterable[str] | None] | None = None) -> int:
+        """How many of ``rows`` were published before the first failure; ``queues(seq)``, if
+        given, says where each goes (by default to every subscriber)."""
+        queues = queues or (lambda _seq: None)
         if self.batch_publisher is not None:
-            return self._publish_batches(rows, again=again)
+            return self._publish_batches(rows, queues=queues)
         for done, row in enumerate(rows):
             try:
-                self.publish(row, again=again)
+                self.publish(row, queues=queues(row.seq))
             except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row
                 row.attempts += 1
                 row.last_error = type(exc).__name__[:120]
@@ -560,7 +604,8 @@ class Outbox:
                 return done
         return len(rows)
 
-    def _publish_batches(self, rows: list, *, again: bool = False) -> int:
+    def _publish_batches(self, rows: list, *,
+                         queues: Callable[[int], Iterable[str] | None]) -> int:
         done = 0
         try:
             with self.batch_publisher() as send:
@@ -569,7 +614,9 @@ class Outbox:
                     by_queue: dict[str, list[dict[str, Any]]] = {}
                     for row in chunk:
                         envelope = row.envelope()
-                        for queue in self._queues(row, again):
+                        targets = queues(row.seq)
+                        for queue in (CATALOGUE[row.type].subscribers if targets is None
+                                      else targets):
                             by_queue.setdefault(queue, []).append(envelope)
                     for queue, envelopes in by_queue.items():
                         send(envelopes, queue)
