@@ -107,10 +107,12 @@ def test_prometheus_sees_the_story(reminders, prometheus):
     assert value(url, 'sum(buendnis_reminders_total{outcome="sent"})') >= 2
     observed = value(url, "sum(buendnis_reminder_lateness_seconds_count)")
     assert value(url, "sum(buendnis_reminder_lateness_seconds_sum)") < observed * 30
-    # The outbox is empty again, in every service; nothing due waits.
+    # The outbox is empty again, in every service, each event confirmed by its subscribers;
+    # nothing due waits.
     wait_for(lambda: value(url, "sum(buendnis_outbox_pending_events)") == 0
-             and value(url, "max(buendnis_outbox_oldest_pending_age_seconds)") == 0,
-             timeout=30, what="every outbox empty", interval=1)
+             and value(url, "max(buendnis_outbox_oldest_pending_age_seconds)") == 0
+             and value(url, "sum(buendnis_outbox_unconfirmed_events)") == 0,
+             timeout=30, what="every outbox empty and confirmed", interval=1)
     outboxes = {r["metric"]["service"] for r in query(url, "buendnis_outbox_pending_events")}
     assert outboxes == {"intake", "referrals", "notifications", "gateway"}
     assert value(url, "max(buendnis_reminders_oldest_due_age_seconds)") is not None
