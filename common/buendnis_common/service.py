@@ -116,11 +116,17 @@ class ServiceRuntime:
         yield metrics.gauge("buendnis_outbox_oldest_pending_age_seconds",
                             "Age of the oldest unpublished event (0 when none)", age, labels)
         with self.db.Session() as session:
-            unconfirmed = session.scalar(select(func.count()).select_from(model)
-                                         .where(model.confirm_due_at.is_not(None)))
+            unconfirmed, first = session.execute(
+                select(func.count(), func.min(model.published_at))
+                .where(model.confirm_due_at.is_not(None))).one()
         yield metrics.gauge("buendnis_outbox_unconfirmed_events",
                             "Events published but not yet confirmed by every subscriber",
                             unconfirmed, labels)
+        yield metrics.gauge("buendnis_outbox_oldest_unconfirmed_age_seconds",
+                            "Time since the first publish of the oldest event not yet confirmed "
+                            "by every subscriber (0 when none)",
+                            (utcnow() - first).total_seconds() if first is not None else 0.0,
+                            labels)
 
     def _queue_reading(self):
         for queue in (self.name, *self.own_queues):

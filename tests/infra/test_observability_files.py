@@ -76,6 +76,8 @@ def test_the_dashboard_shows_the_alerts_figures():
                            for target in panel.get("targets", []))
     for metric in ("flask_http_request_duration_seconds", "buendnis_celery_tasks_total",
                    "buendnis_outbox_pending_events", "buendnis_outbox_oldest_pending_age_seconds",
+                   "buendnis_outbox_unconfirmed_events",
+                   "buendnis_outbox_oldest_unconfirmed_age_seconds",
                    "buendnis_events_consumed_total", "buendnis_events_refused_total",
                    "buendnis_reminders_total", "buendnis_reminder_lateness_seconds",
                    "buendnis_reminders_due", "buendnis_referrals_marked_overdue_total",
