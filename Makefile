@@ -53,7 +53,7 @@ run: migrate
 # Most tests wait on processes (workers, due reminders), not on the CPU: the files run on
 # TEST_WORKERS pytest-xdist workers at once (a file's tests together, on one worker), with every
 # wait twice as patient; then the fault suite, which measures what load does, runs on its own.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: $(TEST_STAMP)
 	infra/dev/install-browser.sh
 	infra/dev/install-prometheus.sh

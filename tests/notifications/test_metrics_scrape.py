@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.notifications.conftest import Users, book, now, running_platform, wait_reminders
-from tests.support.platform import free_port, wait_for
+from tests.support.platform import PATIENCE, free_port, wait_for
 
 pytestmark = pytest.mark.platform
 
@@ -82,7 +82,7 @@ def test_prometheus_sees_the_story(reminders, prometheus):
     wait_for(lambda: value(url, "count(up == 1)") == len(running), timeout=60,
              what="every process scraped and up", interval=1)
 
-    start = now() + timedelta(seconds=25)
+    start = now() + timedelta(seconds=25 * PATIENCE)  # room for the booking, crowded too
     booking = book(users, start=start)
     jmd = users["cw.jmd-leverkusen"]
     wait_reminders(jmd, booking.appointment_id, count=4, status="sent", timeout=60)

@@ -225,6 +225,8 @@ class Platform:
             "PYTHONUNBUFFERED": "1",
             # How long the gateway waits for a service's answer (15 s), as patient as the waits.
             "GATEWAY_READ_TIMEOUT_SECONDS": str(15 * PATIENCE),
+            # And a service calling another (3 s), likewise.
+            "SERVICE_HTTP_TIMEOUT_SECONDS": str(3 * PATIENCE),
             **{f"{s.upper()}_PORT": str(self.ports[s]) for s in SERVICES},
             **{f"{s.upper()}_DATABASE_URL": url for s, url in self.database_urls.items()},
             **gateway_roles,
