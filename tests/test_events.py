@@ -106,6 +106,18 @@ def test_an_erasure_in_intake_reaches_referrals_exactly_once(platform):
     published = query(platform, "intake", "SELECT published_at FROM outbox WHERE "
                       "type = 'participant.erased' AND published_at IS NULL")
     assert published == []
+    # Delivered means confirmed: both subscribers recorded it and said so, the sweep noted it.
+    wait_for(lambda: confirmation(platform, event_id) == ("notifications,referrals", True),
+             timeout=30, what="both subscribers' confirmations noted on the outbox row")
+
+
+def confirmation(platform, event_id: str) -> tuple[str | None, bool]:
+    for stored, confirmed_by, confirmed_at in query(
+            platform, "intake", "SELECT event_id, confirmed_by, confirmed_at FROM outbox WHERE "
+            "type = 'participant.erased'"):
+        if str(uuid.UUID(str(stored))) == event_id:
+            return confirmed_by, confirmed_at is not None
+    raise AssertionError("no participant.erased event in intake's outbox")
 
 
 @pytest.mark.platform
