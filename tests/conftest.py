@@ -22,7 +22,6 @@ SQLITE_ONLY = ("web/", "compose/", "idp/", "infra/", "test_token_verifier.py",
 # that wait longest start first, so that none of them is left running alone at the end. Measured
 # with `--junitxml` (the slowest files of a full run; their order among each other hardly matters).
 SLOW_FIRST = (
-    "notifications/test_exactly_once.py", "notifications/test_crash.py",
     "infra/test_production_switch.py", "notifications/test_failures.py", "test_log_leaks.py",
     "notifications/test_changes.py", "notifications/test_answers.py",
     "notifications/test_metrics_scrape.py", "test_make_run.py", "web/test_participants.py",
