@@ -26,6 +26,7 @@ from tests.notifications.conftest import (
     patch_appointment,
     wait_reminders,
 )
+from tests.support.platform import PATIENCE
 
 pytestmark = pytest.mark.platform
 
@@ -165,7 +166,9 @@ def story(world: ReminderPlatform) -> None:
                             json={"status": "accepted"}).status_code == 200
         seen = caritas.get(f"/api/v1/referrals/{rid}")
         assert person["family_name"] in seen.text  # the receiver sees what was consented
-        start = now() + timedelta(seconds=14)
+        # Room for the second person's story before the first one's reminders fall due (8 s
+        # before the start), on a crowded machine too.
+        start = now() + timedelta(seconds=14 * PATIENCE)
         booked = caritas.post(f"/api/v1/referrals/{rid}/appointments", json={
             "start": iso(start), "end": iso(start + timedelta(hours=1)), "mode": "in_person",
             "location": "Caritas, Raum 2", "note": f"Mit {person['given_name']}"})
