@@ -354,14 +354,22 @@ def reminders_of(client: ApiClient, appointment_id: str) -> list[dict]:
 
 def wait_reminders(client: ApiClient, appointment_id: str, *, count: int,
                    timeout: float = 30, **match) -> list[dict]:
-    """The appointment's reminders once ``count`` of them match ``match``."""
-    def ready():
-        found = reminders_of(client, appointment_id)
-        matching = [r for r in found if all(r.get(k) == v for k, v in match.items())]
-        return found if len(matching) >= count else None
+    """The appointment's reminders once ``count`` of them match ``match``; if they never do, the
+    error names what they were instead (status, reason, attempts)."""
+    seen: list[dict] = []
 
-    return wait_for(ready, timeout=timeout, what=f"{count} reminders like {match}",
-                    interval=0.3)
+    def ready():
+        seen[:] = reminders_of(client, appointment_id)
+        matching = [r for r in seen if all(r.get(k) == v for k, v in match.items())]
+        return seen if len(matching) >= count else None
+
+    try:
+        return wait_for(ready, timeout=timeout, what=f"{count} reminders like {match}",
+                        interval=0.3)
+    except TimeoutError as error:
+        found = [{k: r.get(k) for k in ("recipient", "offset_seconds", "status", "reason",
+                                         "attempts", "channel", "due_at")} for r in seen]
+        raise TimeoutError(f"{error}; the reminders were {found}") from None
 
 
 def patch_appointment(client: ApiClient, appointment_id: str, body: dict):
