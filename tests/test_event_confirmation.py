@@ -36,6 +36,7 @@ from buendnis_common.events import (
     Confirmations,
     Outbox,
 )
+from buendnis_common.signing import REFUSED_COUNTER, EventSigner, Keyring
 from buendnis_dev.redis import server_command
 from tests.support.platform import Platform, free_port, wait_for
 from tests.test_event_batches import (  # noqa: F401 - database_url: a fixture
@@ -215,7 +216,8 @@ def test_a_duplicate_whose_confirmation_was_lost_is_confirmed_again(pair, broker
     assert work(broker, notifications) == [1]
     # Redis loses the confirmation (killed before it wrote it down).
     key = Confirmations.PREFIX + "referrals"
-    assert broker.smembers(key) == {f"{event_id}:notifications".encode()}
+    signed = notifications.runtime.confirmations.member("referrals", event_id, "notifications")
+    assert broker.smembers(key) == {signed.encode()}
     broker.delete(key)
 
     clock.advance(CONFIRM + 1)
@@ -223,11 +225,44 @@ def test_a_duplicate_whose_confirmation_was_lost_is_confirmed_again(pair, broker
     assert ids_in(messages(broker, "notifications")) == [str(event_id)]
     assert work(broker, notifications) == [0]  # a duplicate: skipped ...
     assert counts(notifications.runtime) == (1, 2, 1)
-    assert broker.smembers(key) == {f"{event_id}:notifications".encode()}  # ... and confirmed
+    assert broker.smembers(key) == {signed.encode()}  # ... and confirmed
     referrals.runtime.outbox.relay_all()
     row = rows(referrals.runtime)[str(event_id)]
     assert row.confirmed_at is not None and row.republished == 1
     assert broker.scard(key) == 0  # the sweep took what it read
+
+
+def test_a_forged_confirmation_does_not_stop_a_lost_event_from_coming_back(
+        pair, broker, clock, caplog):
+    """Whoever reaches Redis but holds no event key writes confirmations for a lost booking:
+    unsigned, signed with a key of their own, and a genuine one copied onto another event. The
+    sweep refuses all three (logged and counted, no ids in the log), the event is sent again
+    and handled once."""
+    referrals, notifications = pair
+    lost, other = book(referrals, 2)
+    broker.delete("notifications")  # both messages lost between BRPOP and kombu's bookkeeping
+    genuine = notifications.runtime.confirmations.member("referrals", other, "notifications")
+    stranger = Confirmations(lambda: broker, Keyring("a key of the attacker's own, 32+ chars"))
+    key = Confirmations.PREFIX + "referrals"
+    broker.sadd(key, f"{lost}:notifications",
+                stranger.member("referrals", lost, "notifications"),
+                genuine.replace(str(other), str(lost)),
+                f"{lost}:notifications:{genuine.split(':')[2]}:{'0' * 64}")
+    with caplog.at_level(logging.WARNING, logger="buendnis.security"):
+        referrals.runtime.outbox.relay_all()
+    state = rows(referrals.runtime)
+    assert state[str(lost)].confirmed_at is None and not state[str(lost)].confirmed_by
+    assert broker.hgetall(REFUSED_COUNTER) == {b"referrals:forged_confirmation": b"4"}
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "buendnis.security"]
+    assert "4 event confirmations" in warning and str(lost) not in warning
+
+    clock.advance(CONFIRM + 1)
+    referrals.runtime.outbox.relay_all()
+    assert sorted(ids_in(messages(broker, "notifications"))) == sorted([str(lost), str(other)])
+    assert work(broker, notifications) == [2]
+    referrals.runtime.outbox.relay_all()
+    assert all(row.confirmed_at is not None for row in rows(referrals.runtime).values())
+    assert counts(notifications.runtime) == (2, 4, 2)
 
 
 def test_a_confirmation_that_fails_undoes_no_handling(pair, broker, clock, caplog):
@@ -235,7 +270,7 @@ def test_a_confirmation_that_fails_undoes_no_handling(pair, broker, clock, caplo
     ids = book(referrals, 2)
     # Redis is gone by the time the consumer confirms.
     notifications.runtime.consumer.confirmations = Confirmations.from_url(
-        f"redis://127.0.0.1:{free_port()}/0")
+        f"redis://127.0.0.1:{free_port()}/0", notifications.runtime.signer.keys)
     with caplog.at_level(logging.WARNING, logger="buendnis_common.events"):
         assert work(broker, notifications) == [1, 1]
         # one event on its own (buendnis.event) as well
@@ -314,7 +349,8 @@ def intake_outbox(url: str, redis_url: str):
         yield lambda envelopes, queue: sent.append((queue, [e["id"] for e in envelopes]))
 
     outbox = Outbox(source="intake", db=db, model=MODELS.outbox, publisher=None,
-                    batch_publisher=batches, confirmations=Confirmations.from_url(redis_url),
+                    batch_publisher=batches,
+                    confirmations=Confirmations.from_url(redis_url, EventSigner.from_env().keys),
                     confirm_seconds=CONFIRM)
     return outbox, sent
 

@@ -13,7 +13,8 @@ Redis transport pops a message (BRPOP) and only then, in a second round trip, wr
 setting closes that window. So a row counts as delivered only once every subscribing service has
 recorded the event: after its transaction committed, a consumer adds ``"<event id>:<service>"``
 to the Redis set of the event's source (``Confirmations``, one ``SADD`` per batch and source; ids
-only) for each event it handled, skipped as a duplicate or ignored, never for one that failed. A
+only, signed with the event key so that whoever only reaches Redis cannot confirm an event that
+was lost) for each event it handled, skipped as a duplicate or ignored, never for one that failed. A
 confirmation that cannot be written is logged and dropped, never undoes the handling: the event
 comes again and is confirmed then. The producer's sweep (``Outbox.relay_all``) pops the
 confirmations (``SPOP``), notes on each row who confirmed (``confirmed_by``) and sets
@@ -49,9 +50,11 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from .db import BigIntPK, Database, UtcDateTime, utcnow
 from .settings import env_int
+from .signing import REFUSED_COUNTER, Keyring
 from .tracing import current_traceparent
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("buendnis.security")
 
 EVENT_TASK = "buendnis.event"
 # One message holding a list of signed envelopes, in the order of the outbox: what the relay
@@ -257,16 +260,25 @@ BatchPublisher = Callable[[], AbstractContextManager[BatchSend]]
 
 class Confirmations:
     """The consumers' confirmations on their way to the producers, in Redis: per producing
-    service a set ``buendnis:event_confirmations:<source>`` of ``"<event id>:<service>"`` (ids
-    and service names only). ``client`` returns a ``redis.Redis``."""
+    service a set ``buendnis:event_confirmations:<source>`` of
+    ``"<event id>:<service>:<key id>:<mac>"`` (ids and service names only). ``client`` returns
+    a ``redis.Redis``.
+
+    Each confirmation is signed with the deployment's event key (``keys``, the ``EVENT_SIGNING_KEY``
+    keyring), over the producer, the event and the confirming service: whoever can write to Redis
+    but holds no key cannot mark an event delivered that was not (a forged confirmation would
+    otherwise stop a lost event from ever coming back). One without a valid signature is
+    dropped, logged on ``buendnis.security`` and counted with the refused events."""
 
     PREFIX = "buendnis:event_confirmations:"
+    REFUSED = "forged_confirmation"
 
-    def __init__(self, client: Callable[[], Any]) -> None:
+    def __init__(self, client: Callable[[], Any], keys: Keyring) -> None:
         self._client = client
+        self._keys = keys
 
     @classmethod
-    def from_url(cls, url: str) -> Confirmations:
+    def from_url(cls, url: str, keys: Keyring) -> Confirmations:
         """One client, made at first use, that fails at once when Redis is away (no retries
         with backoff: a consumer must not wait on a confirmation)."""
         clients: list[Any] = []
@@ -282,17 +294,27 @@ class Confirmations:
                                                     retry=Retry(NoBackoff(), 0)))
             return clients[0]
 
-        return cls(client)
+        return cls(client, keys)
 
     def key(self, source: str) -> str:
         return f"{self.PREFIX}{source}"
+
+    @staticmethod
+    def _signed_part(source: str, event_id: str, consumer: str) -> bytes:
+        return f"buendnis event confirmation\x00{source}:{event_id}:{consumer}".encode()
+
+    def member(self, source: str, event_id: uuid.UUID | str, consumer: str) -> str:
+        """The signed confirmation of ``event_id`` (produced by ``source``) by ``consumer``."""
+        mac = self._keys.mac(self._signed_part(source, str(event_id), consumer))
+        return f"{event_id}:{consumer}:{self._keys.current_id}:{mac}"
 
     def confirm(self, consumer: str, events: Iterable[Event]) -> None:
         """One ``SADD`` per producing source, in one round trip; raises if Redis does."""
         by_source: dict[str, list[str]] = {}
         for event in events:
             if event.source:
-                by_source.setdefault(event.source, []).append(f"{event.id}:{consumer}")
+                by_source.setdefault(event.source, []).append(
+                    self.member(event.source, event.id, consumer))
         if not by_source:
             return
         pipeline = self._client().pipeline(transaction=False)
@@ -312,15 +334,37 @@ class Confirmations:
     def take(self, source: str, count: int) -> list[tuple[uuid.UUID, str]]:
         """Up to ``count`` confirmations of ``source``'s events, removed as they are read
         (``SPOP``: a second reader never gets the same ones)."""
-        taken = []
-        for member in self._client().spop(self.key(source), count) or []:
-            text = member.decode() if isinstance(member, bytes) else str(member)
-            event_id, _, consumer = text.rpartition(":")
+        taken, refused = [], 0
+        client = self._client()
+        for member in client.spop(self.key(source), count) or []:
+            confirmation = self._verified(source, member)
+            if confirmation is None:
+                refused += 1
+            else:
+                taken.append(confirmation)
+        if refused:
+            security_log.warning("%d event confirmations for %s refused: not signed with a key "
+                                 "of this deployment; dropped", refused, source)
             try:
-                taken.append((uuid.UUID(event_id), consumer))
-            except ValueError:
-                continue
+                client.hincrby(REFUSED_COUNTER, f"{source}:{self.REFUSED}", refused)
+            except Exception:  # noqa: BLE001 - the log line stands
+                security_log.warning("refused-event counter not updated (Redis did not answer)")
         return taken
+
+    def _verified(self, source: str, member: Any) -> tuple[uuid.UUID, str] | None:
+        """``(event id, service)`` of a genuine confirmation, else None."""
+        text = member.decode(errors="replace") if isinstance(member, bytes) else str(member)
+        parts = text.split(":")
+        if len(parts) != 4:
+            return None
+        event_id, consumer, kid, mac = parts
+        try:
+            parsed = uuid.UUID(event_id)
+        except ValueError:
+            return None
+        if not self._keys.verify(kid, self._signed_part(source, event_id, consumer), mac):
+            return None
+        return parsed, consumer
 
 
 class Outbox:

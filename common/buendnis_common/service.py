@@ -81,7 +81,8 @@ class ServiceRuntime:
         self.celery = make_celery(settings)
         # Consumers confirm the events they recorded; the producer's sweep reads them and
         # publishes again what stays unconfirmed (buendnis_common.events).
-        self.confirmations = Confirmations.from_url(settings.redis_url)
+        self.signer = EventSigner.from_env()
+        self.confirmations = Confirmations.from_url(settings.redis_url, self.signer.keys)
         self.outbox = Outbox(
             source=self.name, db=self.db, model=models.outbox, publisher=self._publish,
             batch_publisher=self._batch_publisher, confirmations=self.confirmations,
@@ -89,7 +90,6 @@ class ServiceRuntime:
         self.consumer = Consumer(db=self.db, model=models.processed_event,
                                  around=tracing.consuming, name=self.name,
                                  confirmations=self.confirmations)
-        self.signer = EventSigner.from_env()
         self._redis = None
         self.own_queues: list[str] = []
         celeryd_after_setup.connect(self._consume_own_queues, weak=False)
