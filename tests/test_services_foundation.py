@@ -1,12 +1,17 @@
 """What every service does alike: health, its own token check, the error body, migrations."""
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import requests
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from buendnis_common import migrate
 from tests.support.platform import SERVICES
+from tests.test_event_batches import database_url  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.platform
 
@@ -79,3 +84,23 @@ def test_migrations_build_and_remove_the_schema(tmp_path, service):
     migrate.downgrade(service, url, revision="base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     engine.dispose()
+
+
+@pytest.mark.parametrize("service", migrate.SERVICES)
+def test_the_migrated_schema_is_the_one_the_models_describe(database_url, service):  # noqa: F811
+    """Alembic's own comparison of the models with the database its revisions built (tables,
+    columns, types, nullability, indexes): a revision that forgets a column, or a model changed
+    without one, is a difference. On SQLite, or on PostgreSQL with BUENDNIS_TEST_PG_URL."""
+    models = importlib.import_module(f"{service}.models")
+    engine = create_engine(database_url(service))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = [diff for diff in compare_metadata(context, models.Base.metadata)
+                       if not _alembic_only(diff)]
+    engine.dispose()
+    assert differences == []
+
+
+def _alembic_only(diff) -> bool:
+    """Alembic's bookkeeping table is in the database, not in the models."""
+    return diff[0] == "remove_table" and diff[1].name == "alembic_version"
