@@ -9,9 +9,17 @@ the login page. For local runs and tests only: it binds to loopback, its session
 
 from pathlib import Path
 
-from .app import EXTENSION, IdentityProvider, create_app
+from .app import (
+    EXTENSION,
+    NotLoopback,
+    RunningServer,
+    build_server,
+    check_loopback,
+    create_app,
+    start_in_thread,
+)
+from .oauth import IdentityProvider
 from .realm import RealmFileError, load_realm, realm_representation
-from .server import NotLoopback, RunningServer, build_server, check_loopback, start_in_thread
 
 __all__ = ["EXTENSION", "IdentityProvider", "NotLoopback", "RealmFileError", "RunningServer",
            "build_server", "check_loopback", "create_app", "default_realm_file", "load_realm",

@@ -11,8 +11,8 @@ from pathlib import Path
 from joserfc.jwk import RSAKey
 
 from . import default_realm_file
+from .app import NotLoopback, build_server, check_loopback
 from .realm import RealmFileError
-from .server import NotLoopback, build_server, check_loopback
 
 BANNER = """\
 ************************************************************************

@@ -1,70 +1,47 @@
-"""The Flask application: Keycloak's URL layout and JSON for one realm, read from a realm file.
+"""The Flask application and its server: Keycloak's URL layout and JSON for one realm.
 
-Token, introspection and the browser's code grant are Authlib's authorization server
-(oauth.py); this module wires them to Keycloak's paths and answers the rest of what
-`python-keycloak` and OIDC client libraries ask: discovery, keys, userinfo and logout.
+Token, introspection and the browser's code grant are Authlib's (oauth.py, browser.py); this
+module wires them to Keycloak's paths, answers discovery, keys, userinfo and logout, and serves
+the app on loopback only, with a request log without query strings (so no secret reaches it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import browser
-from .claims import USERINFO, ClaimContext, apply_mappers, resolve_client_scopes
-from .oauth import AUTH_METHODS, KeycloakError, Server, service_account_notes
-from .realm import Realm, Rep, load_realm
-from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, TokenService
+from .oauth import (
+    ACCESS_TOKEN_TYPE,
+    REFRESH_TOKEN_TYPE,
+    IdentityProvider,
+    InvalidToken,
+    KeycloakError,
+    service_account_notes,
+)
+from .realm import USERINFO, ClaimContext, apply_mappers, load_realm
 
 log = logging.getLogger(__name__)
 EXTENSION = "buendnis_idp"
-
-
-class IdentityProvider(TokenService, browser.BrowserState):
-    """What the app knows: `app.extensions["buendnis_idp"]`; item access works too."""
-
-    def __init__(self, realm: Realm, signing_key_pem: bytes | None, issuer_base: str) -> None:
-        TokenService.__init__(self, realm, signing_key_pem, f"{issuer_base}/realms/{realm.name}")
-        browser.BrowserState.__init__(self)
-        self.issuer_base, self.server = issuer_base, Server(self)
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return getattr(self, name)
-        except AttributeError:
-            raise KeyError(name) from None
-
-    def endpoint(self, name: str) -> str:
-        return f"{self.issuer}/protocol/openid-connect/{name}"
-
-    def token_user(self, claims: dict[str, Any]) -> Rep | None:
-        """The enabled user a token names: a realm user, or its client's service account."""
-        client = self.realm.client(claims.get("azp"))
-        user = self.realm.user_by_id(claims.get("sub")) or (
-            client and self.realm.service_account_user(client))
-        return user if user and user["id"] == claims.get("sub") and user["enabled"] else None
-
-    def session_holds(self, claims: dict[str, Any]) -> bool:
-        """A token of a session is valid only while the session holds the token's client."""
-        if not claims.get("sid") and claims.get("typ") != REFRESH_TOKEN_TYPE:
-            return True
-        session = self.active_session(claims.get("sid"))
-        return session is not None and claims.get("azp") in session.clients
 
 
 def create_app(realm_file: str | Path, *, issuer_base: str,
                signing_key_pem: bytes | None = None) -> Flask:
     """Build the identity provider for the realm in `realm_file`; tokens carry
     `<issuer_base>/realms/<realm>` as issuer. Without `signing_key_pem` a new RSA key is made."""
-    realm, base = load_realm(realm_file), issuer_base.rstrip("/")
+    realm = load_realm(realm_file)
     app = Flask(__name__)
     app.json.sort_keys = False  # keep Keycloak's field order in responses
-    app.extensions[EXTENSION] = IdentityProvider(realm, signing_key_pem, base)
+    app.extensions[EXTENSION] = idp = IdentityProvider(realm, signing_key_pem,
+                                                       issuer_base.rstrip("/"))
     app.url_value_preprocessor(_check_realm)
     oidc = "/realms/<realm>/protocol/openid-connect"
     for path, view, methods in (
@@ -72,10 +49,10 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
         ("/health/ready", lambda: jsonify(status="UP"), ["GET"]),
         ("/realms/<realm>", _realm_info, ["GET"]),
         ("/realms/<realm>/.well-known/openid-configuration", _discovery, ["GET"]),
-        (f"{oidc}/certs", lambda: jsonify(keys=[_idp().jwk]), ["GET"]),
-        (f"{oidc}/token", lambda: _idp().server.create_token_response(), ["POST"]),
-        (f"{oidc}/token/introspect",
-         lambda: _idp().server.create_endpoint_response("introspection"), ["POST"]),
+        (f"{oidc}/certs", lambda: jsonify(keys=[idp.jwk]), ["GET"]),
+        (f"{oidc}/token", lambda: idp.create_token_response(), ["POST"]),
+        (f"{oidc}/token/introspect", lambda: idp.create_endpoint_response("introspection"),
+         ["POST"]),
         (f"{oidc}/userinfo", _userinfo, ["GET", "POST"]),
         (f"{oidc}/logout", _logout, ["GET", "POST"]),
         (f"{oidc}/logout/logout-confirm", browser.logout_confirm, ["POST"]),
@@ -83,7 +60,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
         ("/realms/<realm>/login-actions/authenticate", browser.login_action, ["GET", "POST"]),
     ):
         app.add_url_rule(path, path, view, methods=methods)
-    app.register_error_handler(OAuth2Error, _error)
+    app.register_error_handler(OAuth2Error, lambda exc: idp.handle_error_response(None, exc))
     app.register_error_handler(HTTPException, lambda exc: (jsonify(
         error="Unable to find matching target resource method" if exc.code == 404 else exc.name),
         exc.code or 500))
@@ -94,11 +71,6 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
 
 def _idp() -> IdentityProvider:
     return current_app.extensions[EXTENSION]
-
-
-def _error(exc: OAuth2Error):
-    status, body, headers = exc()
-    return jsonify(body), status, headers
 
 
 def _check_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
@@ -167,7 +139,7 @@ def _userinfo():
     else:  # a service account's token: the scopes the token names
         known = {"openid", *client.default_scopes, *client.optional_scopes}
         requested = " ".join(s for s in claims.get("scope", "").split() if s in known)
-        scopes = resolve_client_scopes(idp.realm, client, requested)[0]
+        scopes = idp.realm.resolve_scopes(client, requested)[0]
         notes = service_account_notes(client)
     ctx = ClaimContext(idp.realm, client, user, scopes, requested, notes)
     return jsonify(apply_mappers(USERINFO, {"sub": user["id"]}, ctx))
@@ -181,7 +153,7 @@ def _logout():
             "client_id" not in form or any(p in form for p in browser_params)):
         return browser.logout()
     idp = _idp()
-    client = idp.server.authenticate_client(idp.server.create_oauth2_request(None), AUTH_METHODS)
+    client = idp.authenticate_client()
     if not form.get("refresh_token"):
         raise KeycloakError(400, "invalid_request", "No refresh token")
     try:
@@ -194,3 +166,74 @@ def _logout():
     if idp.end_session(claims["sid"]) is not None:
         log.info("logout for client %s: session ended", client.client_id)
     return "", 204
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+class NotLoopback(ValueError):
+    """The provider may only listen on a loopback address."""
+
+
+def check_loopback(host: str) -> str:
+    """Return the host if it is loopback (127.0.0.0/8, ::1, localhost), else raise NotLoopback."""
+    if host.strip().lower() == "localhost":
+        return "localhost"
+    try:
+        address = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback:
+        raise NotLoopback(f"{host!r} is not a loopback address")
+    return str(address)
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        path = (self.path or "").split("?", 1)[0]
+        logging.getLogger("buendnis_idp.http").info("%s %s %s", self.command, path,
+                                                    getattr(code, "value", code))
+
+
+class RunningServer(ThreadedWSGIServer):
+    """The werkzeug server of one provider, bound first: the issuer needs the port it got."""
+
+    thread: threading.Thread | None = None
+    idp = property(lambda self: self.app.extensions[EXTENSION])
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def build_server(realm_file: str | Path, *, host: str = "127.0.0.1", port: int = 0,
+                 issuer_base: str | None = None,
+                 signing_key_pem: bytes | None = None) -> RunningServer:
+    """Bind a threaded werkzeug server on a loopback address (port 0: any free port)."""
+    host = check_loopback(host)
+    server = RunningServer(host, port, None, _QuietRequestHandler)
+    server.base_url = f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
+    try:
+        server.app = create_app(realm_file, issuer_base=issuer_base or server.base_url,
+                                signing_key_pem=signing_key_pem)
+    except BaseException:
+        server.server_close()
+        raise
+    return server
+
+
+def start_in_thread(realm_file: str | Path, **kwargs: Any) -> RunningServer:
+    """Start the provider in a daemon thread; call `.stop()` (or use `with`) to end it."""
+    running = build_server(realm_file, **kwargs)
+    running.thread = threading.Thread(target=running.serve_forever, name="buendnis-idp",
+                                      daemon=True)
+    running.thread.start()
+    return running

@@ -3,7 +3,9 @@
 Authlib's authorization-code grant validates each request (client, redirect URI, scope, PKCE);
 this module keeps what a browser sees: Keycloak's redirect-URI rules (RedirectUtils), the login
 form bound to the browser's `AUTH_SESSION_ID` cookie with a single-use `session_code`, the SSO
-cookies, RP-initiated logout with its confirmation page, and Keycloak's error texts.
+cookies, RP-initiated logout with its confirmation page, and Keycloak's error texts. The pages are
+Jinja templates in `templates/` (autoescaped; no scripts, images or external assets) with their
+German and English texts in `messages.json`.
 """
 
 from __future__ import annotations
@@ -11,28 +13,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from flask import Response, current_app, redirect, request
+from flask import Response, current_app, redirect, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
 
-from . import pages
-from .oauth import to_client
+from .oauth import ID_TOKEN_TYPE, IdentityProvider, InvalidToken, Session
 from .realm import Client
-from .tokens import ID_TOKEN_TYPE, InvalidToken, Session
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,24 @@ AUTH_SESSION_COOKIE, IDENTITY_COOKIE, SESSION_COOKIE = (
     "AUTH_SESSION_ID", "KEYCLOAK_IDENTITY", "KEYCLOAK_SESSION")
 # The execution id of the username/password form in the browser flow (fixed, like an import).
 LOGIN_EXECUTION = str(uuid.uuid5(uuid.NAMESPACE_URL, "buendnis-idp/auth-username-password-form"))
-
-# --- redirect URIs (Keycloak's RedirectUtils) ---------------------------------------------------
-
+TEXT: dict[str, dict[str, str]] = json.loads(
+    Path(__file__).with_name("messages.json").read_text(encoding="utf-8"))
+HEADERS = {
+    "Content-Type": "text/html;charset=utf-8",
+    "Cache-Control": "no-store, must-revalidate, max-age=0",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "frame-src 'self'; frame-ancestors 'self'; object-src 'none';",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "none",
+}
 # Percent-encoded characters that change how a URL is split (slash, backslash, dot, %, @, :, ?,
 # #, NUL): a redirect URI hiding one in its path is refused rather than decoded one way here and
 # another way by the browser (http://127.0.0.1:8090%2F@evil.example/cb).
 _ENCODED_DELIMITER = re.compile(r"%(?:2f|5c|2e|25|40|3a|3f|23|00)", re.IGNORECASE)
+
+
+# --- redirect URIs (Keycloak's RedirectUtils) ---------------------------------------------------
 
 
 def _refused(uri: str) -> bool:
@@ -104,74 +115,29 @@ def post_logout_redirect_uris(client: Client) -> list[str]:
     return uris
 
 
-# --- state --------------------------------------------------------------------------------------
+# --- pages, cookies and the login transaction ---------------------------------------------------
 
 
-@dataclass
-class LoginTransaction:
-    """Keycloak's authentication session tab: one login form, bound to the browser's cookie."""
-
-    tab_id: str
-    root_id: str
-    grant: Any  # Authlib's validated authorization-code grant
-    locale: str
-    auth_url: str  # to restart the login from the beginning
-    created: int
-    session_code: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    attempted_username: str = ""
+def _locale(ui_locales: str | None = None) -> str:
+    """The first of `ui_locales`, else of Accept-Language, that the pages speak (default en)."""
+    for source in (ui_locales or "", request.headers.get("Accept-Language") or ""):
+        for item in source.replace(",", " ").split():
+            if (tag := item.split(";", 1)[0].strip().lower().split("-", 1)[0]) in TEXT:
+                return tag
+    return "en"
 
 
-class BrowserState:
-    """The provider's browser state (in memory): login transactions, authorization codes,
-    logout confirmations, and the key of the identity cookie; mixed into IdentityProvider."""
-
-    def __init__(self) -> None:
-        self.transactions: dict[str, LoginTransaction] = {}
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.confirmations: dict[str, dict[str, Any]] = {}
-        self.cookie_key = OctKey.import_key(secrets.token_bytes(64))
-
-    def put(self, store: dict[str, Any], key: str, item: Any) -> None:
-        now, setting = self.now(), self.realm.setting
-        login, code = setting("accessCodeLifespanLogin", 1800), setting("accessCodeLifespan", 60)
-        with self.lock:
-            # Used codes are kept a while longer, so that a replay is recognised.
-            for items, lifespan in ((self.transactions, login), (self.confirmations, login),
-                                    (self.codes, 11 * code)):
-                for old in [k for k, v in items.items() if lifespan + (
-                        v.created if isinstance(v, LoginTransaction) else v["created"]) <= now]:
-                    del items[old]
-            store[key] = item
-
-    def transaction(self, tab_id: str | None, root_id: str) -> LoginTransaction | None:
-        tx = self.transactions.get(tab_id or "")
-        if tx is None or tx.created + self.realm.setting("accessCodeLifespanLogin", 1800) \
-                <= self.now():
-            return None
-        return tx if hmac.compare_digest(tx.root_id.encode(), root_id.encode()) else None
-
-    def identity_cookie(self, session: Session) -> str:
-        claims = {"iat": self.now(), "jti": str(uuid.uuid4()), "iss": self.issuer,
-                  "sub": session.user_id, "typ": "Serialized-ID", "sid": session.id}
-        return jwt.encode({"alg": "HS512"}, claims, self.cookie_key, algorithms=["HS512"])
-
-    def session_from_cookie(self, value: str | None) -> Session | None:
-        try:
-            claims = jwt.decode(value or "", self.cookie_key, algorithms=["HS512"]).claims
-        except (JoseError, ValueError, TypeError):
-            return None
-        session = self.active_session(claims.get("sid"))
-        if session is None or session.user_id != claims.get("sub") or not session.sso or \
-                claims.get("iss") != self.issuer:
-            return None
-        return session
+def _page(template: str, locale: str, title: str, status: int = 200, **context: Any) -> Response:
+    """A page in `locale`, with the development banner in the other language too."""
+    other = "de" if locale == "en" else "en"
+    html = render_template(template, locale=locale, other=other, t=TEXT[locale],
+                           other_banner=TEXT[other]["banner"], title=TEXT[locale][title],
+                           **context)
+    return Response(html, status=status, headers=HEADERS)
 
 
-# --- views --------------------------------------------------------------------------------------
-
-
-def _idp() -> Any:
-    return current_app.extensions["buendnis_idp"]
+def _error(locale: str, message: str) -> Response:
+    return _page("message.html", locale, "error_title", 400, message=message)
 
 
 def _cookie(response: Response, name: str, value: str | None) -> None:
@@ -183,28 +149,62 @@ def _cookie(response: Response, name: str, value: str | None) -> None:
         response.set_cookie(name, value, **options)
 
 
+def _cookie_session(idp: IdentityProvider) -> Session | None:
+    """The SSO session the browser's identity cookie (HMAC-signed) names, while it is active."""
+    try:
+        claims = jwt.decode(request.cookies.get(IDENTITY_COOKIE) or "", idp.cookie_key,
+                            algorithms=["HS512"]).claims
+    except (JoseError, ValueError, TypeError):
+        return None
+    session = idp.active_session(claims.get("sid"))
+    if session is None or session.user_id != claims.get("sub") or not session.sso or \
+            claims.get("iss") != idp.issuer:
+        return None
+    return session
+
+
+@dataclass
+class LoginTransaction:
+    """Keycloak's authentication session tab: one login form, bound to the browser's cookie."""
+
+    tab_id: str
+    root_id: str
+    grant: Any  # Authlib's validated authorization-code grant
+    locale: str
+    auth_url: str  # to restart the login from the beginning
+    session_code: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    attempted_username: str = ""
+
+
+def _idp() -> IdentityProvider:
+    return current_app.extensions["buendnis_idp"]
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
 def authorize() -> Response:
     """`/auth`: errors before the redirect URI is known are pages, later ones go to the client."""
     idp = _idp()
     params = (request.form if request.method == "POST" else request.args).to_dict()
-    locale = pages.pick_locale(params.get("ui_locales"), request.headers.get("Accept-Language"))
+    locale = _locale(params.get("ui_locales"))
     if not params.get("client_id"):
-        return pages.error(locale, "Missing parameter: client_id")
-    client = idp.server.query_client(params["client_id"])
+        return _error(locale, "Missing parameter: client_id")
+    client = idp.query_client(params["client_id"])
     if client is None:
-        return pages.error(locale, "Client not found.")
+        return _error(locale, "Client not found.")
     redirect_uri = verify_redirect_uri(params.get("redirect_uri"), client.redirect_uris)
     if redirect_uri is None:  # never redirect to an address the client has not registered
         log.info("authorization request of client %s: invalid redirect_uri", client.client_id)
-        return pages.error(locale, "Invalid parameter: redirect_uri")
+        return _error(locale, "Invalid parameter: redirect_uri")
     fragment = params.get("response_mode") == "fragment"
 
     def refuse(error: str, description: str | None = None, in_fragment: bool = False):
         log.info("authorization request of client %s refused: %s", client.client_id, error)
         answer = [("error", error)] + ([("error_description", description)] if description else [])
         answer += [("state", params["state"])] if params.get("state") is not None else []
-        return idp.server.handle_response(
-            *to_client(idp, client, redirect_uri, answer, fragment or in_fragment))
+        return idp.handle_response(*idp.to_client(client, redirect_uri, answer,
+                                                  fragment or in_fragment))
 
     types = set((params.get("response_type") or "").split())
     if not types:
@@ -216,10 +216,10 @@ def authorize() -> Response:
         return refuse("unsupported_response_type")
     if params.get("response_mode", "query") not in ("query", "fragment"):
         return refuse("invalid_request", "Invalid parameter: response_mode")
-    oauth_request = OAuth2Request("GET", f"{idp.issuer}/protocol/openid-connect/auth")
-    oauth_request.payload = BasicOAuth2Payload(params)
+    oauth_request = idp.create_oauth2_request(None)
+    oauth_request.payload = BasicOAuth2Payload(params)  # kept: the grant outlives this request
     try:  # Authlib: client, redirect URI, response type, scope, PKCE
-        grant = idp.server.get_consent_grant(oauth_request)
+        grant = idp.get_consent_grant(oauth_request)
     except OAuth2Error as error:
         return refuse(error.error, error.description)
 
@@ -227,7 +227,7 @@ def authorize() -> Response:
     if "none" in prompt and len(prompt) > 1:
         return refuse("invalid_request", "Invalid parameter: prompt")
     max_age = int(params["max_age"]) if params.get("max_age", "").isdigit() else None
-    session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+    session = _cookie_session(idp)
     user = idp.realm.user_by_id(session.user_id) if session else None
     if session is not None and user is not None and user["enabled"] and "login" not in prompt and (
             max_age is None or idp.now() - session.notes["AUTH_TIME"] <= max_age):
@@ -238,72 +238,72 @@ def authorize() -> Response:
     root_id = request.cookies.get(AUTH_SESSION_COOKIE) or secrets.token_urlsafe(24)
     kept = [(k, v) for k, v in params.items() if k != "ui_locales"]
     tx = LoginTransaction(secrets.token_urlsafe(8), root_id, grant, locale,
-                          f"{idp.endpoint('auth')}?{urlencode(kept)}", idp.now())
-    idp.put(idp.transactions, tx.tab_id, tx)
+                          f"{idp.endpoint('auth')}?{urlencode(kept)}")
+    idp.put(idp.transactions, tx.tab_id, tx, idp.realm.setting("accessCodeLifespanLogin", 1800))
     response = _login_form(idp, tx, params.get("login_hint") or "")
     _cookie(response, AUTH_SESSION_COOKIE, root_id)
     return response
 
 
-def _login_form(idp: Any, tx: LoginTransaction, username: str = "",
+def _login_form(idp: IdentityProvider, tx: LoginTransaction, username: str = "",
                 error: str | None = None) -> Response:
     query = urlencode({"session_code": tx.session_code, "execution": LOGIN_EXECUTION,
                        "client_id": tx.grant.request.client.client_id, "tab_id": tx.tab_id})
-    return pages.page("login.html", tx.locale, "title", username=username, error=error,
-                      action=f"{idp.issuer}/login-actions/authenticate?{query}",
-                      restart_url=tx.auth_url)
+    return _page("login.html", tx.locale, "title", username=username, error=error,
+                 action=f"{idp.issuer}/login-actions/authenticate?{query}",
+                 restart_url=tx.auth_url)
 
 
-def _complete(idp: Any, grant: Any, session: Session, acr: str) -> Response:
+def _complete(idp: IdentityProvider, grant: Any, session: Session, acr: str) -> Response:
     """Authlib's authorization response, with Keycloak's parameters (see oauth.py)."""
     session.last_refresh = idp.now()
-    return idp.server.create_authorization_response(grant.request, (session, acr), grant)
+    return idp.create_authorization_response(grant.request, (session, acr), grant)
 
 
 def login_action() -> Response:
     """The login form's post: the username and password of the browser's login transaction."""
-    idp = _idp()
-    args = request.args
-    locale = pages.pick_locale(None, request.headers.get("Accept-Language"))
+    idp, args, locale = _idp(), request.args, _locale()
     root_id = request.cookies.get(AUTH_SESSION_COOKIE)
     if not root_id:
-        return pages.error(locale, "Cookie not found. Please make sure cookies are enabled in your "
+        return _error(locale, "Cookie not found. Please make sure cookies are enabled in your "
                       "browser.")
-    tx = idp.transaction(args.get("tab_id"), root_id)
-    if tx is None:
-        return pages.error(locale, "Your login attempt timed out. Login will start from the "
-                           "beginning.")
+    tx = idp.get(idp.transactions, args.get("tab_id"))
+    if tx is None or not hmac.compare_digest(tx.root_id.encode(), root_id.encode()):
+        return _error(locale, "Your login attempt timed out. Login will start from the "
+                      "beginning.")
     locale, client = tx.locale, tx.grant.request.client
     if args.get("client_id") != client.client_id:
-        return pages.error(locale, "Client not found.")
+        return _error(locale, "Client not found.")
     code, tx.session_code = tx.session_code, secrets.token_urlsafe(32)  # single use
     if request.method == "GET":  # a reload shows the form again with a fresh code
         return _login_form(idp, tx, tx.attempted_username)
     if args.get("execution") != LOGIN_EXECUTION or not hmac.compare_digest(
             (args.get("session_code") or "").encode(), code.encode()):
         # A stale or forged form: only the rendered page knows the current code.
-        return pages.page("message.html", locale, "expired_title",
-                          restart_url=f"{tx.auth_url}&ui_locales={locale}")
+        return _page("message.html", locale, "expired_title",
+                     restart_url=f"{tx.auth_url}&ui_locales={locale}")
 
     username = tx.attempted_username = (request.form.get("username") or "").strip()
     user, problem = idp.realm.check_login(username, request.form.get("password") or "")
     if problem is not None:
         log.info("browser login for client %s refused: %s", client.client_id, problem)
-        return _login_form(idp, tx, username, pages.TEXT[locale][problem])
-    session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+        return _login_form(idp, tx, username, TEXT[locale][problem])
+    session = _cookie_session(idp)
     if session is not None and session.user_id != user["id"]:
         other = idp.realm.user_by_id(session.user_id)
-        return pages.error(locale, f"You are already authenticated as different user "
+        return _error(locale, f"You are already authenticated as different user "
                       f"'{other['username'] if other else session.user_id}' in this session. "
                       "Please sign out first.")
     if session is None:
         session = idp.start_session(user, sso=True)
     else:
         session.notes["AUTH_TIME"] = idp.now()
-    idp.transactions.pop(tx.tab_id, None)
+    idp.get(idp.transactions, tx.tab_id, pop=True)
     log.info("browser login for client %s: user %s logged in", client.client_id, user["id"])
     response = _complete(idp, tx.grant, session, "1")
-    _cookie(response, IDENTITY_COOKIE, idp.identity_cookie(session))
+    _cookie(response, IDENTITY_COOKIE, jwt.encode({"alg": "HS512"}, {
+        "iat": idp.now(), "jti": str(uuid.uuid4()), "iss": idp.issuer, "sub": session.user_id,
+        "typ": "Serialized-ID", "sid": session.id}, idp.cookie_key, algorithms=["HS512"]))
     # KEYCLOAK_SESSION in Keycloak 26: a SHA-256 of the session id, not the id itself.
     digest = hashlib.sha256(session.id.encode()).digest()
     _cookie(response, SESSION_COOKIE, base64.urlsafe_b64encode(digest).decode().rstrip("="))
@@ -314,35 +314,35 @@ def logout() -> Response:
     """RP-initiated logout (GET or form POST) as Keycloak 26 answers it."""
     idp = _idp()
     params = request.form if request.method == "POST" else request.args
-    locale = pages.pick_locale(params.get("ui_locales"), request.headers.get("Accept-Language"))
+    locale = _locale(params.get("ui_locales"))
     hint, client_id = params.get("id_token_hint"), params.get("client_id")
     redirect_param, state = params.get("post_logout_redirect_uri"), params.get("state")
     if redirect_param and not hint and not client_id:
-        return pages.error(locale, "Missing parameter: id_token_hint")
+        return _error(locale, "Missing parameter: id_token_hint")
     claims = None
     if hint:
         try:
             claims = idp.verify(hint, ID_TOKEN_TYPE, expiry=False)
         except InvalidToken:
-            return pages.error(locale, "Invalid parameter: id_token_hint")
+            return _error(locale, "Invalid parameter: id_token_hint")
         if client_id and claims.get("azp") != client_id:
-            return pages.error(locale, "Invalid parameter: client_id")
+            return _error(locale, "Invalid parameter: client_id")
     client = idp.realm.client(client_id or (claims or {}).get("azp"))
     if (client_id or claims) and client is None:
-        return pages.error(locale, "Client not found.")
+        return _error(locale, "Client not found.")
     redirect_uri = None
     if redirect_param:
         redirect_uri = verify_redirect_uri(redirect_param, post_logout_redirect_uris(client))
         if redirect_uri is None:
-            return pages.error(locale, "Invalid redirect uri")
-    cookie_session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
+            return _error(locale, "Invalid redirect uri")
+    cookie_session = _cookie_session(idp)
     if claims is None:  # without a valid hint Keycloak asks the user to confirm
         code = secrets.token_urlsafe(32)
-        idp.put(idp.confirmations, code, {
-            "session_id": cookie_session.id if cookie_session else None, "state": state,
-            "redirect_uri": redirect_uri, "locale": locale, "created": idp.now()})
-        return pages.page("message.html", locale, "logout_title", session_code=code,
-                          action=idp.endpoint("logout/logout-confirm"))
+        idp.put(idp.confirmations, code, (cookie_session.id if cookie_session else None, state,
+                                          redirect_uri, locale),
+                idp.realm.setting("accessCodeLifespanLogin", 1800))
+        return _page("message.html", locale, "logout_title", session_code=code,
+                     action=idp.endpoint("logout/logout-confirm"))
     hinted = idp.active_session(claims.get("sid"))
     for session in (hinted if hinted and hinted.user_id == claims.get("sub") else None,
                     cookie_session):
@@ -353,19 +353,19 @@ def logout() -> Response:
 
 def logout_confirm() -> Response:
     idp = _idp()
-    conf = idp.confirmations.pop(request.form.get("session_code") or "", None)
-    if conf is None:
-        return pages.error(pages.pick_locale(None, request.headers.get("Accept-Language")),
-                      "Logout failed")
-    cookie_session = idp.session_from_cookie(request.cookies.get(IDENTITY_COOKIE))
-    if cookie_session is not None and cookie_session.id == conf["session_id"]:
+    confirmation = idp.get(idp.confirmations, request.form.get("session_code"), pop=True)
+    if confirmation is None:
+        return _error(_locale(), "Logout failed")
+    session_id, state, redirect_uri, locale = confirmation
+    cookie_session = _cookie_session(idp)
+    if cookie_session is not None and cookie_session.id == session_id:
         idp.end_session(cookie_session.id)
-    return _logged_out(conf["locale"], conf["redirect_uri"], conf["state"])
+    return _logged_out(locale, redirect_uri, state)
 
 
 def _logged_out(locale: str, redirect_uri: str | None, state: str | None) -> Response:
     if redirect_uri is None:
-        response = pages.page("message.html", locale, "logged_out")
+        response = _page("message.html", locale, "logged_out")
     else:
         response = redirect(add_params_to_uri(redirect_uri, [("state", state)] if state else []))
     for name in (IDENTITY_COOKIE, SESSION_COOKIE):

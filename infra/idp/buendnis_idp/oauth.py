@@ -1,15 +1,23 @@
-"""The OAuth 2.0 side on Authlib's authorization server: the grants and introspection.
+"""The OAuth 2.0 side: Authlib's authorization server with the realm's keys, sessions and tokens.
 
 Authlib does the protocol: it picks the grant for `grant_type`, authenticates the client (HTTP
 Basic, form, or none for public clients), checks the code's redirect URI, scope and PKCE,
 validates refresh tokens against their client and answers introspection. What is ours is what
-Keycloak adds: its per-client grant rules and error texts, sessions, and the token contents.
+Keycloak adds: its per-client rules and error texts, sessions (in memory), and the tokens Keycloak
+26 issues (access, ID, refresh), signed with joserfc, the JOSE library Authlib is built on.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import secrets
+import threading
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -21,15 +29,17 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedGrantTy
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import request as flask_request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey, RSAKey
 
-from .claims import resolve_client_scopes
-from .realm import Client, Rep
-from .tokens import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, InvalidToken, Session
+from .realm import ACCESS, ID, ClaimContext, Client, Realm, Rep, apply_mappers, token_scope_string
 
 log = logging.getLogger(__name__)
 # Authlib logs tokens, usernames and clients at DEBUG: none of them may reach a log.
 logging.getLogger("authlib").setLevel(logging.INFO)
 
+ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, REFRESH_TOKEN_TYPE = "Bearer", "ID", "Refresh"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 # Authlib's PKCE texts, as Keycloak words them.
 _PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
@@ -50,19 +60,27 @@ class KeycloakError(OAuth2Error):
         return super().get_headers() + self.headers
 
 
-def to_client(idp: Any, client: Client, uri: str, params: list[tuple[str, str]],
-              fragment: bool = False, code: str | None = None) -> tuple:
-    """A redirect to the client: `params`, then Keycloak's `iss`, then the code."""
-    if client.attributes.get("exclude.issuer.from.auth.response") != "true":
-        params = [*params, ("iss", idp.issuer)]
-    location = add_params_to_uri(uri, params + ([("code", code)] if code else []), fragment)
-    return 302, "", [("Location", location), ("Cache-Control", "no-store")]
+def _grant_error(description: str) -> KeycloakError:
+    return KeycloakError(400, "invalid_grant", description)
 
 
-def service_account_notes(client: Client) -> dict[str, str]:
-    """The session notes of a client-credentials login (Keycloak's service_account scope)."""
-    address = flask_request.remote_addr or ""
-    return {"client_id": client.client_id, "clientHost": address, "clientAddress": address}
+class InvalidToken(Exception):
+    """A token failed verification; the message is safe to return to the client."""
+
+
+@dataclass
+class Session:
+    """A user session with Keycloak's client sessions in it: client id -> (scope names, openid,
+    requested scope string)."""
+
+    id: str
+    user_id: str
+    started: int
+    last_refresh: int
+    notes: dict[str, Any]
+    clients: dict[str, tuple[list[str], bool, str]] = field(default_factory=dict)
+    sso: bool = False  # a browser session, which the identity cookie may resume
+    used_refresh_tokens: set[str] = field(default_factory=set)
 
 
 class _Request(FlaskOAuth2Request):
@@ -74,21 +92,60 @@ class _Request(FlaskOAuth2Request):
         self.uri, self._request, self.payload = request.url, request, FlaskOAuth2Payload(request)
 
 
-class Server(AuthorizationServer):
-    def __init__(self, idp: Any) -> None:
+class IdentityProvider(AuthorizationServer):
+    """One realm's provider: Authlib's server, the signing key, the sessions and the browser's
+    pending logins, codes and logout confirmations (in memory); `app.extensions["buendnis_idp"]`.
+    Tests replace `clock` to travel in time."""
+
+    def __init__(self, realm: Realm, signing_key_pem: bytes | None, issuer_base: str) -> None:
         super().__init__()
-        self.idp = idp
+        key = RSAKey.import_key(signing_key_pem) if signing_key_pem else RSAKey.generate_key(2048)
+        if not key.is_private or key.private_key.key_size < 2048:
+            raise ValueError("the signing key must be an RSA private key of at least 2048 bits")
+        self.realm, self.signing_key, self.issuer_base = realm, key, issuer_base
+        self.issuer = f"{issuer_base}/realms/{realm.name}"
+        self.clock: Callable[[], float] = time.time
+        self.lock = threading.Lock()
+        self.sessions: dict[str, Session] = {}
+        self.transactions: dict[str, tuple[int, Any]] = {}  # store: key -> (expires, item)
+        self.codes: dict[str, tuple[int, Any]] = {}
+        self.confirmations: dict[str, tuple[int, Any]] = {}
+        # Keycloak signs refresh tokens with the realm's HMAC key; clients never verify them.
+        self.refresh_key = OctKey.import_key(secrets.token_bytes(64))
+        self.cookie_key = OctKey.import_key(secrets.token_bytes(64))
         for grant in (PasswordGrant, ClientCredentialsGrant, RefreshTokenGrant):
             self.register_grant(grant)
         self.register_grant(AuthorizationCodeGrant, [KeycloakPKCE()])
         self.register_endpoint(Introspection)
 
+    # The signing key as Keycloak publishes it: JWKS entry, realm `public_key`, `kid`.
+    private_key = property(lambda self: self.signing_key.private_key)  # cryptography's key
+    kid = property(lambda self: self.signing_key.thumbprint())  # RFC 7638: same across restarts
+    jwk = property(lambda self: {"kid": self.kid, "alg": "RS256", "use": "sig",
+                                 **self.signing_key.as_dict(private=False)})
+    public_key_b64 = property(lambda self: base64.b64encode(
+        self.signing_key.as_der(private=False)).decode("ascii"))
+
+    def __getitem__(self, name: str) -> Any:  # item access works too
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def endpoint(self, name: str) -> str:
+        return f"{self.issuer}/protocol/openid-connect/{name}"
+
+    # --- Authlib's hooks ---
+
     def query_client(self, client_id: str) -> Client | None:
-        client = self.idp.realm.client(client_id)
+        client = self.realm.client(client_id)
         return client if client is not None and client.flag("enabled", True) else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        """Tokens are self-contained JWTs; their sessions are kept by the TokenService."""
+        """Tokens are self-contained JWTs; their sessions are kept in `sessions`."""
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         return request if isinstance(request, OAuth2Request) else _Request(flask_request)
@@ -101,14 +158,163 @@ class Server(AuthorizationServer):
         except UnsupportedGrantTypeError:
             raise KeycloakError(400, "unsupported_grant_type", "Unsupported grant_type") from None
 
-    def authenticate_client(self, request: OAuth2Request, methods: list[str],
-                            endpoint: str = "token") -> Client:
+    def authenticate_client(self, request: OAuth2Request | None = None,
+                            methods: list[str] = AUTH_METHODS, endpoint: str = "token") -> Client:
         try:
-            return super().authenticate_client(request, methods, endpoint)
+            return super().authenticate_client(self.create_oauth2_request(request), methods,
+                                               endpoint)
         except InvalidClientError:
             log.info("client authentication failed")  # no client id: it may be a secret typed
             raise KeycloakError(401, "invalid_client",
                                 "Invalid client or Invalid client credentials") from None
+
+    # --- the browser's pending items and the sessions ---
+
+    def put(self, store: dict[str, tuple[int, Any]], key: str, item: Any, lifespan: int) -> None:
+        now = self.now()
+        with self.lock:
+            for old in [k for k, (expires, _) in store.items() if expires <= now]:
+                del store[old]
+            store[key] = (now + lifespan, item)
+
+    def get(self, store: dict[str, tuple[int, Any]], key: str | None, pop: bool = False) -> Any:
+        with self.lock:
+            expires, item = (store.pop if pop else store.get)(key or "", (0, None))
+        return item if expires > self.now() else None
+
+    def start_session(self, user: Rep, sso: bool = False) -> Session:
+        now = self.now()
+        session = Session(str(uuid.uuid4()), user["id"], now, now, {"AUTH_TIME": now}, sso=sso)
+        with self.lock:
+            self.sessions[session.id] = session
+        return session
+
+    def attach(self, session: Session, client: Client, scopes: list[Rep], openid: bool,
+               requested: str) -> None:
+        session.clients[client.client_id] = ([s["name"] for s in scopes], openid, requested)
+        session.last_refresh = self.now()
+
+    def expires_at(self, session: Session) -> int:
+        return min(session.last_refresh + self.realm.setting("ssoSessionIdleTimeout", 1800),
+                   session.started + self.realm.setting("ssoSessionMaxLifespan", 36000))
+
+    def active_session(self, session_id: str | None) -> Session | None:
+        with self.lock:
+            session = self.sessions.get(session_id or "")
+            if session is not None and self.now() >= self.expires_at(session):
+                del self.sessions[session.id]
+                return None
+            return session
+
+    def end_session(self, session_id: str | None) -> Session | None:
+        with self.lock:
+            return self.sessions.pop(session_id or "", None)
+
+    def client_state(self, session: Session, client_id: str) -> tuple[list[Rep], bool, str]:
+        """The scopes, openid flag and requested scope string the client holds in the session."""
+        names, openid, requested = session.clients[client_id]
+        return [self.realm.client_scopes[n] for n in names], openid, requested
+
+    def token_user(self, claims: dict[str, Any]) -> Rep | None:
+        """The enabled user a token names: a realm user, or its client's service account."""
+        client = self.realm.client(claims.get("azp"))
+        user = self.realm.user_by_id(claims.get("sub")) or (
+            client and self.realm.service_account_user(client))
+        return user if user and user["id"] == claims.get("sub") and user["enabled"] else None
+
+    def session_holds(self, claims: dict[str, Any]) -> bool:
+        """A token of a session is valid only while the session holds the token's client."""
+        if not claims.get("sid") and claims.get("typ") != REFRESH_TOKEN_TYPE:
+            return True
+        session = self.active_session(claims.get("sid"))
+        return session is not None and claims.get("azp") in session.clients
+
+    # --- tokens ---
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": self.kid}, claims, self.signing_key)
+
+    def issue(self, user: Rep, client: Client, scopes: list[Rep], openid: bool, requested: str,
+              session: Session | None, notes: dict[str, Any] | None = None,
+              id_claims: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A Keycloak token response: access token, ID token (openid), refresh token (sessions).
+        `notes` add to the session's notes for this response (the acr of a browser login),
+        `id_claims` (the nonce) go into the ID token only."""
+        now = self.now()
+        lifespan = client.attributes.get("access.token.lifespan", "")
+        exp = now + (int(lifespan) if lifespan.isdigit() and int(lifespan) > 0
+                     else self.realm.setting("accessTokenLifespan", 300))
+        if session is not None:
+            exp = min(exp, session.started + self.realm.setting("ssoSessionMaxLifespan", 36000))
+        sid = {"sid": session.id} if session else {}
+        scope = token_scope_string(scopes, openid)
+        ctx = ClaimContext(self.realm, client, user, scopes, requested,
+                           {**(session.notes if session else {}), **(notes or {})})
+
+        def claims(token_type: str, expires: int, **extra: Any) -> dict[str, Any]:
+            return {"exp": expires, "iat": now, "jti": str(uuid.uuid4()), "iss": self.issuer,
+                    "typ": token_type, "azp": client.client_id, **extra}
+
+        def audience(token: dict[str, Any]) -> dict[str, Any]:
+            if ctx.audiences:
+                token["aud"] = ctx.audiences[0] if len(ctx.audiences) == 1 else ctx.audiences
+            return token
+
+        access = audience(apply_mappers(ACCESS, claims(ACCESS_TOKEN_TYPE, exp, **sid,
+                                                       scope=scope), ctx))
+        response: dict[str, Any] = {"access_token": self.sign(access), "expires_in": exp - now,
+                                    "refresh_expires_in": 0, "token_type": ACCESS_TOKEN_TYPE}
+        if openid:
+            digest = hashlib.sha256(response["access_token"].encode("ascii")).digest()
+            at_hash = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+            ctx.audiences = [client.client_id]
+            response["id_token"] = self.sign(audience(apply_mappers(ID, claims(
+                ID_TOKEN_TYPE, exp, sub=user["id"], **(id_claims or {}), **sid, at_hash=at_hash),
+                ctx)))
+        if session is not None:
+            refresh_exp = self.expires_at(session)
+            refresh = claims(REFRESH_TOKEN_TYPE, refresh_exp, aud=self.issuer, sub=user["id"],
+                             **sid, scope=scope)
+            response["refresh_token"] = jwt.encode({"alg": "HS512", "typ": "JWT"}, refresh,
+                                                   self.refresh_key, algorithms=["HS512"])
+            response["refresh_expires_in"] = refresh_exp - now
+        return {**response, "not-before-policy": 0,
+                **({"session_state": session.id} if session else {}), "scope": scope}
+
+    def verify(self, token: str, token_type: str, expiry: bool = True) -> dict[str, Any]:
+        """A token's claims; InvalidToken unless this realm issued it as `token_type` and, with
+        `expiry`, it has not expired (Keycloak takes an expired ID token as a logout hint)."""
+        refresh = token_type == REFRESH_TOKEN_TYPE
+        message = "Invalid refresh token" if refresh else "Token verification failed"
+        try:
+            decoded = jwt.decode(token, self.refresh_key if refresh else self.signing_key,
+                                 algorithms=["HS512" if refresh else "RS256"])
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidToken(message) from exc
+        claims = decoded.claims
+        if (not refresh and decoded.header.get("kid") != self.kid) or \
+                claims.get("iss") != self.issuer or claims.get("typ") != token_type or \
+                not isinstance(claims.get("exp"), int) or (refresh and (
+                    claims.get("aud") != self.issuer or not claims.get("sid")
+                    or not claims.get("azp"))):
+            raise InvalidToken(message)
+        if expiry and claims["exp"] <= self.now():
+            raise InvalidToken("Token is not active")
+        return claims
+
+    def to_client(self, client: Client, uri: str, params: list[tuple[str, str]],
+                  fragment: bool = False, code: str | None = None) -> tuple:
+        """A redirect to the client: `params`, then Keycloak's `iss`, then the code."""
+        if client.attributes.get("exclude.issuer.from.auth.response") != "true":
+            params = [*params, ("iss", self.issuer)]
+        location = add_params_to_uri(uri, params + ([("code", code)] if code else []), fragment)
+        return 302, "", [("Location", location), ("Cache-Control", "no-store")]
+
+
+def service_account_notes(client: Client) -> dict[str, str]:
+    """The session notes of a client-credentials login (Keycloak's service_account scope)."""
+    address = flask_request.remote_addr or ""
+    return {"client_id": client.client_id, "clientHost": address, "clientAddress": address}
 
 
 class _KeycloakGrant:
@@ -116,52 +322,52 @@ class _KeycloakGrant:
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     session: Session | None = None
-    idp = property(lambda self: self.server.idp)
+    server: IdentityProvider
 
     def validate_requested_scope(self) -> None:
         self.scopes(self.request.payload.scope)  # type: ignore[attr-defined]
 
     def scopes(self, scope: str | None) -> tuple[list[Rep], bool]:
-        return resolve_client_scopes(self.idp.realm, self.request.client, scope)
+        return self.server.realm.resolve_scopes(self.request.client, scope)
 
-    def session_user(self) -> Rep:
-        assert self.session is not None
-        user = self.idp.realm.user_by_id(self.session.user_id)
+    def authenticate_user(self, *_: Any) -> Rep:
+        """The user of the session a refresh token or a code belongs to."""
+        user = self.server.realm.user_by_id(self.session.user_id)
         if user is None or not user["enabled"]:
-            raise KeycloakError(400, "invalid_grant", "User disabled")
+            raise _grant_error("User disabled")
         return user
 
     def issue(self, user: Rep, scope: str | None, **kwargs: Any) -> dict[str, Any]:
         client = self.request.client  # type: ignore[attr-defined]
         scopes, openid = self.scopes(scope)
         if self.session is not None:
-            self.idp.attach(self.session, client, scopes, openid, scope or "")
+            self.server.attach(self.session, client, scopes, openid, scope or "")
         log.info("%s grant for client %s: user %s", self.GRANT_TYPE, client.client_id, user["id"])
-        return self.idp.issue(user, client, scopes, openid, scope or "", self.session, **kwargs)
+        return self.server.issue(user, client, scopes, openid, scope or "", self.session, **kwargs)
 
 
 class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant):
     def authenticate_user(self, username: str, password: str) -> Rep:
-        user, problem = self.idp.realm.check_login(username, password)
+        user, problem = self.server.realm.check_login(username, password)
         if problem == "invalid":
             log.info("password grant refused: invalid user credentials")
             raise KeycloakError(401, "invalid_grant", "Invalid user credentials")
         if problem is not None:
-            raise KeycloakError(400, "invalid_grant", "Account disabled" if problem == "disabled"
-                                else "Account is not fully set up")
+            raise _grant_error("Account disabled" if problem == "disabled"
+                               else "Account is not fully set up")
         return user
 
     def generate_token(self, user: Rep, scope: str | None = None, **_: Any) -> dict[str, Any]:
-        self.session = self.idp.start_session(user)
+        self.session = self.server.start_session(user)
         return self.issue(user, scope)
 
 
 class ClientCredentialsGrant(_KeycloakGrant, grants.ClientCredentialsGrant):
     def generate_token(self, scope: str | None = None, **_: Any) -> dict[str, Any]:
         client = self.request.client
-        user = self.idp.realm.service_account_user(client)
+        user = self.server.realm.service_account_user(client)
         if user is None or not user["enabled"]:
-            raise KeycloakError(400, "invalid_grant", "Account disabled")
+            raise _grant_error("Account disabled")
         # No session, so no refresh token.
         return self.issue(user, scope, notes=service_account_notes(client))
 
@@ -169,19 +375,19 @@ class ClientCredentialsGrant(_KeycloakGrant, grants.ClientCredentialsGrant):
 class Stored(dict):
     """A verified refresh token, or a code of the browser login, as Authlib's grants ask."""
 
+    code_challenge = property(lambda self: self["code_challenge"])  # for Authlib's PKCE
+    code_challenge_method = property(lambda self: self["code_challenge_method"])
+
     def get_scope(self) -> str:
         return self["scope"]
 
     def get_redirect_uri(self) -> str | None:
         return self["redirect_uri"]
 
-    code_challenge = property(lambda self: self["code_challenge"])  # for Authlib's PKCE
-    code_challenge_method = property(lambda self: self["code_challenge_method"])
-
     def check_client(self, client: Client) -> bool:
         if self["azp"] != client.client_id:
-            raise KeycloakError(400, "invalid_grant", "Invalid refresh token. Token client and "
-                                "authorized client don't match")
+            raise _grant_error("Invalid refresh token. Token client and authorized client don't "
+                               "match")
         return True
 
 
@@ -190,30 +396,26 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> Stored:
         try:
-            claims = Stored(self.idp.verify(refresh_token, REFRESH_TOKEN_TYPE))
+            claims = Stored(self.server.verify(refresh_token, REFRESH_TOKEN_TYPE))
         except InvalidToken as exc:
-            raise KeycloakError(400, "invalid_grant", str(exc)) from None
-        self.session = self.idp.active_session(claims["sid"])
+            raise _grant_error(str(exc)) from None
+        self.session = self.server.active_session(claims["sid"])
         if self.session is None:
-            raise KeycloakError(400, "invalid_grant", "Session not active")
+            raise _grant_error("Session not active")
         if claims["azp"] not in self.session.clients:
-            raise KeycloakError(400, "invalid_grant", "Session doesn't have required client")
-        if self.idp.realm.rep.get("revokeRefreshToken") and \
+            raise _grant_error("Session doesn't have required client")
+        if self.server.realm.rep.get("revokeRefreshToken") and \
                 claims["jti"] in self.session.used_refresh_tokens:
-            raise KeycloakError(400, "invalid_grant",
-                                "Maximum allowed refresh token reuse exceeded")
+            raise _grant_error("Maximum allowed refresh token reuse exceeded")
         return claims
 
-    def authenticate_user(self, refresh_token: Stored) -> Rep:
-        return self.session_user()
-
     def revoke_old_credential(self, refresh_token: Stored) -> None:
-        if self.idp.realm.rep.get("revokeRefreshToken"):
+        if self.server.realm.rep.get("revokeRefreshToken"):
             self.session.used_refresh_tokens.add(refresh_token["jti"])
 
     def generate_token(self, user: Rep, **_: Any) -> dict[str, Any]:
         client_id = self.request.client.client_id
-        return self.issue(user, self.idp.client_state(self.session, client_id)[2])
+        return self.issue(user, self.server.client_state(self.session, client_id)[2])
 
 
 class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
@@ -223,22 +425,24 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
     def create_authorization_response(self, redirect_uri: str, login: Any) -> tuple:
         """Keycloak's answer to a login: state, session_state, iss and code, in that order."""
         self.session, acr = login
-        data, client, idp = self.request.payload.data, self.request.client, self.idp
+        data, client, idp = self.request.payload.data, self.request.client, self.server
         scope = data.get("scope") or ""
         idp.attach(self.session, client, *self.scopes(scope), scope)
         code = f"{uuid.uuid4()}.{self.session.id}.{client.id}"  # Keycloak's code format
         keys = ("redirect_uri", "nonce", "code_challenge", "code_challenge_method")
+        # Used codes are kept a while longer, so that a replay is recognised.
         idp.put(idp.codes, code, Stored(
             {k: data.get(k) for k in keys}, scope=scope, acr=acr, session_id=self.session.id,
-            client_id=client.client_id, created=idp.now(), used=False))
+            client_id=client.client_id, created=idp.now(), used=False),
+            11 * idp.realm.setting("accessCodeLifespan", 60))
         params = [("state", data["state"])] if data.get("state") is not None else []
-        return to_client(idp, client, redirect_uri, [*params, ("session_state", self.session.id)],
-                         data.get("response_mode") == "fragment", code)
+        return idp.to_client(client, redirect_uri, [*params, ("session_state", self.session.id)],
+                             data.get("response_mode") == "fragment", code)
 
     def query_authorization_code(self, code: str, client: Client) -> Stored:
-        idp = self.idp
+        idp = self.server
+        data = idp.get(idp.codes, code)
         with idp.lock:  # a code is used up by its first exchange, even a failed one
-            data = idp.codes.get(code)
             first = data is not None and not data["used"]
             if data is not None:
                 data["used"] = True
@@ -248,18 +452,15 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
             # the tokens issued for the first use.
             log.warning("code of client %s used twice: tokens revoked", data["client_id"])
         if first and data["created"] + idp.realm.setting("accessCodeLifespan", 60) <= idp.now():
-            raise KeycloakError(400, "invalid_grant", "Code is expired")
+            raise _grant_error("Code is expired")
         self.session = session if first else None
         if self.session is None:
-            raise KeycloakError(400, "invalid_grant", "Code not valid")
+            raise _grant_error("Code not valid")
         if data["client_id"] != client.client_id:
-            raise KeycloakError(400, "invalid_grant", "Auth error")
+            raise _grant_error("Auth error")
         if data["redirect_uri"] != self.request.payload.redirect_uri:
-            raise KeycloakError(400, "invalid_grant", "Incorrect redirect_uri")
+            raise _grant_error("Incorrect redirect_uri")
         return data
-
-    def authenticate_user(self, code: Stored) -> Rep:
-        return self.session_user()
 
     def delete_authorization_code(self, code: Stored) -> None:
         """Redeeming it used it up already."""
@@ -295,8 +496,8 @@ class KeycloakPKCE(CodeChallenge):
         try:
             super().validate_code_verifier(grant, result)
         except OAuth2Error as exc:
-            raise KeycloakError(400, "invalid_grant", _PKCE_TEXTS.get(
-                exc.description, "PKCE verification failed")) from None
+            raise _grant_error(_PKCE_TEXTS.get(exc.description, "PKCE verification failed")) \
+                from None
 
 
 class Introspection(IntrospectionEndpoint):
@@ -311,7 +512,7 @@ class Introspection(IntrospectionEndpoint):
     def query_token(self, token: str, token_type_hint: str | None) -> dict[str, Any] | None:
         for token_type in (ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE):
             try:
-                return {**self.server.idp.verify(token, token_type), "token_type": token_type}
+                return {**self.server.verify(token, token_type), "token_type": token_type}
             except InvalidToken:
                 continue
         return None
@@ -320,7 +521,7 @@ class Introspection(IntrospectionEndpoint):
         return True
 
     def create_introspection_payload(self, token: dict[str, Any] | None) -> dict[str, Any]:
-        user = self.server.idp.token_user(token) if token else None
-        if user is None or not self.server.idp.session_holds(token):
+        user = self.server.token_user(token) if token else None
+        if user is None or not self.server.session_holds(token):
             return {"active": False}
         return {**token, "client_id": token["azp"], "username": user["username"], "active": True}

@@ -1,28 +1,37 @@
-"""The realm file, read the way `kc.sh --import-realm` reads it, as the model Authlib works on.
+"""The realm file, read the way `kc.sh --import-realm` reads it, and its protocol mappers.
 
-The realm file stays the source of truth: users, organisations and client scopes are kept as
-the file's own JSON (Keycloak's names: `firstName`, `realmRoles`, `protocolMappers`), and
-`Client` is Authlib's client model over a client's JSON. Keycloak replaces `${VAR}` and
-`${VAR:default}` placeholders in the raw text with environment variables before it parses it;
-`replace_placeholders` does the same, so both read the same secrets from the same file.
+The realm file stays the source of truth: users, organisations and client scopes are kept as the
+file's own JSON (Keycloak's names: `firstName`, `realmRoles`, `protocolMappers`), `Client` is
+Authlib's client model over a client's JSON, and the realm's mappers turn a user, a client and its
+scopes into the claims Keycloak 26 would issue for the same file. `${VAR:default}` placeholders are
+replaced from the environment before parsing, as Keycloak does, so both read the same secrets.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
+from authlib.oauth2.rfc6749.errors import InvalidScopeError, UnauthorizedClientError
 
+log = logging.getLogger(__name__)
 Rep = dict[str, Any]  # a representation from the realm file
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
+#: The demo people, kept out of the realm file that production imports.
+DEFAULT_DEMO_USERS_FILE = (
+    Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm-demo-users.json")
+ACCESS, ID, USERINFO = "access.token.claim", "id.token.claim", "userinfo.token.claim"
+ORGANIZATION_MAPPER = "oidc-organization-membership-mapper"
 
 
 class RealmFileError(ValueError):
@@ -110,7 +119,7 @@ class Client(ClientMixin):
         return True
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        return scope or ""  # the client scopes are checked by the grant
+        return scope or ""  # the client scopes are checked by resolve_scopes
 
 
 class Realm:
@@ -138,19 +147,15 @@ class Realm:
     def user_by_id(self, user_id: str | None) -> Rep | None:
         return self.users.get(user_id or "")
 
-    def user_by_login(self, login: str) -> Rep | None:
-        """Keycloak's login lookup: the username, or the e-mail address if the realm allows it."""
-        key = login.strip().lower()
-        by_email = "@" in key and self.rep.get("loginWithEmailAllowed", True) is not False
-        return next((u for u in self.users.values() if u["username"] == key or
-                     (by_email and str(u.get("email", "")).lower() == key)), None)
-
     def check_login(self, login: str, password: str) -> tuple[Rep | None, str | None]:
         """The user, and what stops the sign-in: "invalid" (also for a service account),
-        "disabled", "not_set_up" (required actions or a temporary password, which Keycloak would
-        ask for first), or None. Only plain `value` credentials are read, as hand-written realm
-        files have them (the realm file for production holds no passwords)."""
-        user = self.user_by_login(login)
+        "disabled", "not_set_up" (required actions or a temporary password), or None. The login
+        is the username, or the e-mail address if the realm allows it; only plain `value`
+        credentials are read (the realm file for production holds no passwords)."""
+        key = login.strip().lower()
+        by_email = "@" in key and self.rep.get("loginWithEmailAllowed", True) is not False
+        user = next((u for u in self.users.values() if u["username"] == key or
+                     (by_email and str(u.get("email", "")).lower() == key)), None)
         credentials = (user or {}).get("credentials") or []
         if user is None or user.get("serviceAccountClientId") or not any(
                 c.get("value") is not None and c.get("type", "password") == "password" and
@@ -173,46 +178,21 @@ class Realm:
             "username": f"service-account-{client.client_id}", "enabled": True,
             "serviceAccountClientId": client.client_id})
 
-    def organizations_of(self, user: Rep) -> list[Rep]:
-        return [o for o in self.organizations if o.get("enabled", True) is not False and any(
-            str(m.get("username", "")).lower() == user["username"] for m in o.get("members") or [])]
-
-
-#: The demo people (users and their organisation memberships), kept out of the realm file that
-#: production imports; only this development provider and the local tools read them.
-DEFAULT_DEMO_USERS_FILE = (
-    Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm-demo-users.json")
-
-
-def with_demo_users(rep: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    """The realm with the overlay's users and organisation members added; a user the realm
-    already has (same id or username) keeps the realm's definition."""
-    def new(items: list[Rep], known: list[Rep]) -> list[Rep]:
-        seen = {u.get("id") for u in known} | {str(u.get("username", "")).lower() for u in known}
-        return [u for u in items
-                if u.get("id") not in seen and str(u.get("username", "")).lower() not in seen]
-
-    users = list(rep.get("users") or [])
-    members = {o["alias"]: o.get("members") or [] for o in overlay.get("organizations") or []}
-    organizations = [{**o, "members": (o.get("members") or []) + new(
-        members.get(o.get("alias"), []), o.get("members") or [])}
-        for o in rep.get("organizations") or []]
-    return {**rep, "users": users + new(overlay.get("users") or [], users),
-            "organizations": organizations}
-
-
-def _read_json(path: Path, what: str, env: Mapping[str, str] | None) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-        rep = json.loads(text if env is None else replace_placeholders(text, env.get))
-    except OSError as exc:
-        raise RealmFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise RealmFileError(f"{what} {path} is not valid JSON (line {exc.lineno}): {exc.msg}") \
-            from exc
-    if not isinstance(rep, dict) or not rep.get("realm"):
-        raise RealmFileError(f"{what} {path} has no 'realm' name")
-    return rep
+    def resolve_scopes(self, client: Client, scope_param: str | None) -> tuple[list[Rep], bool]:
+        """The client's default scopes plus the requested optional ones, and whether `openid`
+        was asked for; Keycloak's invalid_scope for a scope the client has neither way."""
+        active = [self.client_scopes[n] for n in client.default_scopes if n in self.client_scopes]
+        for item in (scope_param or "").split():
+            base, dynamic, _ = item.partition(":")
+            scope = self.client_scopes.get(base)
+            if item == "openid" or (scope in active and not dynamic):
+                continue
+            # Only the organization scope takes a value ("organization:<alias>", "…:*").
+            if scope is None or base not in client.default_scopes + client.optional_scopes or (
+                    dynamic and not _maps_organizations(scope)):
+                raise InvalidScopeError(f"Invalid scopes: {scope_param}")
+            active += [] if scope in active else [scope]
+        return active, "openid" in (scope_param or "").split()
 
 
 def realm_representation(
@@ -222,22 +202,221 @@ def realm_representation(
     """The realm file as JSON, with the demo users added: ``demo_users=True`` reads the file
     ``IDP_DEMO_USERS_FILE`` names (default :data:`DEFAULT_DEMO_USERS_FILE`, ``none``: none);
     a path names it; ``None``/``False``: none. Placeholders are resolved from ``env`` (default
-    os.environ); ``env=False`` leaves them as they are written."""
+    os.environ); ``env=False`` leaves them as they are written. A user the realm already has
+    (same id or username) keeps the realm's definition."""
     source = env if isinstance(env, Mapping) else os.environ
-    rep = _read_json(Path(path), "realm file", None if env is False else source)
+
+    def read(path: Path, what: str) -> Rep:
+        try:
+            text = path.read_text(encoding="utf-8")
+            rep = json.loads(text if env is False else replace_placeholders(text, source.get))
+        except OSError as exc:
+            raise RealmFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise RealmFileError(f"{what} {path} is not valid JSON (line {exc.lineno}): "
+                                 f"{exc.msg}") from exc
+        if not isinstance(rep, dict) or not rep.get("realm"):
+            raise RealmFileError(f"{what} {path} has no 'realm' name")
+        return rep
+
+    def new(items: list[Rep], known: list[Rep]) -> list[Rep]:
+        seen = {u.get("id") for u in known} | {str(u.get("username", "")).lower() for u in known}
+        return [u for u in items
+                if u.get("id") not in seen and str(u.get("username", "")).lower() not in seen]
+
+    rep = read(Path(path), "realm file")
     if demo_users is True:
         value = source.get("IDP_DEMO_USERS_FILE", "")
         demo_users = None if value.strip().lower() == "none" else value or DEFAULT_DEMO_USERS_FILE
     if not demo_users:
         return rep
-    overlay = _read_json(Path(demo_users), "demo users file", None if env is False else source)
+    overlay = read(Path(demo_users), "demo users file")
     if overlay["realm"] != rep["realm"]:
         raise RealmFileError(f"demo users file {demo_users} is for realm {overlay['realm']!r},"
                              f" not {rep['realm']!r}")
-    return with_demo_users(rep, overlay)
+    users = list(rep.get("users") or [])
+    members = {o["alias"]: o.get("members") or [] for o in overlay.get("organizations") or []}
+    return {**rep, "users": users + new(overlay.get("users") or [], users), "organizations": [
+        {**o, "members": (o.get("members") or []) + new(members.get(o.get("alias"), []),
+                                                        o.get("members") or [])}
+        for o in rep.get("organizations") or []]}
 
 
 def load_realm(path: str | Path, *, env: Mapping[str, str] | None = None,
                demo_users: str | Path | None | bool = True) -> Realm:
     """Read a realm file (see :func:`realm_representation`)."""
     return Realm(realm_representation(path, demo_users=demo_users, env=env))
+
+
+# --- protocol mappers ---------------------------------------------------------------------------
+
+
+@dataclass
+class ClaimContext:
+    realm: Realm
+    client: Client
+    user: Rep
+    scopes: list[Rep]  # the active client scopes
+    requested_scope: str = ""
+    notes: Mapping[str, Any] = field(default_factory=dict)  # the user session's notes
+    audiences: list[str] = field(default_factory=list)
+
+
+def _maps_organizations(scope: Rep) -> bool:
+    return any(m.get("protocolMapper") == ORGANIZATION_MAPPER
+               for m in scope.get("protocolMappers") or [])
+
+
+def token_scope_string(scopes: list[Rep], openid: bool) -> str:
+    names = sorted(s["name"] for s in scopes
+                   if (s.get("attributes") or {}).get("include.in.token.scope", "true") == "true")
+    return " ".join((["openid"] if openid else []) + names)
+
+
+def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[str, Any]:
+    """Run every mapper of the client and its active scopes that is switched on for `kind`."""
+    for mapper in [*(ctx.client.rep.get("protocolMappers") or []),
+                   *(m for s in ctx.scopes for m in s.get("protocolMappers") or [])]:
+        config = mapper.get("config") or {}
+        if config.get(kind) != "true":
+            continue
+        if (handler := _HANDLERS.get(mapper["protocolMapper"])) is None:
+            log.warning("mapper type %s is not supported here; skipped", mapper["protocolMapper"])
+        else:
+            handler(claims, config, ctx)
+    return claims
+
+
+def _set_claim(claims: dict[str, Any], name: str, value: Any, client_id: str) -> None:
+    """Keycloak's nested claim names: `realm_access.roles`; `\\.` is a literal dot."""
+    *parents, last = [p.replace("\\.", ".") for p in
+                      re.split(r"(?<!\\)\.", name.replace("${client_id}", client_id))]
+    for part in parents:
+        if not isinstance(claims.get(part), dict):
+            claims[part] = {}
+        claims = claims[part]
+    claims[last] = value
+
+
+def _map_values(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext,
+                values: list[Any]) -> None:
+    kind = config.get("jsonType.label", "String").lower()
+    if kind in ("long", "int"):
+        values = [int(v) for v in values if str(v).lstrip("-").isdigit()]
+    elif kind == "boolean":
+        values = [v if isinstance(v, bool) else str(v).lower() == "true" for v in values]
+    if config.get("claim.name") and values:
+        value = values if config.get("multivalued") == "true" else values[0]
+        _set_claim(claims, config["claim.name"], value, ctx.client.client_id)
+
+
+def _user_attribute(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    # Keycloak's user properties (username, email, firstName, emailVerified) are the names of
+    # the user's fields in the realm file; anything else is a user attribute.
+    name = config.get("user.attribute", "")
+    value = ctx.user.get(name)
+    values = (ctx.user.get("attributes") or {}).get(name, []) if value is None else value
+    values = values if isinstance(values, list) else [values]
+    _map_values(claims, config, ctx, [v for v in values if v not in (None, "")])
+
+
+def _full_name(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    if name := " ".join(p for p in (ctx.user.get("firstName"), ctx.user.get("lastName")) if p):
+        claims["name"] = name
+
+
+def _session_note(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    if (note := ctx.notes.get(config.get("user.session.note", ""))) is not None:
+        _map_values(claims, config, ctx, [note])
+
+
+def _realm_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    composites = {r["name"]: (r.get("composites") or {}).get("realm") or []
+                  for r in (ctx.realm.rep.get("roles") or {}).get("realm") or []}
+    roles = list(ctx.user.get("realmRoles") or [])
+    for role in roles:  # the user's roles, then the roles of its composite roles
+        roles += [r for r in composites.get(role, []) if r not in roles]
+    prefix = config.get("usermodel.realmRoleMapping.rolePrefix", "")
+    if roles := [prefix + r for r in roles]:
+        _set_claim(claims, config.get("claim.name") or "realm_access.roles",
+                   roles if config.get("multivalued", "true") == "true" else roles[0],
+                   ctx.client.client_id)
+
+
+def _client_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    only = config.get("usermodel.clientRoleMapping.clientId")
+    for client_id, roles in (ctx.user.get("clientRoles") or {}).items():
+        if roles and only in (None, "", client_id):
+            _set_claim(claims, config.get("claim.name") or "resource_access.${client_id}.roles",
+                       list(roles), client_id)
+
+
+def _audience(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    audience = config.get("included.client.audience") or config.get("included.custom.audience")
+    if audience and audience not in ctx.audiences:
+        ctx.audiences.append(audience)
+
+
+def _audience_resolve(claims: dict[str, Any], config: Mapping[str, str],
+                      ctx: ClaimContext) -> None:
+    for client_id, roles in (ctx.user.get("clientRoles") or {}).items():
+        if roles and client_id not in (ctx.client.client_id, *ctx.audiences):
+            ctx.audiences.append(client_id)
+
+
+def _allowed_origins(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    origins: list[str] = []
+    for origin in ctx.client.rep.get("webOrigins") or []:  # "+": the redirect URIs' origins
+        parts = [urlsplit(u) for u in ctx.client.redirect_uris] if origin == "+" else []
+        origins += [f"{p.scheme}://{p.netloc}" for p in parts if p.netloc] if parts else [origin]
+    if origins:
+        claims["allowed-origins"] = list(dict.fromkeys(origins))
+
+
+def _organization(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
+    """Keycloak 26's Organization Membership mapper: the plain scope maps the user's single
+    organisation (Keycloak would ask a user of several to pick one, which a token request cannot
+    do), `organization:<alias>` that one, `organization:*` all of them."""
+    names = {s["name"] for s in ctx.scopes if _maps_organizations(s)}
+    if not ctx.realm.organizations_enabled or ctx.user.get("serviceAccountClientId") or not names:
+        return
+    memberships = [o for o in ctx.realm.organizations if o.get("enabled", True) is not False and
+                   any(str(m.get("username", "")).lower() == ctx.user["username"]
+                       for m in o.get("members") or [])]
+    chosen = memberships if len(memberships) == 1 else []
+    for name, _, value in (item.partition(":") for item in ctx.requested_scope.split()):
+        if name in names and value:
+            chosen = [o for o in memberships if value in ("*", o["alias"])]
+            break
+    if not chosen:
+        return
+    multivalued = config.get("multivalued", "true") == "true"
+    add_id = multivalued and config.get("addOrganizationId") == "true"
+    add_attributes = multivalued and config.get("addOrganizationAttributes") == "true"
+    if not multivalued:
+        value: Any = chosen[0]["alias"]
+    elif add_id or add_attributes or config.get("jsonType.label") == "JSON":
+        value = {o["alias"]: {**({"id": o.get("id") or o["alias"]} if add_id else {}),
+                              **((o.get("attributes") or {}) if add_attributes else {})}
+                 for o in chosen}
+    else:
+        value = [o["alias"] for o in chosen]
+    _set_claim(claims, config.get("claim.name") or "organization", value, ctx.client.client_id)
+
+
+_HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext], None]] = {
+    "oidc-sub-mapper": lambda claims, config, ctx: claims.update(sub=ctx.user["id"]),
+    "oidc-usermodel-attribute-mapper": _user_attribute,
+    "oidc-usermodel-property-mapper": _user_attribute,
+    "oidc-full-name-mapper": _full_name,
+    "oidc-usersessionmodel-note-mapper": _session_note,
+    "oidc-usermodel-realm-role-mapper": _realm_roles,
+    "oidc-usermodel-client-role-mapper": _client_roles,
+    "oidc-audience-mapper": _audience,
+    "oidc-audience-resolve-mapper": _audience_resolve,
+    "oidc-allowed-origins-mapper": _allowed_origins,
+    # Keycloak: acr "1" after a login with credentials, "0" when the SSO cookie signed one in.
+    "oidc-acr-mapper": lambda claims, config, ctx: claims.update(
+        acr=str(ctx.notes.get("ACR_LEVEL", "1"))),
+    ORGANIZATION_MAPPER: _organization,
+}
