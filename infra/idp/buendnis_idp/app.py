@@ -14,23 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import browser
 from .oauth import (
     ACCESS_TOKEN_TYPE,
+    EXTENSION,
     REFRESH_TOKEN_TYPE,
     IdentityProvider,
     InvalidToken,
     KeycloakError,
+    current,
     service_account_notes,
 )
 from .realm import USERINFO, ClaimContext, apply_mappers, load_realm
 
 log = logging.getLogger(__name__)
-EXTENSION = "buendnis_idp"
 
 
 def create_app(realm_file: str | Path, *, issuer_base: str,
@@ -69,32 +70,28 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
     return app
 
 
-def _idp() -> IdentityProvider:
-    return current_app.extensions[EXTENSION]
-
-
 def _check_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
     if values is not None and "realm" in values:
-        if values.pop("realm") != _idp().realm.name or not _idp().realm.enabled:
+        if values.pop("realm") != current().realm.name or not current().realm.enabled:
             raise KeycloakError(404, "Realm does not exist")  # as Keycloak answers
 
 
 def _root():
-    idp = _idp()
+    idp = current()
     return jsonify(service="buendnis-idp", realm=idp.realm.name, issuer=idp.issuer,
                    warning="Development identity provider. Not for production.",
                    discovery=f"{idp.issuer}/.well-known/openid-configuration")
 
 
 def _realm_info():
-    idp = _idp()
+    idp = current()
     return jsonify({"realm": idp.realm.name, "public_key": idp.public_key_b64,
                     "token-service": f"{idp.issuer}/protocol/openid-connect",
                     "account-service": f"{idp.issuer}/account", "tokens-not-before": 0})
 
 
 def _discovery():
-    idp, methods = _idp(), ["client_secret_basic", "client_secret_post"]
+    idp, methods = current(), ["client_secret_basic", "client_secret_post"]
     return jsonify({
         "issuer": idp.issuer, "authorization_endpoint": idp.endpoint("auth"),
         "token_endpoint": idp.endpoint("token"),
@@ -120,7 +117,7 @@ def _discovery():
 
 
 def _userinfo():
-    idp = _idp()
+    idp = current()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else request.form.get("access_token", "")
     try:
@@ -128,19 +125,18 @@ def _userinfo():
     except InvalidToken:
         claims = {}
     user, client = idp.token_user(claims), idp.realm.client(claims.get("azp"))
-    if user is None or client is None or not idp.session_holds(claims):
+    if user is None or client is None:
         error, text = ("invalid_token", "Token verification failed") if token else (
             "invalid_request", "Token not provided")
         raise KeycloakError(401, error, text, [("WWW-Authenticate", f'Bearer realm="'
                             f'{idp.realm.name}", error="{error}", error_description="{text}"')])
     if session := idp.active_session(claims.get("sid")):
-        scopes, _, requested = idp.client_state(session, client.client_id)
-        notes = session.notes
+        requested, notes = session.clients[client.client_id], session.notes
     else:  # a service account's token: the scopes the token names
         known = {"openid", *client.default_scopes, *client.optional_scopes}
         requested = " ".join(s for s in claims.get("scope", "").split() if s in known)
-        scopes = idp.realm.resolve_scopes(client, requested)[0]
         notes = service_account_notes(client)
+    scopes = idp.realm.resolve_scopes(client, requested)[0]
     ctx = ClaimContext(idp.realm, client, user, scopes, requested, notes)
     return jsonify(apply_mappers(USERINFO, {"sub": user["id"]}, ctx))
 
@@ -152,7 +148,7 @@ def _logout():
     if request.method == "GET" or not ("refresh_token" in form or request.authorization) and (
             "client_id" not in form or any(p in form for p in browser_params)):
         return browser.logout()
-    idp = _idp()
+    idp = current()
     client = idp.authenticate_client()
     if not form.get("refresh_token"):
         raise KeycloakError(400, "invalid_request", "No refresh token")

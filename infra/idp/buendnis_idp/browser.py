@@ -27,11 +27,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from flask import Response, current_app, redirect, render_template, request
+from flask import Response, redirect, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .oauth import ID_TOKEN_TYPE, IdentityProvider, InvalidToken, Session
+from .oauth import ID_TOKEN_TYPE, IdentityProvider, InvalidToken, Session, current
 from .realm import Client
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def _error(locale: str, message: str) -> Response:
 
 
 def _cookie(response: Response, name: str, value: str | None) -> None:
-    options = {"path": f"/realms/{_idp().realm.name}/", "httponly": True, "samesite": "Lax",
+    options = {"path": f"/realms/{current().realm.name}/", "httponly": True, "samesite": "Lax",
                "secure": request.is_secure}
     if value is None:
         response.delete_cookie(name, **options)
@@ -176,16 +176,12 @@ class LoginTransaction:
     attempted_username: str = ""
 
 
-def _idp() -> IdentityProvider:
-    return current_app.extensions["buendnis_idp"]
-
-
 # --- views --------------------------------------------------------------------------------------
 
 
 def authorize() -> Response:
     """`/auth`: errors before the redirect URI is known are pages, later ones go to the client."""
-    idp = _idp()
+    idp = current()
     params = (request.form if request.method == "POST" else request.args).to_dict()
     locale = _locale(params.get("ui_locales"))
     if not params.get("client_id"):
@@ -262,7 +258,7 @@ def _complete(idp: IdentityProvider, grant: Any, session: Session, acr: str) -> 
 
 def login_action() -> Response:
     """The login form's post: the username and password of the browser's login transaction."""
-    idp, args, locale = _idp(), request.args, _locale()
+    idp, args, locale = current(), request.args, _locale()
     root_id = request.cookies.get(AUTH_SESSION_COOKIE)
     if not root_id:
         return _error(locale, "Cookie not found. Please make sure cookies are enabled in your "
@@ -312,7 +308,7 @@ def login_action() -> Response:
 
 def logout() -> Response:
     """RP-initiated logout (GET or form POST) as Keycloak 26 answers it."""
-    idp = _idp()
+    idp = current()
     params = request.form if request.method == "POST" else request.args
     locale = _locale(params.get("ui_locales"))
     hint, client_id = params.get("id_token_hint"), params.get("client_id")
@@ -352,7 +348,7 @@ def logout() -> Response:
 
 
 def logout_confirm() -> Response:
-    idp = _idp()
+    idp = current()
     confirmation = idp.get(idp.confirmations, request.form.get("session_code"), pop=True)
     if confirmation is None:
         return _error(_locale(), "Logout failed")

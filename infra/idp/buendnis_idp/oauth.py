@@ -28,6 +28,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request, grants
 from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedGrantTypeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import current_app
 from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 # Authlib logs tokens, usernames and clients at DEBUG: none of them may reach a log.
 logging.getLogger("authlib").setLevel(logging.INFO)
 
+EXTENSION = "buendnis_idp"
 ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, REFRESH_TOKEN_TYPE = "Bearer", "ID", "Refresh"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 # Authlib's PKCE texts, as Keycloak words them.
@@ -70,15 +72,14 @@ class InvalidToken(Exception):
 
 @dataclass
 class Session:
-    """A user session with Keycloak's client sessions in it: client id -> (scope names, openid,
-    requested scope string)."""
+    """A user session with Keycloak's client sessions in it: client id -> requested scope."""
 
     id: str
     user_id: str
     started: int
     last_refresh: int
     notes: dict[str, Any]
-    clients: dict[str, tuple[list[str], bool, str]] = field(default_factory=dict)
+    clients: dict[str, str] = field(default_factory=dict)
     sso: bool = False  # a browser session, which the identity cookie may resume
     used_refresh_tokens: set[str] = field(default_factory=set)
 
@@ -189,9 +190,8 @@ class IdentityProvider(AuthorizationServer):
             self.sessions[session.id] = session
         return session
 
-    def attach(self, session: Session, client: Client, scopes: list[Rep], openid: bool,
-               requested: str) -> None:
-        session.clients[client.client_id] = ([s["name"] for s in scopes], openid, requested)
+    def attach(self, session: Session, client: Client, requested: str) -> None:
+        session.clients[client.client_id] = requested
         session.last_refresh = self.now()
 
     def expires_at(self, session: Session) -> int:
@@ -210,24 +210,16 @@ class IdentityProvider(AuthorizationServer):
         with self.lock:
             return self.sessions.pop(session_id or "", None)
 
-    def client_state(self, session: Session, client_id: str) -> tuple[list[Rep], bool, str]:
-        """The scopes, openid flag and requested scope string the client holds in the session."""
-        names, openid, requested = session.clients[client_id]
-        return [self.realm.client_scopes[n] for n in names], openid, requested
-
     def token_user(self, claims: dict[str, Any]) -> Rep | None:
-        """The enabled user a token names: a realm user, or its client's service account."""
+        """The enabled user a token names (a realm user, or its client's service account), while
+        the token's session, if it has one, still holds the token's client."""
         client = self.realm.client(claims.get("azp"))
         user = self.realm.user_by_id(claims.get("sub")) or (
             client and self.realm.service_account_user(client))
+        if claims.get("sid") or claims.get("typ") == REFRESH_TOKEN_TYPE:
+            session = self.active_session(claims.get("sid"))
+            user = user if session is not None and claims.get("azp") in session.clients else None
         return user if user and user["id"] == claims.get("sub") and user["enabled"] else None
-
-    def session_holds(self, claims: dict[str, Any]) -> bool:
-        """A token of a session is valid only while the session holds the token's client."""
-        if not claims.get("sid") and claims.get("typ") != REFRESH_TOKEN_TYPE:
-            return True
-        session = self.active_session(claims.get("sid"))
-        return session is not None and claims.get("azp") in session.clients
 
     # --- tokens ---
 
@@ -311,6 +303,10 @@ class IdentityProvider(AuthorizationServer):
         return 302, "", [("Location", location), ("Cache-Control", "no-store")]
 
 
+def current() -> IdentityProvider:
+    return current_app.extensions[EXTENSION]
+
+
 def service_account_notes(client: Client) -> dict[str, str]:
     """The session notes of a client-credentials login (Keycloak's service_account scope)."""
     address = flask_request.remote_addr or ""
@@ -341,7 +337,7 @@ class _KeycloakGrant:
         client = self.request.client  # type: ignore[attr-defined]
         scopes, openid = self.scopes(scope)
         if self.session is not None:
-            self.server.attach(self.session, client, scopes, openid, scope or "")
+            self.server.attach(self.session, client, scope or "")
         log.info("%s grant for client %s: user %s", self.GRANT_TYPE, client.client_id, user["id"])
         return self.server.issue(user, client, scopes, openid, scope or "", self.session, **kwargs)
 
@@ -414,8 +410,7 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
             self.session.used_refresh_tokens.add(refresh_token["jti"])
 
     def generate_token(self, user: Rep, **_: Any) -> dict[str, Any]:
-        client_id = self.request.client.client_id
-        return self.issue(user, self.server.client_state(self.session, client_id)[2])
+        return self.issue(user, self.session.clients[self.request.client.client_id])
 
 
 class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
@@ -427,7 +422,7 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
         self.session, acr = login
         data, client, idp = self.request.payload.data, self.request.client, self.server
         scope = data.get("scope") or ""
-        idp.attach(self.session, client, *self.scopes(scope), scope)
+        idp.attach(self.session, client, scope)
         code = f"{uuid.uuid4()}.{self.session.id}.{client.id}"  # Keycloak's code format
         keys = ("redirect_uri", "nonce", "code_challenge", "code_challenge_method")
         # Used codes are kept a while longer, so that a replay is recognised.
@@ -447,9 +442,10 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
             if data is not None:
                 data["used"] = True
         session = idp.active_session(data["session_id"]) if data else None
-        if data and not first and session and session.clients.pop(data["client_id"], None):
+        if data and not first and session and data["client_id"] in session.clients:
             # Keycloak: a code used twice detaches the client from the session, which revokes
             # the tokens issued for the first use.
+            del session.clients[data["client_id"]]
             log.warning("code of client %s used twice: tokens revoked", data["client_id"])
         if first and data["created"] + idp.realm.setting("accessCodeLifespan", 60) <= idp.now():
             raise _grant_error("Code is expired")
@@ -522,6 +518,6 @@ class Introspection(IntrospectionEndpoint):
 
     def create_introspection_payload(self, token: dict[str, Any] | None) -> dict[str, Any]:
         user = self.server.token_user(token) if token else None
-        if user is None or not self.server.session_holds(token):
+        if user is None:
             return {"active": False}
         return {**token, "client_id": token["azp"], "username": user["username"], "active": True}
