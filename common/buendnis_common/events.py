@@ -485,13 +485,8 @@ class Outbox:
                 query = self._pending(limit).with_for_update(skip_locked=True)
                 rows = list(session.scalars(query))
                 done = self._publish_in_order(rows)
-                now = utcnow()
-                for row in rows[:done]:
-                    row.published_at = now
-                    if not self._awaits_confirmation(row):
-                        row.confirmed_at = row.confirmed_at or now
-                    elif row.confirmed_at is None:
-                        row.confirm_due_at = self._confirm_due(0, now)
+                if done:
+                    self._mark_published(session, rows[:done])
                 return done
         with self.db.transaction() as session:
             rows = list(session.scalars(self._pending(limit)))
@@ -509,8 +504,11 @@ class Outbox:
         return done
 
     def _mark_published(self, session: Session, rows: list) -> None:
-        """SQLite's relay marks what it published in a transaction of its own, after the
-        broker answered; a confirmation may have been noted on a row meanwhile."""
+        """Published now: a row without subscribers (or without confirmations to wait for) is
+        confirmed with it, any other waits for its confirmations until ``confirm_due_at``.
+        In SQL, not on the loaded rows: SQLite's relay marks in a transaction of its own, after
+        the broker answered, and a confirmation may have been noted on a row meanwhile
+        (PostgreSQL's holds the rows locked, and the same statements serve)."""
         model, now = self.model, utcnow()
         waiting = [row.seq for row in rows if self._awaits_confirmation(row)]
         done = [row.seq for row in rows if not self._awaits_confirmation(row)]
