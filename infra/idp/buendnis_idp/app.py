@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6750 import InvalidTokenError
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
@@ -126,10 +127,10 @@ def _userinfo():
         claims = {}
     user, client = idp.token_user(claims), idp.realm.client(claims.get("azp"))
     if user is None or client is None:
-        error, text = ("invalid_token", "Token verification failed") if token else (
-            "invalid_request", "Token not provided")
-        raise KeycloakError(401, error, text, [("WWW-Authenticate", f'Bearer realm="'
-                            f'{idp.realm.name}", error="{error}", error_description="{text}"')])
+        refusal = InvalidTokenError("Token verification failed" if token else
+                                    "Token not provided", realm=idp.realm.name)
+        refusal.error = "invalid_token" if token else "invalid_request"  # as Keycloak answers
+        raise refusal
     if session := idp.active_session(claims.get("sid")):
         requested, notes = session.clients[client.client_id], session.notes
     else:  # a service account's token: the scopes the token names

@@ -53,13 +53,8 @@ _PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
 class KeycloakError(OAuth2Error):
     """An error answered with Keycloak's status, code and text."""
 
-    def __init__(self, status: int, error: str, description: str | None = None,
-                 headers: list[tuple[str, str]] | None = None):
+    def __init__(self, status: int, error: str, description: str | None = None):
         super().__init__(description, status_code=status, error=error)
-        self.headers = headers or []
-
-    def get_headers(self) -> list[tuple[str, str]]:
-        return super().get_headers() + self.headers
 
 
 def _grant_error(description: str) -> KeycloakError:
@@ -190,10 +185,6 @@ class IdentityProvider(AuthorizationServer):
             self.sessions[session.id] = session
         return session
 
-    def attach(self, session: Session, client: Client, requested: str) -> None:
-        session.clients[client.client_id] = requested
-        session.last_refresh = self.now()
-
     def expires_at(self, session: Session) -> int:
         return min(session.last_refresh + self.realm.setting("ssoSessionIdleTimeout", 1800),
                    session.started + self.realm.setting("ssoSessionMaxLifespan", 36000))
@@ -226,13 +217,16 @@ class IdentityProvider(AuthorizationServer):
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": self.kid}, claims, self.signing_key)
 
-    def issue(self, user: Rep, client: Client, scopes: list[Rep], openid: bool, requested: str,
-              session: Session | None, notes: dict[str, Any] | None = None,
+    def issue(self, user: Rep, client: Client, requested: str, session: Session | None,
+              notes: dict[str, Any] | None = None,
               id_claims: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A Keycloak token response: access token, ID token (openid), refresh token (sessions).
-        `notes` add to the session's notes for this response (the acr of a browser login),
-        `id_claims` (the nonce) go into the ID token only."""
-        now = self.now()
+        """A Keycloak token response for the `requested` scope: access token, ID token (openid),
+        refresh token (with a session, which then holds the client). `notes` add to the
+        session's notes for this response (the acr of a browser login), `id_claims` (the nonce)
+        go into the ID token only."""
+        now, (scopes, openid) = self.now(), self.realm.resolve_scopes(client, requested)
+        if session is not None:
+            session.clients[client.client_id], session.last_refresh = requested, now
         lifespan = client.attributes.get("access.token.lifespan", "")
         exp = now + (int(lifespan) if lifespan.isdigit() and int(lifespan) > 0
                      else self.realm.setting("accessTokenLifespan", 300))
@@ -321,10 +315,7 @@ class _KeycloakGrant:
     server: IdentityProvider
 
     def validate_requested_scope(self) -> None:
-        self.scopes(self.request.payload.scope)  # type: ignore[attr-defined]
-
-    def scopes(self, scope: str | None) -> tuple[list[Rep], bool]:
-        return self.server.realm.resolve_scopes(self.request.client, scope)
+        self.server.realm.resolve_scopes(self.request.client, self.request.payload.scope)
 
     def authenticate_user(self, *_: Any) -> Rep:
         """The user of the session a refresh token or a code belongs to."""
@@ -335,11 +326,8 @@ class _KeycloakGrant:
 
     def issue(self, user: Rep, scope: str | None, **kwargs: Any) -> dict[str, Any]:
         client = self.request.client  # type: ignore[attr-defined]
-        scopes, openid = self.scopes(scope)
-        if self.session is not None:
-            self.server.attach(self.session, client, scope or "")
         log.info("%s grant for client %s: user %s", self.GRANT_TYPE, client.client_id, user["id"])
-        return self.server.issue(user, client, scopes, openid, scope or "", self.session, **kwargs)
+        return self.server.issue(user, client, scope or "", self.session, **kwargs)
 
 
 class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant):
@@ -421,13 +409,11 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
         """Keycloak's answer to a login: state, session_state, iss and code, in that order."""
         self.session, acr = login
         data, client, idp = self.request.payload.data, self.request.client, self.server
-        scope = data.get("scope") or ""
-        idp.attach(self.session, client, scope)
         code = f"{uuid.uuid4()}.{self.session.id}.{client.id}"  # Keycloak's code format
-        keys = ("redirect_uri", "nonce", "code_challenge", "code_challenge_method")
+        keys = ("scope", "redirect_uri", "nonce", "code_challenge", "code_challenge_method")
         # Used codes are kept a while longer, so that a replay is recognised.
         idp.put(idp.codes, code, Stored(
-            {k: data.get(k) for k in keys}, scope=scope, acr=acr, session_id=self.session.id,
+            {k: data.get(k) for k in keys}, acr=acr, session_id=self.session.id,
             client_id=client.client_id, created=idp.now(), used=False),
             11 * idp.realm.setting("accessCodeLifespan", 60))
         params = [("state", data["state"])] if data.get("state") is not None else []
