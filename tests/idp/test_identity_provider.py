@@ -638,6 +638,13 @@ def test_userinfo_refuses_an_invalid_token_with_401(keycloak, idp):
     )
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="buendnis"')
+    # Keycloak tells a bad token (invalid_token) from none at all (invalid_request).
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert response.json()["error"] == "invalid_token"
+    missing = requests.get(f"{idp.issuer}/protocol/openid-connect/userinfo", timeout=5)
+    assert missing.status_code == 401
+    assert 'error="invalid_request"' in missing.headers["WWW-Authenticate"]
+    assert missing.json() == {"error": "invalid_request", "error_description": "Token not provided"}
 
 
 def test_introspection_reports_an_active_token(keycloak):
