@@ -8,25 +8,19 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from datetime import timedelta
 
 import pytest
 import requests
 
-from tests.notifications.conftest import Users, book, now, running_platform, wait_reminders
+from tests.notifications.conftest import Users, book, now, wait_reminders
 from tests.support.platform import PATIENCE, free_port, wait_for
 
 pytestmark = pytest.mark.platform
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-@pytest.fixture(scope="module")
-def reminders(tmp_path_factory):
-    """A platform of this module's own: the shared one has had its workers killed and restarted
-    by the crash tests, and the figures here must start from a platform as an operator starts it."""
-    yield from running_platform(tmp_path_factory.mktemp("metrics-platform"))
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +75,24 @@ def test_prometheus_sees_the_story(reminders, prometheus):
     users = Users(platform)
     wait_for(lambda: value(url, "count(up == 1)") == len(running), timeout=60,
              what="every process scraped and up", interval=1)
+    # The platform is the reminder stories' (shared by the files of this pytest worker): the
+    # figures are what this story adds to them, read before it and after.
+    created = ('flask_http_request_duration_seconds_count{job="%s", method="POST", '
+               'group="/api/v1/referrals", status="201"}')
+    consumed = ('sum(buendnis_events_consumed_total{service="notifications",'
+                'type="referral.requested"})')
+    # buendnis.events: the relay sends events in batches (buendnis.event: one, as before)
+    tasks = 'sum(buendnis_celery_tasks_total{task=~"buendnis[.]events?",outcome="success"})'
+    lateness, late_sum = ("sum(buendnis_reminder_lateness_seconds_count)",
+                          "sum(buendnis_reminder_lateness_seconds_sum)")
+    sent = 'sum(buendnis_reminders_total{outcome="sent"})'
+    figures = (created % "gateway", created % "referrals", consumed, tasks, lateness, late_sum,
+               sent)
+    time.sleep(2)  # two scrapes after the last story of the platform
+    before = {expression: value(url, expression) or 0 for expression in figures}
+
+    def grown(expression: str, by: float = 1) -> bool:
+        return (value(url, expression) or 0) - before[expression] >= by
 
     start = now() + timedelta(seconds=25 * PATIENCE)  # room for the booking, crowded too
     booking = book(users, start=start)
@@ -88,25 +100,19 @@ def test_prometheus_sees_the_story(reminders, prometheus):
     wait_reminders(jmd, booking.appointment_id, count=4, status="sent", timeout=60)
 
     # Requests by route template, method and status, at the gateway and at the service.
-    created = ('flask_http_request_duration_seconds_count{job="%s", method="POST", '
-               'group="/api/v1/referrals", status="201"}')
     for job in ("gateway", "referrals"):
-        wait_for(lambda job=job: (value(url, created % job) or 0) >= 1, timeout=30,
+        wait_for(lambda job=job: grown(created % job), timeout=30,
                  what=f"{job}'s POST /api/v1/referrals counted", interval=1)
     # Events consumed, tasks run.
-    wait_for(lambda: (value(url, 'sum(buendnis_events_consumed_total{service="notifications",'
-                                 'type="referral.requested"})') or 0) >= 1,
-             timeout=30, what="referral.requested consumed by notifications", interval=1)
-    # buendnis.events: the relay sends events in batches (buendnis.event: one, as before)
-    wait_for(lambda: (value(url, 'sum(buendnis_celery_tasks_total{task=~"buendnis[.]events?",'
-                                 'outcome="success"})') or 0) >= 1,
-             timeout=30, what="event tasks counted", interval=1)
+    wait_for(lambda: grown(consumed), timeout=30,
+             what="referral.requested consumed by notifications", interval=1)
+    wait_for(lambda: grown(tasks), timeout=30, what="event tasks counted", interval=1)
     # Each reminder's lateness observed, and they were sent.
-    wait_for(lambda: (value(url, "sum(buendnis_reminder_lateness_seconds_count)") or 0) >= 2,
-             timeout=60, what="the reminders' lateness observed", interval=1)
-    assert value(url, 'sum(buendnis_reminders_total{outcome="sent"})') >= 2
-    observed = value(url, "sum(buendnis_reminder_lateness_seconds_count)")
-    assert value(url, "sum(buendnis_reminder_lateness_seconds_sum)") < observed * 30
+    wait_for(lambda: grown(lateness, 2), timeout=60, what="the reminders' lateness observed",
+             interval=1)
+    assert grown(sent, 2)
+    observed = value(url, lateness) - before[lateness]
+    assert value(url, late_sum) - before[late_sum] < observed * 30
     # The outbox is empty again, in every service, each event confirmed by its subscribers;
     # nothing due waits.
     wait_for(lambda: value(url, "sum(buendnis_outbox_pending_events)") == 0
