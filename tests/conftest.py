@@ -22,11 +22,11 @@ SQLITE_ONLY = ("web/", "compose/", "idp/", "infra/", "test_token_verifier.py",
 # that wait longest start first, so that none of them is left running alone at the end. Measured
 # with `--junitxml` (the slowest files of a full run; their order among each other hardly matters).
 SLOW_FIRST = (
-    "infra/test_production_switch.py", "notifications/test_failures.py", "test_log_leaks.py",
-    "notifications/test_changes.py", "notifications/test_answers.py",
-    "notifications/test_metrics_scrape.py", "test_make_run.py", "web/test_participants.py",
-    "notifications/test_batch_dispatch.py", "web/test_referrals.py", "test_event_batches.py",
-    "web/test_session_expiry.py", "referrals/test_status.py",
+    "test_log_leaks.py", "notifications/test_failures.py", "notifications/test_answers.py",
+    "web/test_participants.py", "test_make_run.py", "notifications/test_metrics_scrape.py",
+    "test_event_batches.py", "notifications/test_batch_dispatch.py",
+    "notifications/test_changes.py", "web/test_referrals.py", "web/test_session_expiry.py",
+    "referrals/test_status.py", "infra/test_production_switch.py",
 )
 
 
