@@ -38,10 +38,63 @@ METRICS_PROCESSES = (*SERVICES, "gateway", "web",
                        for role in ("worker", "beat")))
 
 
-def free_port() -> int:
+# Ports for the test servers come from below the kernel's ephemeral range: a port taken from that
+# range (bind to port 0) may be given to some outgoing connection's local end before the server
+# binds it — a platform chooses its ports, then may wait minutes for its turn to start — and the
+# server then fails with "Address already in use" (seen in the alone run: the identity provider).
+# A registry file under a lock keeps two test processes on this machine from getting one port.
+PORT_REGISTRY = Path(tempfile.gettempdir()) / "buendnis-test-ports"
+PORT_HELD_SECONDS = 600
+LOWEST_PORT = 20000
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, outside the ephemeral range, not handed to another
+    test process on this machine in the last ten minutes."""
+    highest = _ephemeral_start() - 1
+    if highest - LOWEST_PORT < 1000:  # an unusual range: the kernel's choice, as before
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    with open(PORT_REGISTRY, "a+") as registry:  # noqa: PTH123 - one handle for lock and data
+        fcntl.flock(registry, fcntl.LOCK_EX)
+        registry.seek(0)
+        now = time.time()
+        held = {}
+        for line in registry.read().split():
+            port, _, since = line.partition("@")
+            try:
+                if now - float(since) < PORT_HELD_SECONDS:
+                    held[int(port)] = float(since)
+            except ValueError:
+                continue
+        rng = secrets.SystemRandom()
+        for _ in range(2000):
+            port = rng.randint(LOWEST_PORT, highest)
+            if port not in held and _bindable(port):
+                held[port] = now
+                registry.seek(0)
+                registry.truncate()
+                registry.write("".join(f"{p}@{t:.0f}\n" for p, t in held.items()))
+                registry.flush()
+                return port
+    raise RuntimeError(f"no free port between {LOWEST_PORT} and {highest}")
 
 
 # Every wait is an upper bound: a test goes on as soon as what it waits for has happened. When
