@@ -26,6 +26,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from buendnis_common import events as events_module
@@ -248,11 +249,14 @@ def test_a_forged_confirmation_does_not_stop_a_lost_event_from_coming_back(
                 stranger.member("referrals", lost, "notifications"),
                 genuine.replace(str(other), str(lost)),
                 f"{lost}:notifications:{genuine.split(':')[2]}:{'0' * 64}")
+    labels = {"service": "referrals", "reason": "forged_confirmation"}
+    counted = REGISTRY.get_sample_value("buendnis_events_refused_total", labels) or 0
     with caplog.at_level(logging.WARNING, logger="buendnis.security"):
         referrals.runtime.outbox.relay_all()
     state = rows(referrals.runtime)
     assert state[str(lost)].confirmed_at is None and not state[str(lost)].confirmed_by
     assert broker.hgetall(REFUSED_COUNTER) == {b"referrals:forged_confirmation": b"4"}
+    assert REGISTRY.get_sample_value("buendnis_events_refused_total", labels) == counted + 4
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "buendnis.security"]
     assert "4 event confirmations" in warning and str(lost) not in warning
 

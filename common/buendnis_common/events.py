@@ -345,6 +345,9 @@ class Confirmations:
         if refused:
             security_log.warning("%d event confirmations for %s refused: not signed with a key "
                                  "of this deployment; dropped", refused, source)
+            from . import metrics  # beside the refused events, in the same counter
+
+            metrics.EVENTS_REFUSED.labels(source, self.REFUSED).inc(refused)
             try:
                 client.hincrby(REFUSED_COUNTER, f"{source}:{self.REFUSED}", refused)
             except Exception:  # noqa: BLE001 - the log line stands

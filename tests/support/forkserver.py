@@ -39,6 +39,7 @@ server answers ``{"started": pid}`` and later ``{"exited": pid, "returncode": n}
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import json
 import os
@@ -106,10 +107,8 @@ class Forked:
     def killpg(self, sig: int) -> None:
         """Signal the child's process group (its session), unless it has been reaped already."""
         if self.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def output(self) -> tuple[str, str]:
         def read(path: Path | None) -> str:
@@ -318,11 +317,9 @@ def child(request: dict, run, inherited: list[int]) -> None:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
     except BaseException:  # noqa: BLE001 - nothing may return into the server's loop
-        try:
+        with contextlib.suppress(BaseException):  # exiting anyway
             traceback.print_exc()
             sys.stderr.flush()
-        except BaseException:  # noqa: BLE001 - exiting anyway
-            pass
     finally:
         if code < 0:  # die of the signal, as the interpreter does after KeyboardInterrupt
             signal.signal(-code, signal.SIG_DFL)
@@ -337,10 +334,8 @@ def serve() -> None:
         loop(running)
     finally:  # the client has gone (or the server failed): its children go too
         for pidfd, pid in running.items():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             os.waitpid(pid, 0)
             os.close(pidfd)
 
