@@ -13,6 +13,10 @@ import os
 accesslog = "-"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)s'
 errorlog = "-"
+# gunicorn's control socket (25.1 and later: `gunicornc` may add workers or reload) is a management
+# surface nobody here uses; it defaults to a path under $HOME, which in the image is /nonexistent,
+# so each web role logged an ERROR at start.
+control_socket_disable = True
 
 _SHAPES = {
     "intake": {"timeout": 150},

@@ -12,15 +12,18 @@ decides.
 """
 from __future__ import annotations
 
+import os
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -137,6 +140,30 @@ def make_engine(url: str) -> Engine:
     # hide_parameters: a failed statement's error (and so any log of it) carries no values.
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
                          hide_parameters=True)
+
+
+def wait_seconds() -> float:
+    """How long a process waits for its database at start (``BUENDNIS_WAIT_SECONDS``, 120)."""
+    return float(os.environ.get("BUENDNIS_WAIT_SECONDS", "120"))
+
+
+def connect_patiently(engine: Engine, seconds: float | None = None, *,
+                      on_wait: Callable[[OperationalError], None] | None = None) -> Connection:
+    """A connection from ``engine``; a server database that cannot be reached yet (the server
+    starting, its name not resolving for a moment) is asked again every 2 s for up to ``seconds``
+    (``BUENDNIS_WAIT_SECONDS``), then the last error is raised. Only the connecting is retried:
+    no statement has run, so nothing is done twice. SQLite is not retried: a file that cannot be
+    opened does not get better by waiting."""
+    deadline = time.monotonic() + (wait_seconds() if seconds is None else seconds)
+    while True:
+        try:
+            return engine.connect()
+        except OperationalError as exc:
+            if engine.dialect.name == "sqlite" or time.monotonic() >= deadline:
+                raise
+            if on_wait is not None:
+                on_wait(exc)
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
 
 class Database:

@@ -23,7 +23,6 @@ import os
 import shutil
 import socket
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -71,26 +70,25 @@ def wait_for_database(component: str, role: str) -> None:
     if not url or url.startswith("sqlite"):
         return
     from sqlalchemy import create_engine, text  # noqa: PLC0415 - only where a database is used
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
 
-    limit = float(os.environ.get("BUENDNIS_WAIT_SECONDS", "120"))
-    deadline = time.monotonic() + limit
+    from .db import connect_patiently, wait_seconds  # noqa: PLC0415
+
+    def waiting(exc: OperationalError) -> None:
+        # The error's class only: its message may carry the host and the role's name.
+        print(f"buendnis: waiting for the {component} database ({type(exc.orig).__name__})",
+              file=sys.stderr, flush=True)
+
+    limit = wait_seconds()
     engine = create_engine(url, pool_pre_ping=False)
     try:
-        while True:
-            try:
-                with engine.connect() as connection:
-                    connection.execute(text("SELECT 1"))
-                return
-            except Exception as exc:  # noqa: BLE001 - any failure to connect: wait and retry
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"buendnis: the {component} database did not answer within {limit:.0f} s "
-                        f"({type(exc).__name__}); {component} {role} not started "
-                        "(BUENDNIS_WAIT_SECONDS sets the limit)") from None
-                # The error's class only: its message may carry the host and the role's name.
-                print(f"buendnis: waiting for the {component} database ({type(exc).__name__})",
-                      file=sys.stderr, flush=True)
-                time.sleep(2)
+        with connect_patiently(engine, limit, on_wait=waiting) as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        raise SystemExit(
+            f"buendnis: the {component} database did not answer within {limit:.0f} s "
+            f"({type(exc.orig).__name__}); {component} {role} not started "
+            "(BUENDNIS_WAIT_SECONDS sets the limit)") from None
     finally:
         engine.dispose()
 

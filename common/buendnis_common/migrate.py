@@ -21,7 +21,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 
-from .db import UtcDateTime, make_engine
+from .db import UtcDateTime, connect_patiently, make_engine
 from .settings import ServiceSettings, SettingsError, env_database_url
 from .signing import EventSigner
 
@@ -70,7 +70,7 @@ def grant_runtime_role(service: str, owner_url: str, role: str) -> None:
         return
     engine = make_engine(owner_url)
     try:
-        with engine.begin() as connection:
+        with connect_patiently(engine) as connection, connection.begin():
             if connection.scalar(text("SELECT current_user")) == role:
                 log.warning("%s runs as the owner of its database: nothing restricts it", service)
                 return
@@ -106,7 +106,10 @@ def run_migrations(metadata: MetaData) -> None:
         return
     engine = make_engine(url)
     try:
-        with engine.connect() as connection:
+        # The entry point waited for the database, but in a compose network its name may fail to
+        # resolve for a moment while twenty containers start (seen once in CI: "Temporary
+        # failure in name resolution"); a one-shot migration that gave up then would never run.
+        with connect_patiently(engine) as connection:
             context.configure(
                 connection=connection,
                 target_metadata=metadata,
