@@ -75,9 +75,7 @@ def world(tmp_path_factory):
     world = ReminderPlatform(tmp_path_factory.mktemp("log-leaks"), env={
         "LOG_LEVEL": "DEBUG", "REMINDER_OFFSETS": f"{FIRST_OFFSET}s,{SECOND_OFFSET}s"})
     try:
-        if hasattr(world.platform, "web_redis_url"):
-            world.platform.start("web-redis")  # the front end's Redis, apart from the broker
-        world.start()
+        world.start()  # with the front end's Redis (web-redis), apart from the broker
         world.platform.start("gateway-worker")  # the audit trail's consumer
         world.platform.start("web")
         world.platform.wait_log("gateway-worker", "ready.")

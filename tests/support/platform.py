@@ -333,6 +333,11 @@ class Platform:
         raise ValueError(name)
 
     def start(self, name: str) -> subprocess.Popen:
+        running = self.processes.get(name)
+        if running is not None and running.poll() is None:
+            # A second start would lose the first process: never stopped, it outlives the suite
+            # (the log-leak story's front-end Redis did, started once more by start_all).
+            raise RuntimeError(f"{name} is already running")
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         env = self.env
         if name in self.metrics_ports:
