@@ -195,6 +195,32 @@ def one(args) -> dict:
             platform.close()
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(platform: Platform) -> Counter[str]:
+    """CPU seconds (user + system, with reaped children) so far of each platform process and
+    its children (each runs in a process group of its own), of PostgreSQL's server processes
+    and of this benchmark: where the machine's cores went."""
+    groups = {process.pid: name.rstrip("-0123456789") if name.startswith("notifications-worker")
+              else name for name, process in platform.processes.items()}
+    seconds: Counter[str] = Counter()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        name = (groups.get(int(fields[2]))  # its process group
+                or ("postgres" if comm == "postgres" else None)
+                or ("benchmark" if int(entry.name) == os.getpid() else None))
+        if name:
+            seconds[name] += sum(int(value) for value in fields[11:15]) / TICKS
+    return seconds
+
+
 def run(platform: Platform, count: int, args) -> int:
     jmd = platform.as_user("cw.jmd-leverkusen")
     started = time.perf_counter()
@@ -246,6 +272,9 @@ def run(platform: Platform, count: int, args) -> int:
         print("WARNING: planning took longer than the lead; use --lead")
 
     maildir = Path(platform.env["BUENDNIS_VAR"]) / "mail" / "new"
+    wait_for(lambda: datetime.now(UTC) >= due_minute, timeout=lead + 600,
+             what="the due minute", interval=0.1)
+    cpu_before, wall_before = cpu_seconds(platform), time.monotonic()
     # Done once no participant's reminder is waiting or being sent and every one sent is in the
     # sink: a reminder cancelled or failed ends the wait too (and the run FAILS), not the timeout.
     wait_for(lambda: scalar(url, "SELECT count(*) FROM reminders WHERE recipient = "
@@ -255,6 +284,8 @@ def run(platform: Platform, count: int, args) -> int:
                  "AND status = 'sent'"),
              timeout=(due_minute - datetime.now(UTC)).total_seconds() + 1800,
              what="every reminder sent", interval=1)
+    used = cpu_seconds(platform) - cpu_before
+    wall = time.monotonic() - wall_before
     time.sleep(3)  # anything sent twice would arrive now
 
     due = {key: utc(at) for key, at in rows(
@@ -296,6 +327,11 @@ def run(platform: Platform, count: int, args) -> int:
           f"p99 {percentile(delays, 0.99):.1f} s, max {max(delays):.1f} s")
     print(f"throughput: {len(reminder_keys) / span:.0f} e-mails/s "
           f"({len(reminder_keys)} from the first due time to the last delivery in {span:.1f} s)")
+    cores = os.cpu_count() or 1
+    print(f"CPU from the due time to the last delivery ({wall:.1f} s, {cores} cores: "
+          f"{wall * cores:.1f} CPU s to be had): {sum(used.values()):.1f} s used "
+          f"({sum(used.values()) / (wall * cores):.0%}); "
+          + ", ".join(f"{name} {value:.1f}" for name, value in used.most_common(8)))
     ok = len(reminder_keys) == count and twice == 0
     print("OK: all delivered, none twice" if ok else "FAILED")
     rate = len(reminder_keys) / span
