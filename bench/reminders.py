@@ -185,9 +185,11 @@ def one(args) -> dict:
         })
         try:
             platform.start_all()
-            first = platform.processes["notifications-worker"]
+            # More workers of the same command, each under a name of its own.
+            first = platform.processes.pop("notifications-worker")
             for n in range(1, args.workers):
-                platform.processes[f"notifications-worker-{n}"] = platform.start(
+                platform.start("notifications-worker")
+                platform.processes[f"notifications-worker-{n}"] = platform.processes.pop(
                     "notifications-worker")
             platform.processes["notifications-worker"] = first
             return run(platform, count, args)
