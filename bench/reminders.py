@@ -204,8 +204,7 @@ def cpu_seconds(platform: Platform) -> Counter[str]:
     """CPU seconds (user + system, with reaped children) so far of each platform process and
     its children (each runs in a process group of its own), of PostgreSQL's server processes
     and of this benchmark: where the machine's cores went."""
-    groups = {process.pid: name.rstrip("-0123456789") if name.startswith("notifications-worker")
-              else name for name, process in platform.processes.items()}
+    groups = {process.pid: name for name, process in platform.processes.items()}
     seconds: Counter[str] = Counter()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
