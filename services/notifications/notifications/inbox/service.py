@@ -35,42 +35,80 @@ def post(*, session: Session, kind: str, recipient_org: str, dedupe_key: str, no
     """Add an entry for one user (``recipient_user``, a token's ``sub``) or for every case
     worker of ``recipient_org``, and an e-mail copy for each of them who has not switched that
     kind off. ``None`` if an entry with ``dedupe_key`` exists already."""
-    assert kind in KINDS, kind
-    if session.scalar(select(InboxEntry.id).where(InboxEntry.dedupe_key == dedupe_key)):
-        return None
-    entry = InboxEntry(
-        id=uuid.uuid4(), kind=kind, recipient_user=recipient_user, recipient_org=recipient_org,
-        referral_id=referral_id, appointment_id=appointment_id, participant_id=participant_id,
-        reminder_id=reminder_id, data=data or {}, dedupe_key=dedupe_key[:120], created_at=now,
+    return post_many(session=session, now=now, entries=[dict(
+        kind=kind, recipient_org=recipient_org, dedupe_key=dedupe_key,
+        recipient_user=recipient_user, referral_id=referral_id, appointment_id=appointment_id,
+        participant_id=participant_id, reminder_id=reminder_id, data=data,
+    )])[0]
+
+
+def post_many(*, session: Session, now: datetime, entries: list[dict[str, Any]],
+              ) -> list[InboxEntry | None]:
+    """``post`` for many entries in a few statements whatever their number (one query for the
+    keys already posted, one for the recipients, one for their switches, the inserts in
+    batches): a burst of reminders to case workers costs no round trip per entry. Each item
+    of the result is the new entry, or ``None`` where its ``dedupe_key`` was posted before
+    (or earlier in ``entries``)."""
+    for fields in entries:
+        assert fields["kind"] in KINDS, fields["kind"]
+    keys = [fields["dedupe_key"][:120] for fields in entries]
+    taken = set(session.scalars(select(InboxEntry.dedupe_key)
+                                .where(InboxEntry.dedupe_key.in_(set(keys)))))
+    made: list[InboxEntry | None] = []
+    for key, fields in zip(keys, entries, strict=True):
+        if key in taken:
+            made.append(None)
+            continue
+        taken.add(key)
+        made.append(InboxEntry(id=uuid.uuid4(), created_at=now,
+                               **{**fields, "dedupe_key": key, "data": fields.get("data") or {}}))
+    new = [entry for entry in made if entry is not None]
+    # The entries first: a copy refers to its entry, and nothing tells the session that order.
+    session.add_all(new)
+    session.flush()
+    session.add_all(
+        EmailCopy(id=uuid.uuid4(), entry_id=entry.id, user_sub=sub,
+                  idempotency_key=f"copy-{entry.id.hex}-{uuid.uuid5(entry.id, sub).hex}",
+                  status=SCHEDULED, due_at=now, attempts=0, created_at=now, updated_at=now)
+        for entry, subs in zip(new, _copy_recipients(session=session, entries=new), strict=True)
+        for sub in subs
     )
-    session.add(entry)
-    for member in _copy_recipients(session=session, entry=entry):
-        session.add(EmailCopy(
-            id=uuid.uuid4(), entry_id=entry.id, user_sub=member.sub,
-            idempotency_key=f"copy-{entry.id.hex}-{uuid.uuid5(entry.id, member.sub).hex}",
-            status=SCHEDULED, due_at=now, attempts=0, created_at=now, updated_at=now,
-        ))
-    return entry
+    return made
 
 
-def _copy_recipients(*, session: Session, entry: InboxEntry) -> list[StaffMember]:
-    if entry.recipient_user is not None:
-        members = [m for m in [session.get(StaffMember, entry.recipient_user)] if m]
-    else:
-        members = [
-            m for m in session.scalars(
-                select(StaffMember).where(StaffMember.org_alias == entry.recipient_org))
-            if set(m.roles or []) & set(CASE_ROLES)
-        ]
-    members = [m for m in members if m.email]
-    if not members:
-        return []
-    switched_off = set(session.scalars(
-        select(EmailPreference.user_sub).where(
-            EmailPreference.user_sub.in_([m.sub for m in members]),
-            EmailPreference.kind == entry.kind, EmailPreference.email.is_(False))
-    ))
-    return [m for m in members if m.sub not in switched_off]
+def _copy_recipients(*, session: Session, entries: list[InboxEntry]) -> list[list[str]]:
+    """Per entry, who gets it by e-mail: the user it is addressed to, or the organisation's
+    case workers, with an address and the kind not switched off."""
+    users = {entry.recipient_user for entry in entries if entry.recipient_user is not None}
+    orgs = {entry.recipient_org for entry in entries if entry.recipient_user is None}
+    if not users and not orgs:
+        return [[] for _entry in entries]
+    conditions = []
+    if users:
+        conditions.append(StaffMember.sub.in_(users))
+    if orgs:
+        conditions.append(StaffMember.org_alias.in_(orgs))
+    members = [m for m in session.scalars(select(StaffMember).where(or_(*conditions)))
+               if m.email]
+    by_sub = {m.sub: m for m in members}
+    by_org: dict[str | None, list[str]] = {}
+    for member in members:
+        if set(member.roles or []) & set(CASE_ROLES):
+            by_org.setdefault(member.org_alias, []).append(member.sub)
+    switched_off = set(session.execute(
+        select(EmailPreference.user_sub, EmailPreference.kind).where(
+            EmailPreference.user_sub.in_(list(by_sub)),
+            EmailPreference.kind.in_({entry.kind for entry in entries}),
+            EmailPreference.email.is_(False))
+    ).tuples()) if by_sub else set()
+    recipients = []
+    for entry in entries:
+        if entry.recipient_user is not None:
+            subs = [entry.recipient_user] if entry.recipient_user in by_sub else []
+        else:
+            subs = by_org.get(entry.recipient_org, [])
+        recipients.append([sub for sub in subs if (sub, entry.kind) not in switched_off])
+    return recipients
 
 
 def _visible(principal: Principal):

@@ -99,28 +99,24 @@ def load(dispatcher: Dispatcher, claims: list[Claim]) -> list[Claimed]:
 
 def remind_case_workers(dispatcher: Dispatcher, items: list[Claimed]) -> list[str]:
     """Inbox entries, exactly once: each entry commits together with its row's ``sent``, all
-    of the batch in one transaction."""
+    of the batch in one transaction of a few statements (``finish_many``, ``post_many``)."""
     if not items:
         return []
     now = utcnow()
-    outcomes = []
     with dispatcher.db.transaction() as session:
-        for item in items:
-            reminder, appointment = item.reminder, item.appointment
-            if not dispatcher.reminders.finish(session, item.claim, now=now, status=SENT,
-                                               sent_at=now, confirmed=True, channel="inbox"):
-                outcomes.append("not_ours")
-                continue
-            inbox.post(
-                session=session, kind=kinds.APPOINTMENT_REMINDER,
-                recipient_user=appointment.sender_user_id, recipient_org=appointment.from_org,
-                dedupe_key=reminder.idempotency_key, now=now,
-                referral_id=appointment.referral_id, appointment_id=appointment.id,
-                participant_id=appointment.participant_id, reminder_id=reminder.id,
-                data=_entry_data(appointment, reminder),
-            )
-            outcomes.append("sent")
-    return outcomes
+        ours = dispatcher.reminders.finish_many(
+            session, [item.claim for item in items], now=now, status=SENT, sent_at=now,
+            confirmed=True, channel="inbox")
+        inbox.post_many(session=session, now=now, entries=[
+            dict(kind=kinds.APPOINTMENT_REMINDER, recipient_user=item.appointment.sender_user_id,
+                 recipient_org=item.appointment.from_org,
+                 dedupe_key=item.reminder.idempotency_key,
+                 referral_id=item.appointment.referral_id, appointment_id=item.appointment.id,
+                 participant_id=item.appointment.participant_id, reminder_id=item.reminder.id,
+                 data=_entry_data(item.appointment, item.reminder))
+            for item in items if item.claim.id in ours
+        ])
+    return ["sent" if item.claim.id in ours else "not_ours" for item in items]
 
 
 def _settle(dispatcher: Dispatcher, claim: Claim, *, status: str, reason: str | None = None,
