@@ -95,12 +95,12 @@ def _copy_recipients(*, session: Session, entries: list[InboxEntry]) -> list[lis
     for member in members:
         if set(member.roles or []) & set(CASE_ROLES):
             by_org.setdefault(member.org_alias, []).append(member.sub)
-    switched_off = set(session.execute(
+    switched_off = {(sub, kind) for sub, kind in session.execute(
         select(EmailPreference.user_sub, EmailPreference.kind).where(
             EmailPreference.user_sub.in_(list(by_sub)),
             EmailPreference.kind.in_({entry.kind for entry in entries}),
             EmailPreference.email.is_(False))
-    ).tuples()) if by_sub else set()
+    )} if by_sub else set()
     recipients = []
     for entry in entries:
         if entry.recipient_user is not None:
