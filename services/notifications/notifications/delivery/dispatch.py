@@ -189,10 +189,7 @@ class Dispatcher:
             except Exception:  # noqa: BLE001 - try again at the next beat; the lease has room
                 log.warning("dispatch: could not renew the claims' lease", exc_info=True)
 
-    def run(self, *, budget_seconds: float | None = None, batch: int | None = None,
-            on_full_batch: Callable[[], None] | None = None) -> Stats:
-        """Claim, prepare and send batch after batch; ``on_full_batch`` is called once, when a
-        claim first comes back full (more is due than one batch: other workers may help)."""
+    def run(self, *, budget_seconds: float | None = None, batch: int | None = None) -> Stats:
         from notifications import metrics as measure
         from notifications.inbox import sending as copies
         from notifications.reminder import sending as reminders
@@ -217,9 +214,6 @@ class Dispatcher:
                 sending: tuple[list, list[str | None]] | None = None
                 while time.monotonic() < deadline and not self.stopping.is_set():
                     claims = self.reminders.claim(now=utcnow(), limit=size)
-                    if on_full_batch is not None and len(claims) == size:
-                        self._call_for_help(on_full_batch)
-                        on_full_batch = None
                     tokens = [claims[0].token if claims else None]
                     self._hold(self.reminders, tokens[0])
                     claimed = reminders.load(self, claims)
@@ -265,13 +259,6 @@ class Dispatcher:
         if stats.claimed:
             log.info("dispatch: %d claimed, outcomes %s", stats.claimed, stats.outcomes)
         return stats
-
-    @staticmethod
-    def _call_for_help(call: Callable[[], None]) -> None:
-        try:
-            call()
-        except Exception:  # noqa: BLE001 - the broker unreachable: this run goes on alone
-            log.warning("dispatch: could not ask the other workers for help", exc_info=True)
 
     def _connections(self, emails: list) -> list[list]:
         """The batch's e-mails split over SMTP connections: one per ``MAILS_PER_CONNECTION``
