@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,7 +213,13 @@ class PostgresDatabases:
 
 
 class Platform:
-    def __init__(self, workdir: Path, *, extra_env: dict[str, str] | None = None) -> None:
+    """The whole platform as processes on loopback. ``restart_dead``: a process that ends by
+    itself is started again a second later, as the deployments' restart policy does
+    (``restart: unless-stopped``, Kubernetes, ``make run``'s supervisor); ``self_exits`` names
+    each one, with its exit code, for the test to report."""
+
+    def __init__(self, workdir: Path, *, extra_env: dict[str, str] | None = None,
+                 restart_dead: bool = False) -> None:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -295,6 +302,25 @@ class Platform:
             **(extra_env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
+        self.self_exits: list[tuple[str, int]] = []
+        self._lock = threading.RLock()  # stop() takes a process away before it ends it
+        self._closing = threading.Event()
+        if restart_dead:
+            threading.Thread(target=self._restart_dead, name="restart-policy", daemon=True).start()
+
+    def _restart_dead(self) -> None:
+        while not self._closing.wait(0.5):
+            with self._lock:
+                dead = [(name, process.returncode) for name, process in self.processes.items()
+                        if process.poll() is not None]
+            for name, code in dead:
+                time.sleep(1)
+                with self._lock:
+                    if self._closing.is_set() or self.processes.get(name) is None or \
+                            self.processes[name].poll() is None:
+                        continue
+                    self.self_exits.append((name, code))
+                    self.start(name)
 
     # -- commands, as in the Procfile ----------------------------------------------------------
     def command(self, name: str) -> list[str]:
@@ -333,6 +359,10 @@ class Platform:
         raise ValueError(name)
 
     def start(self, name: str) -> subprocess.Popen:
+        with self._lock:
+            return self._start(name)
+
+    def _start(self, name: str) -> subprocess.Popen:
         running = self.processes.get(name)
         if running is not None and running.poll() is None:
             # A second start would lose the first process: never stopped, it outlives the suite
@@ -350,7 +380,8 @@ class Platform:
         return process
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        process = self.processes.pop(name, None)
+        with self._lock:
+            process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return
         try:
@@ -419,6 +450,7 @@ class Platform:
                 self.wait_log(f"{service}-worker", "ready.")
 
     def close(self) -> None:
+        self._closing.set()
         for name in list(self.processes):
             self.stop(name)
         if self.postgres:
