@@ -189,7 +189,10 @@ class Dispatcher:
             except Exception:  # noqa: BLE001 - try again at the next beat; the lease has room
                 log.warning("dispatch: could not renew the claims' lease", exc_info=True)
 
-    def run(self, *, budget_seconds: float | None = None, batch: int | None = None) -> Stats:
+    def run(self, *, budget_seconds: float | None = None, batch: int | None = None,
+            on_full_batch: Callable[[], None] | None = None) -> Stats:
+        """Claim, prepare and send batch after batch; ``on_full_batch`` is called once, when a
+        claim first comes back full (more is due than one batch: other workers may help)."""
         from notifications import metrics as measure
         from notifications.inbox import sending as copies
         from notifications.reminder import sending as reminders
@@ -214,6 +217,9 @@ class Dispatcher:
                 sending: tuple[list, list[str | None]] | None = None
                 while time.monotonic() < deadline and not self.stopping.is_set():
                     claims = self.reminders.claim(now=utcnow(), limit=size)
+                    if on_full_batch is not None and len(claims) == size:
+                        on_full_batch()
+                        on_full_batch = None
                     tokens = [claims[0].token if claims else None]
                     self._hold(self.reminders, tokens[0])
                     claimed = reminders.load(self, claims)
