@@ -334,10 +334,14 @@ def refer(users: Users, **contact) -> tuple[dict, dict]:
     return participant, referral.json()
 
 
-def book(users: Users, *, start: datetime, minutes: int = 60, mode: str = "in_person",
-         **contact) -> Booking:
-    """…and the Caritas case worker books the appointment."""
+def book(users: Users, *, start: datetime | timedelta, minutes: int = 60,
+         mode: str = "in_person", **contact) -> Booking:
+    """…and the Caritas case worker books the appointment; a ``timedelta`` start counts from
+    the booking itself, after the registration, consent and referral before it (which a crowded
+    machine can stretch by seconds)."""
     participant, referral = refer(users, **contact)
+    if isinstance(start, timedelta):
+        start = now() + start
     booked = users["cw.caritas-leverkusen"].post(
         f"/api/v1/referrals/{referral['id']}/appointments",
         json={"start": iso(start), "end": iso(start + timedelta(minutes=minutes)),

@@ -77,7 +77,7 @@ def test_a_temporary_refusal_is_retried_and_the_reminder_arrives_once(reminders,
 def test_an_sms_provider_that_keeps_failing_fails_the_reminder(reminders, users):
     number = f"+49171{random.randrange(10**6, 10**7)}"
     reminders.sms.failing[number] = 503
-    booking = book(users, start=now() + timedelta(seconds=14), phone=number,
+    booking = book(users, start=timedelta(seconds=14), phone=number,
                    preferred_channel="sms")
     jmd = users["cw.jmd-leverkusen"]
     found = wait_reminders(jmd, booking.appointment_id, count=2, status="failed", timeout=40)

@@ -223,18 +223,11 @@ class Claims:
     def finish(self, session: Session, claim: Claim, *, now: datetime, status: str,
                **values: Any) -> bool:
         """Settle a claimed row in ``session``'s transaction; ``False`` if it is not ours."""
-        model = self.model
-        result = session.execute(
-            update(model)
-            .where(model.id == claim.id, model.claim_token == claim.token,
-                   model.status == SENDING)
-            .values(status=status, lease_until=None, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
+        if claim.id in self.finish_many(session, [claim], now=now, status=status, **values):
             return True
         if status == SENT and values.get("confirmed"):
             # Recovery marked it sent-unconfirmed while we were waiting; the answer came.
+            model = self.model
             session.execute(
                 update(model)
                 .where(model.id == claim.id, model.claim_token == claim.token,
