@@ -308,6 +308,10 @@ class Booking:
         return self.participant["contact"]["email"]
 
     @property
+    def start(self) -> datetime:
+        return datetime.fromisoformat(self.appointment["start"])
+
+    @property
     def appointment_id(self) -> str:
         return self.appointment["id"]
 

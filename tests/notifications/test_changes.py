@@ -75,8 +75,8 @@ def test_a_moved_appointment_replaces_its_reminders_and_moves_the_calendar_entry
 
 def test_a_cancelled_appointment_cancels_its_reminders_and_tells_the_participant(
         reminders, users):
-    start = now() + timedelta(seconds=14)
-    booking = book(users, start=start)
+    booking = book(users, start=timedelta(seconds=14))
+    start = booking.start
     jmd, caritas = users["cw.jmd-leverkusen"], users["cw.caritas-leverkusen"]
     first = wait_reminders(jmd, booking.appointment_id, count=4, status="scheduled")
     uid_source = first[0]["appointment_id"]
@@ -105,8 +105,8 @@ def test_a_cancelled_appointment_cancels_its_reminders_and_tells_the_participant
 
 
 def test_an_erased_participant_gets_no_more_reminders(reminders, users):
-    start = now() + timedelta(seconds=14)
-    booking = book(users, start=start)
+    booking = book(users, start=timedelta(seconds=14))
+    start = booking.start
     jmd = users["cw.jmd-leverkusen"]
     wait_reminders(jmd, booking.appointment_id, count=4, status="scheduled")
 

@@ -64,8 +64,8 @@ def test_a_mail_server_that_keeps_refusing_fails_the_reminder_and_tells_the_case
 def test_a_temporary_refusal_is_retried_and_the_reminder_arrives_once(reminders, users):
     address = f"flaky.{random.randrange(10**9)}@example.org"
     reminders.mail.behave(address, refuse="421 4.7.0 Try again later", times=1)
-    start = now() + timedelta(seconds=14)
-    booking = book(users, start=start, email=address)
+    booking = book(users, start=timedelta(seconds=14), email=address)
+    start = booking.start
     jmd = users["cw.jmd-leverkusen"]
     found = wait_reminders(jmd, booking.appointment_id, count=4, status="sent", timeout=40)
     first = next(r for r in found if r["recipient"] == "participant" and r["offset"] == "8s")
@@ -91,8 +91,8 @@ def test_an_sms_provider_that_keeps_failing_fails_the_reminder(reminders, users)
 
 def test_a_participant_who_chose_no_channel_gets_no_message(reminders, users):
     address = f"quiet.please.{random.randrange(10**9)}@example.org"
-    start = now() + timedelta(seconds=12)
-    booking = book(users, start=start, email=address, preferred_channel="none")
+    booking = book(users, start=timedelta(seconds=12), email=address, preferred_channel="none")
+    start = booking.start
     jmd = users["cw.jmd-leverkusen"]
     found = wait_reminders(jmd, booking.appointment_id, count=2, reason="channel_none",
                            timeout=30)

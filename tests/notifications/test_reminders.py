@@ -33,8 +33,8 @@ def users(reminders):
 
 
 def test_participant_and_case_worker_are_reminded_at_each_offset(reminders, users):
-    start = now() + timedelta(seconds=16)
-    booking = book(users, start=start)
+    booking = book(users, start=timedelta(seconds=16))
+    start = booking.start
     jmd = users["cw.jmd-leverkusen"]
     planned = wait_reminders(jmd, booking.appointment_id, count=4, status="scheduled")
     assert sorted((r["recipient"], r["offset"]) for r in planned) == [
@@ -80,8 +80,8 @@ def test_participant_and_case_worker_are_reminded_at_each_offset(reminders, user
 
 
 def test_reminders_already_past_at_booking_are_not_sent_late(reminders, users):
-    start = now() + timedelta(seconds=6)  # the 8 s reminder is past already
-    booking = book(users, start=start)
+    booking = book(users, start=timedelta(seconds=6))  # the 8 s reminder is past already
+    start = booking.start
     jmd = users["cw.jmd-leverkusen"]
     found = wait_reminders(jmd, booking.appointment_id, count=2, status="sent", timeout=30)
     late = [r for r in found if r["offset"] == "8s"]
@@ -128,8 +128,7 @@ def _booked_events(platform, appointment_id):
 
 def test_the_participants_export_shows_reminders_masked_deliveries_and_inbox_entries(
         reminders, users):
-    start = now() + timedelta(seconds=12)
-    booking = book(users, start=start)
+    booking = book(users, start=timedelta(seconds=12))
     jmd = users["cw.jmd-leverkusen"]
     wait_reminders(jmd, booking.appointment_id, count=4, status="sent", timeout=40)
     participant_id = booking.participant["id"]
