@@ -67,19 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: refusing to listen on {args.host!r}: {exc}. This development identity"
              " provider binds only to loopback (127.0.0.0/8, ::1, localhost).")
         return 2
-    port = int(args.port) if str(args.port).isdigit() and int(args.port) <= 65535 else None
     realm_file = Path(args.realm_file) if args.realm_file else default_realm_file()
-    if port is None or not realm_file.is_file():
-        _say(f"error: invalid port {args.port!r}" if port is None else
-             f"error: realm file {realm_file} not found (use --realm-file or IDP_REALM_FILE)")
-        return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(BANNER, file=sys.stderr)
     try:
-        running = build_server(realm_file, host=host, port=port, issuer_base=args.issuer_base,
+        running = build_server(realm_file, host=host, port=int(args.port),
+                               issuer_base=args.issuer_base,
                                signing_key_pem=_signing_key(args.signing_key_file))
-    except (OSError, ValueError, TypeError, RealmFileError) as exc:
+    except (OSError, ValueError, OverflowError, TypeError, RealmFileError) as exc:
         _say(f"cannot start: {exc}")
         return 1
     _say(f"listening on {running.base_url} (realm file {realm_file})")

@@ -1,7 +1,7 @@
 """The Flask application and its server: Keycloak's URL layout and JSON for one realm.
 
 Token, introspection and the browser's code grant are Authlib's (oauth.py, browser.py); this
-module wires them to Keycloak's paths, answers discovery, keys, userinfo and logout, and serves
+module wires them to Keycloak's paths, answers discovery, keys and userinfo, and serves
 the app on loopback only, with a request log without query strings (so no secret reaches it).
 """
 
@@ -23,7 +23,6 @@ from . import browser
 from .oauth import (
     ACCESS_TOKEN_TYPE,
     EXTENSION,
-    REFRESH_TOKEN_TYPE,
     IdentityProvider,
     InvalidToken,
     KeycloakError,
@@ -56,7 +55,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
         (f"{oidc}/token/introspect", lambda: idp.create_endpoint_response("introspection"),
          ["POST"]),
         (f"{oidc}/userinfo", _userinfo, ["GET", "POST"]),
-        (f"{oidc}/logout", _logout, ["GET", "POST"]),
+        (f"{oidc}/logout", browser.logout, ["GET", "POST"]),
         (f"{oidc}/logout/logout-confirm", browser.logout_confirm, ["POST"]),
         (f"{oidc}/auth", browser.authorize, ["GET", "POST"]),
         ("/realms/<realm>/login-actions/authenticate", browser.login_action, ["GET", "POST"]),
@@ -131,38 +130,13 @@ def _userinfo():
                                     "Token not provided", realm=idp.realm.name)
         refusal.error = "invalid_token" if token else "invalid_request"  # as Keycloak answers
         raise refusal
-    if session := idp.active_session(claims.get("sid")):
-        requested, notes = session.clients[client.client_id], session.notes
-    else:  # a service account's token: the scopes the token names
-        known = {"openid", *client.default_scopes, *client.optional_scopes}
-        requested = " ".join(s for s in claims.get("scope", "").split() if s in known)
-        notes = service_account_notes(client)
+    session = idp.active_session(claims.get("sid"))
+    # A service account's token has no session: the scopes are those the token names.
+    requested = session.clients[client.client_id] if session else claims.get("scope", "")
+    notes = session.notes if session else service_account_notes(client)
     scopes = idp.realm.resolve_scopes(client, requested)[0]
-    ctx = ClaimContext(idp.realm, client, user, scopes, requested, notes)
+    ctx = ClaimContext(idp.realm, client, user, scopes, notes)
     return jsonify(apply_mappers(USERINFO, {"sub": user["id"]}, ctx))
-
-
-def _logout():
-    """The browser's RP-initiated logout, or python-keycloak's logout with a refresh token."""
-    form = request.form
-    browser_params = ("id_token_hint", "post_logout_redirect_uri", "state", "ui_locales")
-    if request.method == "GET" or not ("refresh_token" in form or request.authorization) and (
-            "client_id" not in form or any(p in form for p in browser_params)):
-        return browser.logout()
-    idp = current()
-    client = idp.authenticate_client()
-    if not form.get("refresh_token"):
-        raise KeycloakError(400, "invalid_request", "No refresh token")
-    try:
-        claims = idp.verify(form["refresh_token"], REFRESH_TOKEN_TYPE)
-    except InvalidToken:
-        raise KeycloakError(400, "invalid_grant", "Invalid refresh token") from None
-    if claims.get("azp") != client.client_id:
-        raise KeycloakError(400, "invalid_grant", "Invalid refresh token")
-    # Keycloak answers 204 even when the session has already ended.
-    if idp.end_session(claims["sid"]) is not None:
-        log.info("logout for client %s: session ended", client.client_id)
-    return "", 204
 
 
 # --- serving ------------------------------------------------------------------------------------

@@ -31,7 +31,15 @@ from flask import Response, redirect, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .oauth import ID_TOKEN_TYPE, IdentityProvider, InvalidToken, Session, current
+from .oauth import (
+    ID_TOKEN_TYPE,
+    REFRESH_TOKEN_TYPE,
+    IdentityProvider,
+    InvalidToken,
+    KeycloakError,
+    Session,
+    current,
+)
 from .realm import Client
 
 log = logging.getLogger(__name__)
@@ -156,11 +164,7 @@ def _cookie_session(idp: IdentityProvider) -> Session | None:
                             algorithms=["HS512"]).claims
     except (JoseError, ValueError, TypeError):
         return None
-    session = idp.active_session(claims.get("sid"))
-    if session is None or session.user_id != claims.get("sub") or not session.sso or \
-            claims.get("iss") != idp.issuer:
-        return None
-    return session
+    return idp.active_session(claims.get("sid"))  # the key is this process's: no other checks
 
 
 @dataclass
@@ -291,7 +295,7 @@ def login_action() -> Response:
                       f"'{other['username'] if other else session.user_id}' in this session. "
                       "Please sign out first.")
     if session is None:
-        session = idp.start_session(user, sso=True)
+        session = idp.start_session(user)
     else:
         session.notes["AUTH_TIME"] = idp.now()
     idp.get(idp.transactions, tx.tab_id, pop=True)
@@ -306,9 +310,20 @@ def login_action() -> Response:
     return response
 
 
-def logout() -> Response:
-    """RP-initiated logout (GET or form POST) as Keycloak 26 answers it."""
+def logout() -> Response | tuple[str, int]:
+    """RP-initiated logout (GET or form POST) as Keycloak 26 answers it, or python-keycloak's
+    logout with a refresh token (204, also when the session has already ended)."""
     idp = current()
+    if request.method == "POST" and "refresh_token" in request.form:
+        client = idp.authenticate_client()
+        try:
+            claims = idp.verify(request.form["refresh_token"], REFRESH_TOKEN_TYPE)
+        except InvalidToken:
+            claims = {}
+        if claims.get("azp") != client.client_id:
+            raise KeycloakError(400, "invalid_grant", "Invalid refresh token")
+        idp.end_session(claims["sid"])
+        return "", 204
     params = request.form if request.method == "POST" else request.args
     locale = _locale(params.get("ui_locales"))
     hint, client_id = params.get("id_token_hint"), params.get("client_id")

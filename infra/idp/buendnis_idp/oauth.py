@@ -75,8 +75,6 @@ class Session:
     last_refresh: int
     notes: dict[str, Any]
     clients: dict[str, str] = field(default_factory=dict)
-    sso: bool = False  # a browser session, which the identity cookie may resume
-    used_refresh_tokens: set[str] = field(default_factory=set)
 
 
 class _Request(FlaskOAuth2Request):
@@ -147,8 +145,6 @@ class IdentityProvider(AuthorizationServer):
         return request if isinstance(request, OAuth2Request) else _Request(flask_request)
 
     def get_token_grant(self, request: OAuth2Request) -> Any:
-        if not request.payload.grant_type:
-            raise KeycloakError(400, "invalid_request", "Missing form parameter: grant_type")
         try:
             return super().get_token_grant(request)
         except UnsupportedGrantTypeError:
@@ -178,9 +174,9 @@ class IdentityProvider(AuthorizationServer):
             expires, item = (store.pop if pop else store.get)(key or "", (0, None))
         return item if expires > self.now() else None
 
-    def start_session(self, user: Rep, sso: bool = False) -> Session:
+    def start_session(self, user: Rep) -> Session:
         now = self.now()
-        session = Session(str(uuid.uuid4()), user["id"], now, now, {"AUTH_TIME": now}, sso=sso)
+        session = Session(str(uuid.uuid4()), user["id"], now, now, {"AUTH_TIME": now})
         with self.lock:
             self.sessions[session.id] = session
         return session
@@ -227,14 +223,12 @@ class IdentityProvider(AuthorizationServer):
         now, (scopes, openid) = self.now(), self.realm.resolve_scopes(client, requested)
         if session is not None:
             session.clients[client.client_id], session.last_refresh = requested, now
-        lifespan = client.attributes.get("access.token.lifespan", "")
-        exp = now + (int(lifespan) if lifespan.isdigit() and int(lifespan) > 0
-                     else self.realm.setting("accessTokenLifespan", 300))
+        exp = now + self.realm.setting("accessTokenLifespan", 300)
         if session is not None:
             exp = min(exp, session.started + self.realm.setting("ssoSessionMaxLifespan", 36000))
         sid = {"sid": session.id} if session else {}
         scope = token_scope_string(scopes, openid)
-        ctx = ClaimContext(self.realm, client, user, scopes, requested,
+        ctx = ClaimContext(self.realm, client, user, scopes,
                            {**(session.notes if session else {}), **(notes or {})})
 
         def claims(token_type: str, expires: int, **extra: Any) -> dict[str, Any]:
@@ -388,14 +382,10 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
             raise _grant_error("Session not active")
         if claims["azp"] not in self.session.clients:
             raise _grant_error("Session doesn't have required client")
-        if self.server.realm.rep.get("revokeRefreshToken") and \
-                claims["jti"] in self.session.used_refresh_tokens:
-            raise _grant_error("Maximum allowed refresh token reuse exceeded")
         return claims
 
     def revoke_old_credential(self, refresh_token: Stored) -> None:
-        if self.server.realm.rep.get("revokeRefreshToken"):
-            self.session.used_refresh_tokens.add(refresh_token["jti"])
+        """The realm does not revoke refresh tokens (`revokeRefreshToken`: false)."""
 
     def generate_token(self, user: Rep, **_: Any) -> dict[str, Any]:
         return self.issue(user, self.session.clients[self.request.client.client_id])

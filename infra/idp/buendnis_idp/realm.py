@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,6 @@ _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 DEFAULT_DEMO_USERS_FILE = (
     Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm-demo-users.json")
 ACCESS, ID, USERINFO = "access.token.claim", "id.token.claim", "userinfo.token.claim"
-ORGANIZATION_MAPPER = "oidc-organization-membership-mapper"
 
 
 class RealmFileError(ValueError):
@@ -40,12 +38,10 @@ class RealmFileError(ValueError):
 
 def replace_placeholders(text: str, resolver: Callable[[str], str | None]) -> str:
     """Keycloak's `StringPropertyReplacer`: `${p}` → p's value (unchanged if p is unknown),
-    `${p:v}` → v if p is unknown, `${p1,p2:v}` → p1, else p2, else v; `${/}` and `${:}` are the
-    separators; placeholders inside defaults or values are replaced too, innermost first."""
+    `${p:v}` → v if p is unknown, `${p1,p2:v}` → p1, else p2, else v; placeholders inside
+    defaults or values are replaced too, innermost first."""
     def resolve(match: re.Match[str]) -> str:
         key = match.group(1)
-        if key in ("/", ":"):
-            return os.sep if key == "/" else os.pathsep
         names, colon, default = key.partition(":") if key else ("", "", "")
         for name in [key, *names.split(",", 1)] if names else []:
             if name and (value := resolver(name)) is not None:
@@ -58,19 +54,6 @@ def replace_placeholders(text: str, resolver: Callable[[str], str | None]) -> st
             return text
         text = replaced
     raise RealmFileError("placeholders in the realm file refer to each other in a loop")
-
-
-#: Keycloak's checks of a client for each grant: (allowed?, error text).
-GRANT_RULES: dict[str, list[tuple[Callable[[Client], bool], str]]] = {
-    "password": [(lambda c: c.flag("directAccessGrantsEnabled"),
-                  "Client not allowed for direct access grants")],
-    "client_credentials": [
-        (lambda c: not c.public, "Public client not allowed to retrieve service account"),
-        (lambda c: c.flag("serviceAccountsEnabled"),
-         "Client not enabled to retrieve service account")],
-    "authorization_code": [(lambda c: c.flag("standardFlowEnabled", True),
-                            "Client not allowed to exchange code")],
-}
 
 
 class Client(ClientMixin):
@@ -113,9 +96,15 @@ class Client(ClientMixin):
         return self.flag("standardFlowEnabled", True) and response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        for allowed, text in GRANT_RULES.get(grant_type, []):  # with Keycloak's texts
-            if not allowed(self):
-                raise UnauthorizedClientError(text)
+        # Keycloak's checks of a client for each grant, with its texts.
+        if grant_type == "password" and not self.flag("directAccessGrantsEnabled"):
+            raise UnauthorizedClientError("Client not allowed for direct access grants")
+        if grant_type == "client_credentials" and self.public:
+            raise UnauthorizedClientError("Public client not allowed to retrieve service account")
+        if grant_type == "client_credentials" and not self.flag("serviceAccountsEnabled"):
+            raise UnauthorizedClientError("Client not enabled to retrieve service account")
+        if grant_type == "authorization_code" and not self.flag("standardFlowEnabled", True):
+            raise UnauthorizedClientError("Client not allowed to exchange code")
         return True
 
     def get_allowed_scope(self, scope: str | None) -> str:
@@ -136,7 +125,6 @@ class Realm:
                   "enabled": u.get("enabled") is True} for u in rep.get("users") or []]
         self.users: dict[str, Rep] = {u["id"]: u for u in users}
         self.organizations: list[Rep] = rep.get("organizations") or []
-        self._service_accounts: dict[str, Rep] = {}
 
     def setting(self, name: str, default: int) -> int:
         return int(self.rep.get(name) or default)
@@ -168,48 +156,34 @@ class Realm:
         return user, "not_set_up" if not_set_up else None
 
     def service_account_user(self, client: Client) -> Rep | None:
-        if not client.flag("serviceAccountsEnabled"):
-            return None
-        found = next((u for u in self.users.values()
-                      if u.get("serviceAccountClientId") == client.client_id), None)
-        # Keycloak creates the service-account user on import when the file has none.
-        return found or self._service_accounts.setdefault(client.client_id, {
-            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.name}/sa/{client.client_id}")),
-            "username": f"service-account-{client.client_id}", "enabled": True,
-            "serviceAccountClientId": client.client_id})
+        return next((u for u in self.users.values() if client.flag("serviceAccountsEnabled")
+                     and u.get("serviceAccountClientId") == client.client_id), None)
 
     def resolve_scopes(self, client: Client, scope_param: str | None) -> tuple[list[Rep], bool]:
         """The client's default scopes plus the requested optional ones, and whether `openid`
         was asked for; Keycloak's invalid_scope for a scope the client has neither way."""
         active = [self.client_scopes[n] for n in client.default_scopes if n in self.client_scopes]
         for item in (scope_param or "").split():
-            base, dynamic, _ = item.partition(":")
-            scope = self.client_scopes.get(base)
-            if item == "openid" or (scope in active and not dynamic):
+            scope = self.client_scopes.get(item)
+            if item == "openid" or scope in active:
                 continue
-            # Only the organization scope takes a value ("organization:<alias>", "…:*").
-            if scope is None or base not in client.default_scopes + client.optional_scopes or (
-                    dynamic and not _maps_organizations(scope)):
+            if scope is None or item not in client.default_scopes + client.optional_scopes:
                 raise InvalidScopeError(f"Invalid scopes: {scope_param}")
-            active += [] if scope in active else [scope]
+            active.append(scope)
         return active, "openid" in (scope_param or "").split()
 
 
-def realm_representation(
-    path: str | Path, *, demo_users: str | Path | None | bool = True,
-    env: Mapping[str, str] | None | bool = None,
-) -> dict[str, Any]:
-    """The realm file as JSON, with the demo users added: ``demo_users=True`` reads the file
-    ``IDP_DEMO_USERS_FILE`` names (default :data:`DEFAULT_DEMO_USERS_FILE`, ``none``: none);
-    a path names it; ``None``/``False``: none. Placeholders are resolved from ``env`` (default
-    os.environ); ``env=False`` leaves them as they are written. A user the realm already has
+def realm_representation(path: str | Path, *, demo_users: str | Path | None | bool = True,
+                         env: bool = True) -> dict[str, Any]:
+    """The realm file as JSON, with the demo users and their memberships added: ``demo_users=True``
+    reads the file ``IDP_DEMO_USERS_FILE`` names (default :data:`DEFAULT_DEMO_USERS_FILE`,
+    ``none``: none); a path names it; ``None``/``False``: none. Placeholders are resolved from
+    os.environ; ``env=False`` leaves them as they are written. A user the realm already has
     (same id or username) keeps the realm's definition."""
-    source = env if isinstance(env, Mapping) else os.environ
-
     def read(path: Path, what: str) -> Rep:
         try:
             text = path.read_text(encoding="utf-8")
-            rep = json.loads(text if env is False else replace_placeholders(text, source.get))
+            rep = json.loads(replace_placeholders(text, os.environ.get) if env else text)
         except OSError as exc:
             raise RealmFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
         except json.JSONDecodeError as exc:
@@ -219,14 +193,9 @@ def realm_representation(
             raise RealmFileError(f"{what} {path} has no 'realm' name")
         return rep
 
-    def new(items: list[Rep], known: list[Rep]) -> list[Rep]:
-        seen = {u.get("id") for u in known} | {str(u.get("username", "")).lower() for u in known}
-        return [u for u in items
-                if u.get("id") not in seen and str(u.get("username", "")).lower() not in seen]
-
     rep = read(Path(path), "realm file")
     if demo_users is True:
-        value = source.get("IDP_DEMO_USERS_FILE", "")
+        value = os.environ.get("IDP_DEMO_USERS_FILE", "")
         demo_users = None if value.strip().lower() == "none" else value or DEFAULT_DEMO_USERS_FILE
     if not demo_users:
         return rep
@@ -234,18 +203,19 @@ def realm_representation(
     if overlay["realm"] != rep["realm"]:
         raise RealmFileError(f"demo users file {demo_users} is for realm {overlay['realm']!r},"
                              f" not {rep['realm']!r}")
-    users = list(rep.get("users") or [])
+    users = rep.get("users") or []
+    known = {u.get("id") for u in users} | {str(u.get("username", "")).lower() for u in users}
+    users += [u for u in overlay.get("users") or []  # the realm's own definition wins
+              if u.get("id") not in known and str(u.get("username", "")).lower() not in known]
     members = {o["alias"]: o.get("members") or [] for o in overlay.get("organizations") or []}
-    return {**rep, "users": users + new(overlay.get("users") or [], users), "organizations": [
-        {**o, "members": (o.get("members") or []) + new(members.get(o.get("alias"), []),
-                                                        o.get("members") or [])}
-        for o in rep.get("organizations") or []]}
+    return {**rep, "users": users,
+            "organizations": [{**o, "members": (o.get("members") or []) + members.get(
+                o.get("alias"), [])} for o in rep.get("organizations") or []]}
 
 
-def load_realm(path: str | Path, *, env: Mapping[str, str] | None = None,
-               demo_users: str | Path | None | bool = True) -> Realm:
+def load_realm(path: str | Path, *, demo_users: str | Path | None | bool = True) -> Realm:
     """Read a realm file (see :func:`realm_representation`)."""
-    return Realm(realm_representation(path, demo_users=demo_users, env=env))
+    return Realm(realm_representation(path, demo_users=demo_users))
 
 
 # --- protocol mappers ---------------------------------------------------------------------------
@@ -257,14 +227,8 @@ class ClaimContext:
     client: Client
     user: Rep
     scopes: list[Rep]  # the active client scopes
-    requested_scope: str = ""
     notes: Mapping[str, Any] = field(default_factory=dict)  # the user session's notes
     audiences: list[str] = field(default_factory=list)
-
-
-def _maps_organizations(scope: Rep) -> bool:
-    return any(m.get("protocolMapper") == ORGANIZATION_MAPPER
-               for m in scope.get("protocolMappers") or [])
 
 
 def token_scope_string(scopes: list[Rep], openid: bool) -> str:
@@ -331,15 +295,9 @@ def _session_note(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimC
 
 
 def _realm_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    composites = {r["name"]: (r.get("composites") or {}).get("realm") or []
-                  for r in (ctx.realm.rep.get("roles") or {}).get("realm") or []}
-    roles = list(ctx.user.get("realmRoles") or [])
-    for role in roles:  # the user's roles, then the roles of its composite roles
-        roles += [r for r in composites.get(role, []) if r not in roles]
-    prefix = config.get("usermodel.realmRoleMapping.rolePrefix", "")
-    if roles := [prefix + r for r in roles]:
-        _set_claim(claims, config.get("claim.name") or "realm_access.roles",
-                   roles if config.get("multivalued", "true") == "true" else roles[0],
+    # The realm's roles are not composite: the user's roles are all there is to map.
+    if roles := list(ctx.user.get("realmRoles") or []):
+        _set_claim(claims, config.get("claim.name") or "realm_access.roles", roles,
                    ctx.client.client_id)
 
 
@@ -374,34 +332,19 @@ def _allowed_origins(claims: dict[str, Any], config: Mapping[str, str], ctx: Cla
 
 
 def _organization(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    """Keycloak 26's Organization Membership mapper: the plain scope maps the user's single
-    organisation (Keycloak would ask a user of several to pick one, which a token request cannot
-    do), `organization:<alias>` that one, `organization:*` all of them."""
-    names = {s["name"] for s in ctx.scopes if _maps_organizations(s)}
-    if not ctx.realm.organizations_enabled or ctx.user.get("serviceAccountClientId") or not names:
+    """Keycloak 26's Organization Membership mapper as the realm configures it (JSON, with id and
+    attributes) for the user's single organisation (Keycloak would ask a user of several to pick
+    one, which a token request cannot do)."""
+    if not ctx.realm.organizations_enabled or ctx.user.get("serviceAccountClientId"):
         return
     memberships = [o for o in ctx.realm.organizations if o.get("enabled", True) is not False and
                    any(str(m.get("username", "")).lower() == ctx.user["username"]
                        for m in o.get("members") or [])]
-    chosen = memberships if len(memberships) == 1 else []
-    for name, _, value in (item.partition(":") for item in ctx.requested_scope.split()):
-        if name in names and value:
-            chosen = [o for o in memberships if value in ("*", o["alias"])]
-            break
-    if not chosen:
-        return
-    multivalued = config.get("multivalued", "true") == "true"
-    add_id = multivalued and config.get("addOrganizationId") == "true"
-    add_attributes = multivalued and config.get("addOrganizationAttributes") == "true"
-    if not multivalued:
-        value: Any = chosen[0]["alias"]
-    elif add_id or add_attributes or config.get("jsonType.label") == "JSON":
-        value = {o["alias"]: {**({"id": o.get("id") or o["alias"]} if add_id else {}),
-                              **((o.get("attributes") or {}) if add_attributes else {})}
-                 for o in chosen}
-    else:
-        value = [o["alias"] for o in chosen]
-    _set_claim(claims, config.get("claim.name") or "organization", value, ctx.client.client_id)
+    if len(memberships) == 1:
+        value = {o["alias"]: {"id": o.get("id") or o["alias"], **(o.get("attributes") or {})}
+                 for o in memberships}
+        _set_claim(claims, config.get("claim.name") or "organization", value,
+                   ctx.client.client_id)
 
 
 _HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext], None]] = {
@@ -418,5 +361,5 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext],
     # Keycloak: acr "1" after a login with credentials, "0" when the SSO cookie signed one in.
     "oidc-acr-mapper": lambda claims, config, ctx: claims.update(
         acr=str(ctx.notes.get("ACR_LEVEL", "1"))),
-    ORGANIZATION_MAPPER: _organization,
+    "oidc-organization-membership-mapper": _organization,
 }
