@@ -9,21 +9,12 @@ the login page. For local runs and tests only: it binds to loopback, its session
 
 from pathlib import Path
 
-from .app import (
-    EXTENSION,
-    NotLoopback,
-    RunningServer,
-    build_server,
-    check_loopback,
-    create_app,
-    start_in_thread,
-)
+from .app import RunningServer, create_app, start_in_thread
 from .oauth import IdentityProvider
 from .realm import RealmFileError, load_realm, realm_representation
 
-__all__ = ["EXTENSION", "IdentityProvider", "NotLoopback", "RealmFileError", "RunningServer",
-           "build_server", "check_loopback", "create_app", "default_realm_file", "load_realm",
-           "realm_representation", "start_in_thread"]
+__all__ = ["IdentityProvider", "RealmFileError", "RunningServer", "create_app",
+           "default_realm_file", "load_realm", "realm_representation", "start_in_thread"]
 
 
 def default_realm_file() -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from joserfc.jwk import RSAKey
 
 from . import default_realm_file
-from .app import NotLoopback, build_server, check_loopback
+from .app import build_server, check_loopback
 from .realm import RealmFileError
 
 BANNER = """\
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         host = check_loopback(args.host)
-    except NotLoopback as exc:
+    except ValueError as exc:
         _say(f"error: refusing to listen on {args.host!r}: {exc}. This development identity"
              " provider binds only to loopback (127.0.0.0/8, ::1, localhost).")
         return 2

@@ -46,7 +46,6 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
     app.url_value_preprocessor(_check_realm)
     oidc = "/realms/<realm>/protocol/openid-connect"
     for path, view, methods in (
-        ("/", _root, ["GET"]),
         ("/health/ready", lambda: jsonify(status="UP"), ["GET"]),
         ("/realms/<realm>", _realm_info, ["GET"]),
         ("/realms/<realm>/.well-known/openid-configuration", _discovery, ["GET"]),
@@ -74,13 +73,6 @@ def _check_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
     if values is not None and "realm" in values:
         if values.pop("realm") != current().realm.name or not current().realm.enabled:
             raise KeycloakError(404, "Realm does not exist")  # as Keycloak answers
-
-
-def _root():
-    idp = current()
-    return jsonify(service="buendnis-idp", realm=idp.realm.name, issuer=idp.issuer,
-                   warning="Development identity provider. Not for production.",
-                   discovery=f"{idp.issuer}/.well-known/openid-configuration")
 
 
 def _realm_info():
@@ -142,12 +134,8 @@ def _userinfo():
 # --- serving ------------------------------------------------------------------------------------
 
 
-class NotLoopback(ValueError):
-    """The provider may only listen on a loopback address."""
-
-
 def check_loopback(host: str) -> str:
-    """Return the host if it is loopback (127.0.0.0/8, ::1, localhost), else raise NotLoopback."""
+    """Return the host if it is loopback (127.0.0.0/8, ::1, localhost), else raise ValueError."""
     if host.strip().lower() == "localhost":
         return "localhost"
     try:
@@ -155,7 +143,7 @@ def check_loopback(host: str) -> str:
     except ValueError:
         address = None
     if address is None or not address.is_loopback:
-        raise NotLoopback(f"{host!r} is not a loopback address")
+        raise ValueError(f"{host!r} is not a loopback address")
     return str(address)
 
 

@@ -25,7 +25,12 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request, grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedGrantTypeError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    UnsupportedGrantTypeError,
+)
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
@@ -55,10 +60,6 @@ class KeycloakError(OAuth2Error):
 
     def __init__(self, status: int, error: str, description: str | None = None):
         super().__init__(description, status_code=status, error=error)
-
-
-def _grant_error(description: str) -> KeycloakError:
-    return KeycloakError(400, "invalid_grant", description)
 
 
 class InvalidToken(Exception):
@@ -315,7 +316,7 @@ class _KeycloakGrant:
         """The user of the session a refresh token or a code belongs to."""
         user = self.server.realm.user_by_id(self.session.user_id)
         if user is None or not user["enabled"]:
-            raise _grant_error("User disabled")
+            raise InvalidGrantError("User disabled")
         return user
 
     def issue(self, user: Rep, scope: str | None, **kwargs: Any) -> dict[str, Any]:
@@ -331,7 +332,7 @@ class PasswordGrant(_KeycloakGrant, grants.ResourceOwnerPasswordCredentialsGrant
             log.info("password grant refused: invalid user credentials")
             raise KeycloakError(401, "invalid_grant", "Invalid user credentials")
         if problem is not None:
-            raise _grant_error("Account disabled" if problem == "disabled"
+            raise InvalidGrantError("Account disabled" if problem == "disabled"
                                else "Account is not fully set up")
         return user
 
@@ -345,7 +346,7 @@ class ClientCredentialsGrant(_KeycloakGrant, grants.ClientCredentialsGrant):
         client = self.request.client
         user = self.server.realm.service_account_user(client)
         if user is None or not user["enabled"]:
-            raise _grant_error("Account disabled")
+            raise InvalidGrantError("Account disabled")
         # No session, so no refresh token.
         return self.issue(user, scope, notes=service_account_notes(client))
 
@@ -364,8 +365,8 @@ class Stored(dict):
 
     def check_client(self, client: Client) -> bool:
         if self["azp"] != client.client_id:
-            raise _grant_error("Invalid refresh token. Token client and authorized client don't "
-                               "match")
+            raise InvalidGrantError("Invalid refresh token. Token client and authorized client "
+                                    "don't match")
         return True
 
 
@@ -376,12 +377,12 @@ class RefreshTokenGrant(_KeycloakGrant, grants.RefreshTokenGrant):
         try:
             claims = Stored(self.server.verify(refresh_token, REFRESH_TOKEN_TYPE))
         except InvalidToken as exc:
-            raise _grant_error(str(exc)) from None
+            raise InvalidGrantError(str(exc)) from None
         self.session = self.server.active_session(claims["sid"])
         if self.session is None:
-            raise _grant_error("Session not active")
+            raise InvalidGrantError("Session not active")
         if claims["azp"] not in self.session.clients:
-            raise _grant_error("Session doesn't have required client")
+            raise InvalidGrantError("Session doesn't have required client")
         return claims
 
     def revoke_old_credential(self, refresh_token: Stored) -> None:
@@ -424,14 +425,14 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
             del session.clients[data["client_id"]]
             log.warning("code of client %s used twice: tokens revoked", data["client_id"])
         if first and data["created"] + idp.realm.setting("accessCodeLifespan", 60) <= idp.now():
-            raise _grant_error("Code is expired")
+            raise InvalidGrantError("Code is expired")
         self.session = session if first else None
         if self.session is None:
-            raise _grant_error("Code not valid")
+            raise InvalidGrantError("Code not valid")
         if data["client_id"] != client.client_id:
-            raise _grant_error("Auth error")
+            raise InvalidGrantError("Auth error")
         if data["redirect_uri"] != self.request.payload.redirect_uri:
-            raise _grant_error("Incorrect redirect_uri")
+            raise InvalidGrantError("Incorrect redirect_uri")
         return data
 
     def delete_authorization_code(self, code: Stored) -> None:
@@ -452,23 +453,23 @@ class KeycloakPKCE(CodeChallenge):
         challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
         enforced = grant.request.client.attributes.get("pkce.code.challenge.method")
         if enforced and method is None:
-            raise KeycloakError(400, "invalid_request", "Missing parameter: code_challenge_method")
+            raise InvalidRequestError("Missing parameter: code_challenge_method")
         if enforced and method != enforced:
             raise KeycloakError(400, "invalid_request",
                                 "Invalid parameter: code challenge method is not configured one")
         if (enforced or method) and challenge is None:
-            raise KeycloakError(400, "invalid_request", "Missing parameter: code_challenge")
+            raise InvalidRequestError("Missing parameter: code_challenge")
         try:
             super().validate_code_challenge(grant, redirect_uri)
         except OAuth2Error as exc:
-            raise KeycloakError(400, "invalid_request", _PKCE_TEXTS.get(exc.description,
+            raise InvalidRequestError(_PKCE_TEXTS.get(exc.description,
                                                                         exc.description)) from None
 
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
         try:
             super().validate_code_verifier(grant, result)
         except OAuth2Error as exc:
-            raise _grant_error(_PKCE_TEXTS.get(exc.description, "PKCE verification failed")) \
+            raise InvalidGrantError(_PKCE_TEXTS.get(exc.description, "PKCE verification failed")) \
                 from None
 
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.errors import InvalidScopeError, UnauthorizedClientError
@@ -252,9 +251,8 @@ def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[
 
 
 def _set_claim(claims: dict[str, Any], name: str, value: Any, client_id: str) -> None:
-    """Keycloak's nested claim names: `realm_access.roles`; `\\.` is a literal dot."""
-    *parents, last = [p.replace("\\.", ".") for p in
-                      re.split(r"(?<!\\)\.", name.replace("${client_id}", client_id))]
+    """Keycloak's nested claim names: `realm_access.roles`."""
+    *parents, last = name.replace("${client_id}", client_id).split(".")
     for part in parents:
         if not isinstance(claims.get(part), dict):
             claims[part] = {}
@@ -323,12 +321,8 @@ def _audience_resolve(claims: dict[str, Any], config: Mapping[str, str],
 
 
 def _allowed_origins(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    origins: list[str] = []
-    for origin in ctx.client.rep.get("webOrigins") or []:  # "+": the redirect URIs' origins
-        parts = [urlsplit(u) for u in ctx.client.redirect_uris] if origin == "+" else []
-        origins += [f"{p.scheme}://{p.netloc}" for p in parts if p.netloc] if parts else [origin]
-    if origins:
-        claims["allowed-origins"] = list(dict.fromkeys(origins))
+    if origins := list(dict.fromkeys(ctx.client.rep.get("webOrigins") or [])):
+        claims["allowed-origins"] = origins
 
 
 def _organization(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
