@@ -166,10 +166,7 @@ class RunningServer(ThreadedWSGIServer):
         if self.thread is not None:
             self.thread.join(timeout=5)
 
-    def __enter__(self) -> RunningServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:  # socketserver's __enter__ returns the server
         self.stop()
 
 

@@ -350,11 +350,8 @@ def logout() -> Response | tuple[str, int]:
                 idp.realm.setting("accessCodeLifespanLogin", 1800))
         return _page("message.html", locale, "logout_title", session_code=code,
                      action=idp.endpoint("logout/logout-confirm"))
-    hinted = idp.active_session(claims.get("sid"))
-    for session in (hinted if hinted and hinted.user_id == claims.get("sub") else None,
-                    cookie_session):
-        if session is not None and idp.end_session(session.id):
-            log.info("browser logout: session of user %s ended", session.user_id)
+    for session_id in (claims.get("sid"), cookie_session.id if cookie_session else None):
+        idp.end_session(session_id)
     return _logged_out(locale, redirect_uri, state)
 
 
