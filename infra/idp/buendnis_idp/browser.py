@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import Response, redirect, render_template, request
 from joserfc import jwt
@@ -36,7 +37,6 @@ from .oauth import (
     REFRESH_TOKEN_TYPE,
     IdentityProvider,
     InvalidToken,
-    KeycloakError,
     Session,
     current,
 )
@@ -317,7 +317,7 @@ def logout() -> Response | tuple[str, int]:
         except InvalidToken:
             claims = {}
         if claims.get("azp") != client.client_id:
-            raise KeycloakError(400, "invalid_grant", "Invalid refresh token")
+            raise InvalidGrantError("Invalid refresh token")
         idp.end_session(claims["sid"])
         return "", 204
     params = request.form if request.method == "POST" else request.args

@@ -39,7 +39,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey, RSAKey
 
-from .realm import ACCESS, ID, ClaimContext, Client, Realm, Rep, apply_mappers, token_scope_string
+from .realm import ACCESS, ID, ClaimContext, Client, Realm, Rep, apply_mappers
 
 log = logging.getLogger(__name__)
 # Authlib logs tokens, usernames and clients at DEBUG: none of them may reach a log.
@@ -50,6 +50,7 @@ ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, REFRESH_TOKEN_TYPE = "Bearer", "ID", "Refresh"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 # Authlib's PKCE texts, as Keycloak words them.
 _PKCE_TEXTS = {"Missing 'code_verifier'": "PKCE code verifier not specified",
+               "Missing 'code_challenge'": "Missing parameter: code_challenge",
                "Invalid 'code_verifier'": "PKCE invalid code verifier",
                "Invalid 'code_challenge'": "Invalid parameter: code_challenge",
                "Unsupported 'code_challenge_method'": "Invalid parameter: code_challenge_method"}
@@ -228,7 +229,8 @@ class IdentityProvider(AuthorizationServer):
         if session is not None:
             exp = min(exp, session.started + self.realm.setting("ssoSessionMaxLifespan", 36000))
         sid = {"sid": session.id} if session else {}
-        scope = token_scope_string(scopes, openid)
+        scope = " ".join((["openid"] if openid else []) + sorted(s["name"] for s in scopes if (
+            s.get("attributes") or {}).get("include.in.token.scope", "true") == "true"))
         ctx = ClaimContext(self.realm, client, user, scopes,
                            {**(session.notes if session else {}), **(notes or {})})
 
@@ -445,28 +447,24 @@ class KeycloakPKCE(CodeChallenge):
     is enforced) and Keycloak's texts at both ends."""
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
-        data = grant.request.payload.data
-        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        method = grant.request.payload.data.get("code_challenge_method")
         enforced = grant.request.client.attributes.get("pkce.code.challenge.method")
         if enforced and method is None:
             raise InvalidRequestError("Missing parameter: code_challenge_method")
         if enforced and method != enforced:
-            raise KeycloakError(400, "invalid_request",
-                                "Invalid parameter: code challenge method is not configured one")
-        if (enforced or method) and challenge is None:
-            raise InvalidRequestError("Missing parameter: code_challenge")
+            raise InvalidRequestError(
+                "Invalid parameter: code challenge method is not configured one")
         try:
             super().validate_code_challenge(grant, redirect_uri)
         except OAuth2Error as exc:
-            raise InvalidRequestError(_PKCE_TEXTS.get(exc.description,
-                                                                        exc.description)) from None
+            raise InvalidRequestError(_PKCE_TEXTS.get(exc.description, exc.description)) from None
 
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
         try:
             super().validate_code_verifier(grant, result)
         except OAuth2Error as exc:
-            raise InvalidGrantError(_PKCE_TEXTS.get(exc.description, "PKCE verification failed")) \
-                from None
+            text = _PKCE_TEXTS.get(exc.description, "PKCE verification failed")
+            raise InvalidGrantError(text) from None
 
 
 class Introspection(IntrospectionEndpoint):

@@ -230,12 +230,6 @@ class ClaimContext:
     audiences: list[str] = field(default_factory=list)
 
 
-def token_scope_string(scopes: list[Rep], openid: bool) -> str:
-    names = sorted(s["name"] for s in scopes
-                   if (s.get("attributes") or {}).get("include.in.token.scope", "true") == "true")
-    return " ".join((["openid"] if openid else []) + names)
-
-
 def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[str, Any]:
     """Run every mapper of the client and its active scopes that is switched on for `kind`."""
     for mapper in [*(ctx.client.rep.get("protocolMappers") or []),
