@@ -70,9 +70,8 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
 
 
 def _check_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if values is not None and "realm" in values:
-        if values.pop("realm") != current().realm.name or not current().realm.enabled:
-            raise KeycloakError(404, "Realm does not exist")  # as Keycloak answers
+    if values and values.pop("realm", None) not in (None, current().realm.name):
+        raise KeycloakError(404, "Realm does not exist")  # as Keycloak answers
 
 
 def _realm_info():

@@ -1,11 +1,9 @@
 """The browser login of Keycloak 26: authorization endpoint, login form, SSO cookies, logout.
 
-Authlib's authorization-code grant validates each request (client, redirect URI, scope, PKCE);
-this module keeps what a browser sees: Keycloak's redirect-URI rules (RedirectUtils), the login
-form bound to the browser's `AUTH_SESSION_ID` cookie with a single-use `session_code`, the SSO
-cookies, RP-initiated logout with its confirmation page, and Keycloak's error texts. The pages are
-Jinja templates in `templates/` (autoescaped; no scripts, images or external assets) with their
-German and English texts in `messages.json`.
+Authlib's authorization-code grant validates each request; this module keeps what a browser sees:
+Keycloak's redirect-URI rules, the login form bound to the `AUTH_SESSION_ID` cookie with a
+single-use `session_code`, the SSO cookies, RP-initiated logout and Keycloak's error texts. The
+pages are the templates in `templates/`, their texts in `messages.json`.
 """
 
 from __future__ import annotations

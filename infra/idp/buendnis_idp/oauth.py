@@ -1,16 +1,13 @@
 """The OAuth 2.0 side: Authlib's authorization server with the realm's keys, sessions and tokens.
 
-Authlib does the protocol: it picks the grant for `grant_type`, authenticates the client (HTTP
-Basic, form, or none for public clients), checks the code's redirect URI, scope and PKCE,
-validates refresh tokens against their client and answers introspection. What is ours is what
+Authlib does the protocol (grants, client authentication, PKCE, introspection); ours is what
 Keycloak adds: its per-client rules and error texts, sessions (in memory), and the tokens Keycloak
-26 issues (access, ID, refresh), signed with joserfc, the JOSE library Authlib is built on.
+26 issues, signed with joserfc.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import secrets
 import threading
@@ -33,6 +30,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core.util import create_half_hash
 from flask import current_app
 from flask import request as flask_request
 from joserfc import jwt
@@ -123,10 +121,7 @@ class IdentityProvider(AuthorizationServer):
         self.signing_key.as_der(private=False)).decode("ascii"))
 
     def __getitem__(self, name: str) -> Any:  # item access works too
-        try:
-            return getattr(self, name)
-        except AttributeError:
-            raise KeyError(name) from None
+        return getattr(self, name)
 
     def now(self) -> int:
         return int(self.clock())
@@ -223,10 +218,9 @@ class IdentityProvider(AuthorizationServer):
         session's notes for this response (the acr of a browser login), `id_claims` (the nonce)
         go into the ID token only."""
         now, (scopes, openid) = self.now(), self.realm.resolve_scopes(client, requested)
-        if session is not None:
-            session.clients[client.client_id], session.last_refresh = requested, now
         exp = now + self.realm.setting("accessTokenLifespan", 300)
         if session is not None:
+            session.clients[client.client_id], session.last_refresh = requested, now
             exp = min(exp, session.started + self.realm.setting("ssoSessionMaxLifespan", 36000))
         sid = {"sid": session.id} if session else {}
         scope = " ".join((["openid"] if openid else []) + sorted(s["name"] for s in scopes if (
@@ -248,8 +242,7 @@ class IdentityProvider(AuthorizationServer):
         response: dict[str, Any] = {"access_token": self.sign(access), "expires_in": exp - now,
                                     "refresh_expires_in": 0, "token_type": ACCESS_TOKEN_TYPE}
         if openid:
-            digest = hashlib.sha256(response["access_token"].encode("ascii")).digest()
-            at_hash = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+            at_hash = create_half_hash(response["access_token"], "RS256").decode("ascii")
             ctx.audiences = [client.client_id]
             response["id_token"] = self.sign(audience(apply_mappers(ID, claims(
                 ID_TOKEN_TYPE, exp, sub=user["id"], **(id_claims or {}), **sid, at_hash=at_hash),
@@ -403,7 +396,7 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
         # Used codes are kept a while longer, so that a replay is recognised.
         idp.put(idp.codes, code, Stored(
             {k: data.get(k) for k in keys}, acr=acr, session_id=self.session.id,
-            client_id=client.client_id, created=idp.now(), used=False),
+            client_id=client.client_id, created=idp.now(), fresh=True),
             11 * idp.realm.setting("accessCodeLifespan", 60))
         params = [("state", data["state"])] if data.get("state") is not None else []
         return idp.to_client(client, redirect_uri, [*params, ("session_state", self.session.id)],
@@ -411,22 +404,20 @@ class AuthorizationCodeGrant(_KeycloakGrant, grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: Client) -> Stored:
         idp = self.server
-        data = idp.get(idp.codes, code)
-        with idp.lock:  # a code is used up by its first exchange, even a failed one
-            first = data is not None and not data["used"]
-            if data is not None:
-                data["used"] = True
-        session = idp.active_session(data["session_id"]) if data else None
-        if data and not first and session and data["client_id"] in session.clients:
+        data = idp.get(idp.codes, code) or Stored()
+        # A code is used up by its first exchange, even a failed one (dict.pop is atomic).
+        first = data.pop("fresh", False)
+        session = idp.active_session(data.get("session_id"))
+        if not first and session and data["client_id"] in session.clients:
             # Keycloak: a code used twice detaches the client from the session, which revokes
             # the tokens issued for the first use.
             del session.clients[data["client_id"]]
             log.warning("code of client %s used twice: tokens revoked", data["client_id"])
         if first and data["created"] + idp.realm.setting("accessCodeLifespan", 60) <= idp.now():
             raise InvalidGrantError("Code is expired")
-        self.session = session if first else None
-        if self.session is None:
+        if not first or session is None:
             raise InvalidGrantError("Code not valid")
+        self.session = session
         if data["client_id"] != client.client_id:
             raise InvalidGrantError("Auth error")
         if data["redirect_uri"] != self.request.payload.redirect_uri:

@@ -1,10 +1,8 @@
 """The realm file, read the way `kc.sh --import-realm` reads it, and its protocol mappers.
 
 The realm file stays the source of truth: users, organisations and client scopes are kept as the
-file's own JSON (Keycloak's names: `firstName`, `realmRoles`, `protocolMappers`), `Client` is
-Authlib's client model over a client's JSON, and the realm's mappers turn a user, a client and its
-scopes into the claims Keycloak 26 would issue for the same file. `${VAR:default}` placeholders are
-replaced from the environment before parsing, as Keycloak does, so both read the same secrets.
+file's own JSON, `Client` is Authlib's client model over a client's JSON, and the realm's mappers
+make the claims Keycloak 26 would issue for the same file.
 """
 
 from __future__ import annotations
@@ -113,7 +111,6 @@ class Client(ClientMixin):
 class Realm:
     def __init__(self, rep: Rep) -> None:
         self.rep, self.name = rep, rep["realm"]
-        self.enabled = rep.get("enabled", True) is not False
         self.organizations_enabled = bool(rep.get("organizationsEnabled"))
         self.clients = {c["clientId"]: Client(c, rep) for c in rep.get("clients") or []}
         self.client_scopes: dict[str, Rep] = {
@@ -248,9 +245,7 @@ def _set_claim(claims: dict[str, Any], name: str, value: Any, client_id: str) ->
     """Keycloak's nested claim names: `realm_access.roles`."""
     *parents, last = name.replace("${client_id}", client_id).split(".")
     for part in parents:
-        if not isinstance(claims.get(part), dict):
-            claims[part] = {}
-        claims = claims[part]
+        claims = claims.setdefault(part, {})
     claims[last] = value
 
 
@@ -294,9 +289,8 @@ def _realm_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimCo
 
 
 def _client_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    only = config.get("usermodel.clientRoleMapping.clientId")
     for client_id, roles in (ctx.user.get("clientRoles") or {}).items():
-        if roles and only in (None, "", client_id):
+        if roles:
             _set_claim(claims, config.get("claim.name") or "resource_access.${client_id}.roles",
                        list(roles), client_id)
 
