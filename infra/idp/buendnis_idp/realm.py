@@ -56,16 +56,14 @@ def replace_placeholders(text: str, resolver: Callable[[str], str | None]) -> st
 class Client(ClientMixin):
     """A realm client as Authlib asks about it; `rep` is the client's JSON in the realm file."""
 
-    def __init__(self, rep: Rep, realm_rep: Rep) -> None:
+    def __init__(self, rep: Rep) -> None:
         self.rep, self.client_id, self.id = rep, rep["clientId"], rep.get("id") or rep["clientId"]
         self.public = bool(rep.get("publicClient"))
         self.attributes: dict[str, str] = rep.get("attributes") or {}
         self.redirect_uris: list[str] = rep.get("redirectUris") or []
-        # Keycloak gives a client the realm's default scopes when the file names none.
-        self.default_scopes: list[str] = rep.get(
-            "defaultClientScopes", realm_rep.get("defaultDefaultClientScopes") or [])
-        self.optional_scopes: list[str] = rep.get(
-            "optionalClientScopes", realm_rep.get("defaultOptionalClientScopes") or [])
+        # Every client in the realm file names its scopes (Keycloak would add the realm's).
+        self.default_scopes: list[str] = rep.get("defaultClientScopes") or []
+        self.optional_scopes: list[str] = rep.get("optionalClientScopes") or []
 
     def flag(self, name: str, default: bool = False) -> bool:
         return bool(self.rep.get(name, default))
@@ -112,7 +110,7 @@ class Realm:
     def __init__(self, rep: Rep) -> None:
         self.rep, self.name = rep, rep["realm"]
         self.organizations_enabled = bool(rep.get("organizationsEnabled"))
-        self.clients = {c["clientId"]: Client(c, rep) for c in rep.get("clients") or []}
+        self.clients = {c["clientId"]: Client(c) for c in rep.get("clients") or []}
         self.client_scopes: dict[str, Rep] = {
             s["name"]: s for s in rep.get("clientScopes") or []
             if s.get("protocol", "openid-connect") == "openid-connect"}
