@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         host = check_loopback(args.host)
     except ValueError as exc:
-        _say(f"error: refusing to listen on {args.host!r}: {exc} (127.0.0.0/8, ::1, localhost)")
+        _say(f"error: refusing to listen on {args.host!r} ({exc}): loopback only (127.0.0.0/8,"
+             " ::1, localhost)")
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

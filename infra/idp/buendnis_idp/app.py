@@ -135,13 +135,11 @@ def _userinfo():
 
 def check_loopback(host: str) -> str:
     """Return the host if it is loopback (127.0.0.0/8, ::1, localhost), else raise ValueError."""
-    if host.strip().lower() == "localhost":
-        return "localhost"
-    try:
-        address = ipaddress.ip_address(host.strip().strip("[]"))
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return host
+    address = ipaddress.ip_address(host)  # ValueError for a name
+    if not address.is_loopback:
         raise ValueError(f"{host!r} is not a loopback address")
     return str(address)
 
