@@ -11,8 +11,7 @@ from pathlib import Path
 from joserfc.jwk import RSAKey
 
 from . import default_realm_file
-from .app import NotLoopback, build_server, check_loopback
-from .realm import RealmFileError
+from .app import build_server, check_loopback
 
 BANNER = """\
 ************************************************************************
@@ -23,8 +22,8 @@ BANNER = """\
 OPTIONS = (  # option, environment variable, default, help
     ("--host", "IDP_HOST", "127.0.0.1", "loopback address to bind"),
     ("--port", "IDP_PORT", "8080", "port (0 picks a free port)"),
-    ("--realm-file", "IDP_REALM_FILE", None, "realm file (default infra/keycloak/"
-     "buendnis-realm.json); the demo users come from IDP_DEMO_USERS_FILE ('none': none)"),
+    ("--realm-file", "IDP_REALM_FILE", str(default_realm_file()), "realm file; the demo users"
+     " come from IDP_DEMO_USERS_FILE ('none': none)"),
     ("--issuer-base", "IDP_ISSUER_BASE", None, "public base URL (default http://<host>:<port>)"),
     ("--signing-key-file", "IDP_SIGNING_KEY_FILE", None,
      "PEM RSA private key, created if missing (default: a new key at every start)"),
@@ -56,35 +55,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     environment = (os.environ.get("BUENDNIS_ENV") or "development").strip().lower()
     if environment != "development":
-        _say(f"error: refusing to run with BUENDNIS_ENV={environment}: this identity provider is"
-             " for development only (demo users, demo passwords). Use Keycloak with"
-             " infra/keycloak/buendnis-realm.json (docker compose), or set"
-             " BUENDNIS_ENV=development for a local run.")
+        _say(f"error: refusing to run with BUENDNIS_ENV={environment}: development only (demo"
+             " users, demo passwords). Use Keycloak (docker compose) beyond a local run.")
         return 1
     try:
         host = check_loopback(args.host)
-    except NotLoopback as exc:
-        _say(f"error: refusing to listen on {args.host!r}: {exc}. This development identity"
-             " provider binds only to loopback (127.0.0.0/8, ::1, localhost).")
-        return 2
-    port = int(args.port) if str(args.port).isdigit() and int(args.port) <= 65535 else None
-    realm_file = Path(args.realm_file) if args.realm_file else default_realm_file()
-    if port is None or not realm_file.is_file():
-        _say(f"error: invalid port {args.port!r}" if port is None else
-             f"error: realm file {realm_file} not found (use --realm-file or IDP_REALM_FILE)")
+    except ValueError as exc:
+        _say(f"error: refusing to listen on {args.host!r} ({exc}): loopback only (127.0.0.0/8,"
+             " ::1, localhost)")
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(BANNER, file=sys.stderr)
     try:
-        running = build_server(realm_file, host=host, port=port, issuer_base=args.issuer_base,
+        running = build_server(args.realm_file, host=host, port=int(args.port),
+                               issuer_base=args.issuer_base,
                                signing_key_pem=_signing_key(args.signing_key_file))
-    except (OSError, ValueError, TypeError, RealmFileError) as exc:
+    except (OSError, ValueError, OverflowError, TypeError) as exc:  # RealmFileError too
         _say(f"cannot start: {exc}")
         return 1
-    _say(f"listening on {running.base_url} (realm file {realm_file})")
+    _say(f"listening on {running.base_url} (realm file {args.realm_file})")
     _say(f"issuer {running.idp.issuer}")
-    _say("DEVELOPMENT ONLY - do not expose, do not use in production.")
     try:
         running.serve_forever()
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """The Flask application and its server: Keycloak's URL layout and JSON for one realm.
 
 Token, introspection and the browser's code grant are Authlib's (oauth.py, browser.py); this
-module wires them to Keycloak's paths, answers discovery, keys, userinfo and logout, and serves
+module wires them to Keycloak's paths, answers discovery, keys and userinfo, and serves
 the app on loopback only, with a request log without query strings (so no secret reaches it).
 """
 
@@ -23,7 +23,6 @@ from . import browser
 from .oauth import (
     ACCESS_TOKEN_TYPE,
     EXTENSION,
-    REFRESH_TOKEN_TYPE,
     IdentityProvider,
     InvalidToken,
     KeycloakError,
@@ -47,7 +46,6 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
     app.url_value_preprocessor(_check_realm)
     oidc = "/realms/<realm>/protocol/openid-connect"
     for path, view, methods in (
-        ("/", _root, ["GET"]),
         ("/health/ready", lambda: jsonify(status="UP"), ["GET"]),
         ("/realms/<realm>", _realm_info, ["GET"]),
         ("/realms/<realm>/.well-known/openid-configuration", _discovery, ["GET"]),
@@ -56,7 +54,7 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
         (f"{oidc}/token/introspect", lambda: idp.create_endpoint_response("introspection"),
          ["POST"]),
         (f"{oidc}/userinfo", _userinfo, ["GET", "POST"]),
-        (f"{oidc}/logout", _logout, ["GET", "POST"]),
+        (f"{oidc}/logout", browser.logout, ["GET", "POST"]),
         (f"{oidc}/logout/logout-confirm", browser.logout_confirm, ["POST"]),
         (f"{oidc}/auth", browser.authorize, ["GET", "POST"]),
         ("/realms/<realm>/login-actions/authenticate", browser.login_action, ["GET", "POST"]),
@@ -72,16 +70,8 @@ def create_app(realm_file: str | Path, *, issuer_base: str,
 
 
 def _check_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if values is not None and "realm" in values:
-        if values.pop("realm") != current().realm.name or not current().realm.enabled:
-            raise KeycloakError(404, "Realm does not exist")  # as Keycloak answers
-
-
-def _root():
-    idp = current()
-    return jsonify(service="buendnis-idp", realm=idp.realm.name, issuer=idp.issuer,
-                   warning="Development identity provider. Not for production.",
-                   discovery=f"{idp.issuer}/.well-known/openid-configuration")
+    if values and values.pop("realm", None) not in (None, current().realm.name):
+        raise KeycloakError(404, "Realm does not exist")  # as Keycloak answers
 
 
 def _realm_info():
@@ -131,57 +121,26 @@ def _userinfo():
                                     "Token not provided", realm=idp.realm.name)
         refusal.error = "invalid_token" if token else "invalid_request"  # as Keycloak answers
         raise refusal
-    if session := idp.active_session(claims.get("sid")):
-        requested, notes = session.clients[client.client_id], session.notes
-    else:  # a service account's token: the scopes the token names
-        known = {"openid", *client.default_scopes, *client.optional_scopes}
-        requested = " ".join(s for s in claims.get("scope", "").split() if s in known)
-        notes = service_account_notes(client)
+    session = idp.active_session(claims.get("sid"))
+    # A service account's token has no session: the scopes are those the token names.
+    requested = session.clients[client.client_id] if session else claims.get("scope", "")
+    notes = session.notes if session else service_account_notes(client)
     scopes = idp.realm.resolve_scopes(client, requested)[0]
-    ctx = ClaimContext(idp.realm, client, user, scopes, requested, notes)
+    ctx = ClaimContext(idp.realm, client, user, scopes, notes)
     return jsonify(apply_mappers(USERINFO, {"sub": user["id"]}, ctx))
-
-
-def _logout():
-    """The browser's RP-initiated logout, or python-keycloak's logout with a refresh token."""
-    form = request.form
-    browser_params = ("id_token_hint", "post_logout_redirect_uri", "state", "ui_locales")
-    if request.method == "GET" or not ("refresh_token" in form or request.authorization) and (
-            "client_id" not in form or any(p in form for p in browser_params)):
-        return browser.logout()
-    idp = current()
-    client = idp.authenticate_client()
-    if not form.get("refresh_token"):
-        raise KeycloakError(400, "invalid_request", "No refresh token")
-    try:
-        claims = idp.verify(form["refresh_token"], REFRESH_TOKEN_TYPE)
-    except InvalidToken:
-        raise KeycloakError(400, "invalid_grant", "Invalid refresh token") from None
-    if claims.get("azp") != client.client_id:
-        raise KeycloakError(400, "invalid_grant", "Invalid refresh token")
-    # Keycloak answers 204 even when the session has already ended.
-    if idp.end_session(claims["sid"]) is not None:
-        log.info("logout for client %s: session ended", client.client_id)
-    return "", 204
 
 
 # --- serving ------------------------------------------------------------------------------------
 
 
-class NotLoopback(ValueError):
-    """The provider may only listen on a loopback address."""
-
-
 def check_loopback(host: str) -> str:
-    """Return the host if it is loopback (127.0.0.0/8, ::1, localhost), else raise NotLoopback."""
-    if host.strip().lower() == "localhost":
-        return "localhost"
-    try:
-        address = ipaddress.ip_address(host.strip().strip("[]"))
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
-        raise NotLoopback(f"{host!r} is not a loopback address")
+    """Return the host if it is loopback (127.0.0.0/8, ::1, localhost), else raise ValueError."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return host
+    address = ipaddress.ip_address(host)  # ValueError for a name
+    if not address.is_loopback:
+        raise ValueError(f"{host!r} is not a loopback address")
     return str(address)
 
 
@@ -204,10 +163,7 @@ class RunningServer(ThreadedWSGIServer):
         if self.thread is not None:
             self.thread.join(timeout=5)
 
-    def __enter__(self) -> RunningServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:  # socketserver's __enter__ returns the server
         self.stop()
 
 

@@ -1,11 +1,9 @@
 """The browser login of Keycloak 26: authorization endpoint, login form, SSO cookies, logout.
 
-Authlib's authorization-code grant validates each request (client, redirect URI, scope, PKCE);
-this module keeps what a browser sees: Keycloak's redirect-URI rules (RedirectUtils), the login
-form bound to the browser's `AUTH_SESSION_ID` cookie with a single-use `session_code`, the SSO
-cookies, RP-initiated logout with its confirmation page, and Keycloak's error texts. The pages are
-Jinja templates in `templates/` (autoescaped; no scripts, images or external assets) with their
-German and English texts in `messages.json`.
+Authlib's authorization-code grant validates each request; this module keeps what a browser sees:
+Keycloak's redirect-URI rules, the login form bound to the `AUTH_SESSION_ID` cookie with a
+single-use `session_code`, the SSO cookies, RP-initiated logout and Keycloak's error texts. The
+pages are the templates in `templates/`, their texts in `messages.json`.
 """
 
 from __future__ import annotations
@@ -26,12 +24,20 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import Response, redirect, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .oauth import ID_TOKEN_TYPE, IdentityProvider, InvalidToken, Session, current
+from .oauth import (
+    ID_TOKEN_TYPE,
+    REFRESH_TOKEN_TYPE,
+    IdentityProvider,
+    InvalidToken,
+    Session,
+    current,
+)
 from .realm import Client
 
 log = logging.getLogger(__name__)
@@ -156,11 +162,7 @@ def _cookie_session(idp: IdentityProvider) -> Session | None:
                             algorithms=["HS512"]).claims
     except (JoseError, ValueError, TypeError):
         return None
-    session = idp.active_session(claims.get("sid"))
-    if session is None or session.user_id != claims.get("sub") or not session.sso or \
-            claims.get("iss") != idp.issuer:
-        return None
-    return session
+    return idp.active_session(claims.get("sid"))  # the key is this process's: no other checks
 
 
 @dataclass
@@ -210,8 +212,6 @@ def authorize() -> Response:
                       "with given response_type. Implicit flow is disabled for the client.", True)
     if types != {"code"}:
         return refuse("unsupported_response_type")
-    if params.get("response_mode", "query") not in ("query", "fragment"):
-        return refuse("invalid_request", "Invalid parameter: response_mode")
     oauth_request = idp.create_oauth2_request(None)
     oauth_request.payload = BasicOAuth2Payload(params)  # kept: the grant outlives this request
     try:  # Authlib: client, redirect URI, response type, scope, PKCE
@@ -220,8 +220,6 @@ def authorize() -> Response:
         return refuse(error.error, error.description)
 
     prompt = (params.get("prompt") or "").split()
-    if "none" in prompt and len(prompt) > 1:
-        return refuse("invalid_request", "Invalid parameter: prompt")
     max_age = int(params["max_age"]) if params.get("max_age", "").isdigit() else None
     session = _cookie_session(idp)
     user = idp.realm.user_by_id(session.user_id) if session else None
@@ -291,7 +289,7 @@ def login_action() -> Response:
                       f"'{other['username'] if other else session.user_id}' in this session. "
                       "Please sign out first.")
     if session is None:
-        session = idp.start_session(user, sso=True)
+        session = idp.start_session(user)
     else:
         session.notes["AUTH_TIME"] = idp.now()
     idp.get(idp.transactions, tx.tab_id, pop=True)
@@ -306,9 +304,20 @@ def login_action() -> Response:
     return response
 
 
-def logout() -> Response:
-    """RP-initiated logout (GET or form POST) as Keycloak 26 answers it."""
+def logout() -> Response | tuple[str, int]:
+    """RP-initiated logout (GET or form POST) as Keycloak 26 answers it, or python-keycloak's
+    logout with a refresh token (204, also when the session has already ended)."""
     idp = current()
+    if request.method == "POST" and "refresh_token" in request.form:
+        client = idp.authenticate_client()
+        try:
+            claims = idp.verify(request.form["refresh_token"], REFRESH_TOKEN_TYPE)
+        except InvalidToken:
+            claims = {}
+        if claims.get("azp") != client.client_id:
+            raise InvalidGrantError("Invalid refresh token")
+        idp.end_session(claims["sid"])
+        return "", 204
     params = request.form if request.method == "POST" else request.args
     locale = _locale(params.get("ui_locales"))
     hint, client_id = params.get("id_token_hint"), params.get("client_id")
@@ -339,11 +348,8 @@ def logout() -> Response:
                 idp.realm.setting("accessCodeLifespanLogin", 1800))
         return _page("message.html", locale, "logout_title", session_code=code,
                      action=idp.endpoint("logout/logout-confirm"))
-    hinted = idp.active_session(claims.get("sid"))
-    for session in (hinted if hinted and hinted.user_id == claims.get("sub") else None,
-                    cookie_session):
-        if session is not None and idp.end_session(session.id):
-            log.info("browser logout: session of user %s ended", session.user_id)
+    for session_id in (claims.get("sid"), cookie_session.id if cookie_session else None):
+        idp.end_session(session_id)
     return _logged_out(locale, redirect_uri, state)
 
 

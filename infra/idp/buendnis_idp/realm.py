@@ -1,10 +1,8 @@
 """The realm file, read the way `kc.sh --import-realm` reads it, and its protocol mappers.
 
 The realm file stays the source of truth: users, organisations and client scopes are kept as the
-file's own JSON (Keycloak's names: `firstName`, `realmRoles`, `protocolMappers`), `Client` is
-Authlib's client model over a client's JSON, and the realm's mappers turn a user, a client and its
-scopes into the claims Keycloak 26 would issue for the same file. `${VAR:default}` placeholders are
-replaced from the environment before parsing, as Keycloak does, so both read the same secrets.
+file's own JSON, `Client` is Authlib's client model over a client's JSON, and the realm's mappers
+make the claims Keycloak 26 would issue for the same file.
 """
 
 from __future__ import annotations
@@ -14,12 +12,10 @@ import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.errors import InvalidScopeError, UnauthorizedClientError
@@ -31,7 +27,6 @@ _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 DEFAULT_DEMO_USERS_FILE = (
     Path(__file__).resolve().parents[2] / "keycloak" / "buendnis-realm-demo-users.json")
 ACCESS, ID, USERINFO = "access.token.claim", "id.token.claim", "userinfo.token.claim"
-ORGANIZATION_MAPPER = "oidc-organization-membership-mapper"
 
 
 class RealmFileError(ValueError):
@@ -40,12 +35,10 @@ class RealmFileError(ValueError):
 
 def replace_placeholders(text: str, resolver: Callable[[str], str | None]) -> str:
     """Keycloak's `StringPropertyReplacer`: `${p}` → p's value (unchanged if p is unknown),
-    `${p:v}` → v if p is unknown, `${p1,p2:v}` → p1, else p2, else v; `${/}` and `${:}` are the
-    separators; placeholders inside defaults or values are replaced too, innermost first."""
+    `${p:v}` → v if p is unknown, `${p1,p2:v}` → p1, else p2, else v; placeholders inside
+    defaults or values are replaced too, innermost first."""
     def resolve(match: re.Match[str]) -> str:
         key = match.group(1)
-        if key in ("/", ":"):
-            return os.sep if key == "/" else os.pathsep
         names, colon, default = key.partition(":") if key else ("", "", "")
         for name in [key, *names.split(",", 1)] if names else []:
             if name and (value := resolver(name)) is not None:
@@ -60,32 +53,17 @@ def replace_placeholders(text: str, resolver: Callable[[str], str | None]) -> st
     raise RealmFileError("placeholders in the realm file refer to each other in a loop")
 
 
-#: Keycloak's checks of a client for each grant: (allowed?, error text).
-GRANT_RULES: dict[str, list[tuple[Callable[[Client], bool], str]]] = {
-    "password": [(lambda c: c.flag("directAccessGrantsEnabled"),
-                  "Client not allowed for direct access grants")],
-    "client_credentials": [
-        (lambda c: not c.public, "Public client not allowed to retrieve service account"),
-        (lambda c: c.flag("serviceAccountsEnabled"),
-         "Client not enabled to retrieve service account")],
-    "authorization_code": [(lambda c: c.flag("standardFlowEnabled", True),
-                            "Client not allowed to exchange code")],
-}
-
-
 class Client(ClientMixin):
     """A realm client as Authlib asks about it; `rep` is the client's JSON in the realm file."""
 
-    def __init__(self, rep: Rep, realm_rep: Rep) -> None:
+    def __init__(self, rep: Rep) -> None:
         self.rep, self.client_id, self.id = rep, rep["clientId"], rep.get("id") or rep["clientId"]
         self.public = bool(rep.get("publicClient"))
         self.attributes: dict[str, str] = rep.get("attributes") or {}
         self.redirect_uris: list[str] = rep.get("redirectUris") or []
-        # Keycloak gives a client the realm's default scopes when the file names none.
-        self.default_scopes: list[str] = rep.get(
-            "defaultClientScopes", realm_rep.get("defaultDefaultClientScopes") or [])
-        self.optional_scopes: list[str] = rep.get(
-            "optionalClientScopes", realm_rep.get("defaultOptionalClientScopes") or [])
+        # Every client in the realm file names its scopes (Keycloak would add the realm's).
+        self.default_scopes: list[str] = rep.get("defaultClientScopes") or []
+        self.optional_scopes: list[str] = rep.get("optionalClientScopes") or []
 
     def flag(self, name: str, default: bool = False) -> bool:
         return bool(self.rep.get(name, default))
@@ -113,9 +91,15 @@ class Client(ClientMixin):
         return self.flag("standardFlowEnabled", True) and response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        for allowed, text in GRANT_RULES.get(grant_type, []):  # with Keycloak's texts
-            if not allowed(self):
-                raise UnauthorizedClientError(text)
+        # Keycloak's checks of a client for each grant, with its texts.
+        if grant_type == "password" and not self.flag("directAccessGrantsEnabled"):
+            raise UnauthorizedClientError("Client not allowed for direct access grants")
+        if grant_type == "client_credentials" and self.public:
+            raise UnauthorizedClientError("Public client not allowed to retrieve service account")
+        if grant_type == "client_credentials" and not self.flag("serviceAccountsEnabled"):
+            raise UnauthorizedClientError("Client not enabled to retrieve service account")
+        if grant_type == "authorization_code" and not self.flag("standardFlowEnabled", True):
+            raise UnauthorizedClientError("Client not allowed to exchange code")
         return True
 
     def get_allowed_scope(self, scope: str | None) -> str:
@@ -125,9 +109,8 @@ class Client(ClientMixin):
 class Realm:
     def __init__(self, rep: Rep) -> None:
         self.rep, self.name = rep, rep["realm"]
-        self.enabled = rep.get("enabled", True) is not False
         self.organizations_enabled = bool(rep.get("organizationsEnabled"))
-        self.clients = {c["clientId"]: Client(c, rep) for c in rep.get("clients") or []}
+        self.clients = {c["clientId"]: Client(c) for c in rep.get("clients") or []}
         self.client_scopes: dict[str, Rep] = {
             s["name"]: s for s in rep.get("clientScopes") or []
             if s.get("protocol", "openid-connect") == "openid-connect"}
@@ -136,7 +119,6 @@ class Realm:
                   "enabled": u.get("enabled") is True} for u in rep.get("users") or []]
         self.users: dict[str, Rep] = {u["id"]: u for u in users}
         self.organizations: list[Rep] = rep.get("organizations") or []
-        self._service_accounts: dict[str, Rep] = {}
 
     def setting(self, name: str, default: int) -> int:
         return int(self.rep.get(name) or default)
@@ -168,48 +150,34 @@ class Realm:
         return user, "not_set_up" if not_set_up else None
 
     def service_account_user(self, client: Client) -> Rep | None:
-        if not client.flag("serviceAccountsEnabled"):
-            return None
-        found = next((u for u in self.users.values()
-                      if u.get("serviceAccountClientId") == client.client_id), None)
-        # Keycloak creates the service-account user on import when the file has none.
-        return found or self._service_accounts.setdefault(client.client_id, {
-            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.name}/sa/{client.client_id}")),
-            "username": f"service-account-{client.client_id}", "enabled": True,
-            "serviceAccountClientId": client.client_id})
+        return next((u for u in self.users.values() if client.flag("serviceAccountsEnabled")
+                     and u.get("serviceAccountClientId") == client.client_id), None)
 
     def resolve_scopes(self, client: Client, scope_param: str | None) -> tuple[list[Rep], bool]:
         """The client's default scopes plus the requested optional ones, and whether `openid`
         was asked for; Keycloak's invalid_scope for a scope the client has neither way."""
         active = [self.client_scopes[n] for n in client.default_scopes if n in self.client_scopes]
         for item in (scope_param or "").split():
-            base, dynamic, _ = item.partition(":")
-            scope = self.client_scopes.get(base)
-            if item == "openid" or (scope in active and not dynamic):
+            scope = self.client_scopes.get(item)
+            if item == "openid" or scope in active:
                 continue
-            # Only the organization scope takes a value ("organization:<alias>", "…:*").
-            if scope is None or base not in client.default_scopes + client.optional_scopes or (
-                    dynamic and not _maps_organizations(scope)):
+            if scope is None or item not in client.default_scopes + client.optional_scopes:
                 raise InvalidScopeError(f"Invalid scopes: {scope_param}")
-            active += [] if scope in active else [scope]
+            active.append(scope)
         return active, "openid" in (scope_param or "").split()
 
 
-def realm_representation(
-    path: str | Path, *, demo_users: str | Path | None | bool = True,
-    env: Mapping[str, str] | None | bool = None,
-) -> dict[str, Any]:
-    """The realm file as JSON, with the demo users added: ``demo_users=True`` reads the file
-    ``IDP_DEMO_USERS_FILE`` names (default :data:`DEFAULT_DEMO_USERS_FILE`, ``none``: none);
-    a path names it; ``None``/``False``: none. Placeholders are resolved from ``env`` (default
-    os.environ); ``env=False`` leaves them as they are written. A user the realm already has
+def realm_representation(path: str | Path, *, demo_users: str | Path | None | bool = True,
+                         env: bool = True) -> dict[str, Any]:
+    """The realm file as JSON, with the demo users and their memberships added: ``demo_users=True``
+    reads the file ``IDP_DEMO_USERS_FILE`` names (default :data:`DEFAULT_DEMO_USERS_FILE`,
+    ``none``: none); a path names it; ``None``/``False``: none. Placeholders are resolved from
+    os.environ; ``env=False`` leaves them as they are written. A user the realm already has
     (same id or username) keeps the realm's definition."""
-    source = env if isinstance(env, Mapping) else os.environ
-
     def read(path: Path, what: str) -> Rep:
         try:
             text = path.read_text(encoding="utf-8")
-            rep = json.loads(text if env is False else replace_placeholders(text, source.get))
+            rep = json.loads(replace_placeholders(text, os.environ.get) if env else text)
         except OSError as exc:
             raise RealmFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
         except json.JSONDecodeError as exc:
@@ -219,14 +187,9 @@ def realm_representation(
             raise RealmFileError(f"{what} {path} has no 'realm' name")
         return rep
 
-    def new(items: list[Rep], known: list[Rep]) -> list[Rep]:
-        seen = {u.get("id") for u in known} | {str(u.get("username", "")).lower() for u in known}
-        return [u for u in items
-                if u.get("id") not in seen and str(u.get("username", "")).lower() not in seen]
-
     rep = read(Path(path), "realm file")
     if demo_users is True:
-        value = source.get("IDP_DEMO_USERS_FILE", "")
+        value = os.environ.get("IDP_DEMO_USERS_FILE", "")
         demo_users = None if value.strip().lower() == "none" else value or DEFAULT_DEMO_USERS_FILE
     if not demo_users:
         return rep
@@ -234,18 +197,19 @@ def realm_representation(
     if overlay["realm"] != rep["realm"]:
         raise RealmFileError(f"demo users file {demo_users} is for realm {overlay['realm']!r},"
                              f" not {rep['realm']!r}")
-    users = list(rep.get("users") or [])
+    users = rep.get("users") or []
+    known = {u.get("id") for u in users} | {str(u.get("username", "")).lower() for u in users}
+    users += [u for u in overlay.get("users") or []  # the realm's own definition wins
+              if u.get("id") not in known and str(u.get("username", "")).lower() not in known]
     members = {o["alias"]: o.get("members") or [] for o in overlay.get("organizations") or []}
-    return {**rep, "users": users + new(overlay.get("users") or [], users), "organizations": [
-        {**o, "members": (o.get("members") or []) + new(members.get(o.get("alias"), []),
-                                                        o.get("members") or [])}
-        for o in rep.get("organizations") or []]}
+    return {**rep, "users": users,
+            "organizations": [{**o, "members": (o.get("members") or []) + members.get(
+                o.get("alias"), [])} for o in rep.get("organizations") or []]}
 
 
-def load_realm(path: str | Path, *, env: Mapping[str, str] | None = None,
-               demo_users: str | Path | None | bool = True) -> Realm:
+def load_realm(path: str | Path, *, demo_users: str | Path | None | bool = True) -> Realm:
     """Read a realm file (see :func:`realm_representation`)."""
-    return Realm(realm_representation(path, demo_users=demo_users, env=env))
+    return Realm(realm_representation(path, demo_users=demo_users))
 
 
 # --- protocol mappers ---------------------------------------------------------------------------
@@ -257,20 +221,8 @@ class ClaimContext:
     client: Client
     user: Rep
     scopes: list[Rep]  # the active client scopes
-    requested_scope: str = ""
     notes: Mapping[str, Any] = field(default_factory=dict)  # the user session's notes
     audiences: list[str] = field(default_factory=list)
-
-
-def _maps_organizations(scope: Rep) -> bool:
-    return any(m.get("protocolMapper") == ORGANIZATION_MAPPER
-               for m in scope.get("protocolMappers") or [])
-
-
-def token_scope_string(scopes: list[Rep], openid: bool) -> str:
-    names = sorted(s["name"] for s in scopes
-                   if (s.get("attributes") or {}).get("include.in.token.scope", "true") == "true")
-    return " ".join((["openid"] if openid else []) + names)
 
 
 def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[str, Any]:
@@ -288,13 +240,10 @@ def apply_mappers(kind: str, claims: dict[str, Any], ctx: ClaimContext) -> dict[
 
 
 def _set_claim(claims: dict[str, Any], name: str, value: Any, client_id: str) -> None:
-    """Keycloak's nested claim names: `realm_access.roles`; `\\.` is a literal dot."""
-    *parents, last = [p.replace("\\.", ".") for p in
-                      re.split(r"(?<!\\)\.", name.replace("${client_id}", client_id))]
+    """Keycloak's nested claim names: `realm_access.roles`."""
+    *parents, last = name.replace("${client_id}", client_id).split(".")
     for part in parents:
-        if not isinstance(claims.get(part), dict):
-            claims[part] = {}
-        claims = claims[part]
+        claims = claims.setdefault(part, {})
     claims[last] = value
 
 
@@ -331,22 +280,15 @@ def _session_note(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimC
 
 
 def _realm_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    composites = {r["name"]: (r.get("composites") or {}).get("realm") or []
-                  for r in (ctx.realm.rep.get("roles") or {}).get("realm") or []}
-    roles = list(ctx.user.get("realmRoles") or [])
-    for role in roles:  # the user's roles, then the roles of its composite roles
-        roles += [r for r in composites.get(role, []) if r not in roles]
-    prefix = config.get("usermodel.realmRoleMapping.rolePrefix", "")
-    if roles := [prefix + r for r in roles]:
-        _set_claim(claims, config.get("claim.name") or "realm_access.roles",
-                   roles if config.get("multivalued", "true") == "true" else roles[0],
+    # The realm's roles are not composite: the user's roles are all there is to map.
+    if roles := list(ctx.user.get("realmRoles") or []):
+        _set_claim(claims, config.get("claim.name") or "realm_access.roles", roles,
                    ctx.client.client_id)
 
 
 def _client_roles(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    only = config.get("usermodel.clientRoleMapping.clientId")
     for client_id, roles in (ctx.user.get("clientRoles") or {}).items():
-        if roles and only in (None, "", client_id):
+        if roles:
             _set_claim(claims, config.get("claim.name") or "resource_access.${client_id}.roles",
                        list(roles), client_id)
 
@@ -365,43 +307,24 @@ def _audience_resolve(claims: dict[str, Any], config: Mapping[str, str],
 
 
 def _allowed_origins(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    origins: list[str] = []
-    for origin in ctx.client.rep.get("webOrigins") or []:  # "+": the redirect URIs' origins
-        parts = [urlsplit(u) for u in ctx.client.redirect_uris] if origin == "+" else []
-        origins += [f"{p.scheme}://{p.netloc}" for p in parts if p.netloc] if parts else [origin]
-    if origins:
-        claims["allowed-origins"] = list(dict.fromkeys(origins))
+    if origins := list(dict.fromkeys(ctx.client.rep.get("webOrigins") or [])):
+        claims["allowed-origins"] = origins
 
 
 def _organization(claims: dict[str, Any], config: Mapping[str, str], ctx: ClaimContext) -> None:
-    """Keycloak 26's Organization Membership mapper: the plain scope maps the user's single
-    organisation (Keycloak would ask a user of several to pick one, which a token request cannot
-    do), `organization:<alias>` that one, `organization:*` all of them."""
-    names = {s["name"] for s in ctx.scopes if _maps_organizations(s)}
-    if not ctx.realm.organizations_enabled or ctx.user.get("serviceAccountClientId") or not names:
+    """Keycloak 26's Organization Membership mapper as the realm configures it (JSON, with id and
+    attributes) for the user's single organisation (Keycloak would ask a user of several to pick
+    one, which a token request cannot do)."""
+    if not ctx.realm.organizations_enabled or ctx.user.get("serviceAccountClientId"):
         return
     memberships = [o for o in ctx.realm.organizations if o.get("enabled", True) is not False and
                    any(str(m.get("username", "")).lower() == ctx.user["username"]
                        for m in o.get("members") or [])]
-    chosen = memberships if len(memberships) == 1 else []
-    for name, _, value in (item.partition(":") for item in ctx.requested_scope.split()):
-        if name in names and value:
-            chosen = [o for o in memberships if value in ("*", o["alias"])]
-            break
-    if not chosen:
-        return
-    multivalued = config.get("multivalued", "true") == "true"
-    add_id = multivalued and config.get("addOrganizationId") == "true"
-    add_attributes = multivalued and config.get("addOrganizationAttributes") == "true"
-    if not multivalued:
-        value: Any = chosen[0]["alias"]
-    elif add_id or add_attributes or config.get("jsonType.label") == "JSON":
-        value = {o["alias"]: {**({"id": o.get("id") or o["alias"]} if add_id else {}),
-                              **((o.get("attributes") or {}) if add_attributes else {})}
-                 for o in chosen}
-    else:
-        value = [o["alias"] for o in chosen]
-    _set_claim(claims, config.get("claim.name") or "organization", value, ctx.client.client_id)
+    if len(memberships) == 1:
+        value = {o["alias"]: {"id": o.get("id") or o["alias"], **(o.get("attributes") or {})}
+                 for o in memberships}
+        _set_claim(claims, config.get("claim.name") or "organization", value,
+                   ctx.client.client_id)
 
 
 _HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext], None]] = {
@@ -418,5 +341,5 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], Mapping[str, str], ClaimContext],
     # Keycloak: acr "1" after a login with credentials, "0" when the SSO cookie signed one in.
     "oidc-acr-mapper": lambda claims, config, ctx: claims.update(
         acr=str(ctx.notes.get("ACR_LEVEL", "1"))),
-    ORGANIZATION_MAPPER: _organization,
+    "oidc-organization-membership-mapper": _organization,
 }
