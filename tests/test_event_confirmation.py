@@ -19,7 +19,6 @@ import base64
 import dataclasses
 import json
 import logging
-import subprocess
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
@@ -38,7 +37,6 @@ from buendnis_common.events import (
     Outbox,
 )
 from buendnis_common.signing import REFUSED_COUNTER, EventSigner, Keyring
-from buendnis_dev.redis import server_command
 from tests.support.platform import Platform, free_port, wait_for
 from tests.test_event_batches import (  # noqa: F401 - database_url: a fixture
     booking,
@@ -49,23 +47,6 @@ from tests.test_event_batches import (  # noqa: F401 - database_url: a fixture
 )
 
 CONFIRM = 120
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    port = free_port()
-    command = server_command(port, tmp_path_factory.mktemp("redis"))
-    command[command.index("--appendonly") + 1] = "no"
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        wait_for(redis.Redis.from_url(url, socket_timeout=1).ping, timeout=20,
-                 what="Redis answering")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture

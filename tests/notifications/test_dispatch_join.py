@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from dataclasses import replace
 from datetime import timedelta
 
@@ -17,31 +16,12 @@ import pytest
 import redis
 from sqlalchemy import update
 
-from buendnis_dev.redis import server_command
 from notifications.config import NotificationsConfig
 from notifications.reminder import handlers
 from notifications.reminder.models import Reminder
 from tests.notifications.conftest import Users, book, now
-from tests.support.platform import free_port, wait_for
 
 QUEUE = "notifications.dispatch"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    port = free_port()
-    command = server_command(port, tmp_path_factory.mktemp("redis"))
-    command[command.index("--appendonly") + 1] = "no"
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        wait_for(redis.Redis.from_url(url, socket_timeout=1).ping, timeout=20,
-                 what="Redis answering")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture
