@@ -22,7 +22,7 @@ from buendnis_common.auth import Principal
 from buendnis_common.web import create_flask_app
 from tests.gateway.test_access_matrix import BODIES, records  # noqa: F401 - the fixture
 from tests.intake.conftest import person
-from tests.support.platform import SERVICES
+from tests.support.platform import SERVICES, wait_for
 from tests.support.tokens import TokenForge
 from tests.test_gateway_identity import DEMO_USERS
 
@@ -359,8 +359,10 @@ def test_the_receivers_auditor_never_sees_the_senders_participant_id(platform, f
         "mode": "phone"}).json()
     assert receiver.get(f"/api/v1/appointments/{appointment['id']}").status_code == 200
     assert receiver.get("/api/v1/appointments").status_code == 200
-    assert receiver.get("/api/v1/reminders",
-                        params={"appointment_id": appointment["id"]}).status_code == 200
+    # The reminders exist once notifications has handled the booking's event.
+    wait_for(lambda: receiver.get("/api/v1/reminders", params={
+        "appointment_id": appointment["id"]}).status_code == 200, timeout=30,
+        what="the appointment's reminders readable by the receiver")
 
     auditor = forge.sign(forge.like("audit.jmd-leverkusen", organization=forge.claims_of(
         "cw.caritas-leverkusen")["organization"], preferred_username="audit.caritas-leverkusen"))
